@@ -1,0 +1,893 @@
+/* gatehouse — the operator's command-line tool.
+ *
+ *   gatehouse [--data DIR] COMMAND ...
+ *
+ * Exit status: 0 success, 1 runtime failure (including refused or invalid
+ * values), 2 usage error (unknown command or option, missing argument).
+ * Every failure prints exactly one line "gatehouse: <message>" on stderr;
+ * user-supplied text in that line has control characters replaced so it can
+ * never become two lines.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gatehouse/error.h"
+#include "gatehouse/keys.h"
+#include "gatehouse/password.h"
+#include "gatehouse/session.h"
+#include "gatehouse/store.h"
+#include "gatehouse/util.h"
+
+#define EXIT_USAGE 2
+
+#define GEN_PASSWORD_LEN   20
+#define ARGON2_PASSES_MAX  64
+#define ARGON2_MIB_MAX     4096
+#define CERT_DAYS          825    /* what browsers accept for a leaf */
+#define DEFAULT_TENANT     "demo"
+#define DEFAULT_TENANT_DISPLAY "Demo"
+#define DEFAULT_ADMIN_EMAIL "admin@example.com"
+#define DEFAULT_ADMIN_NAME "Administrator"
+#define DEFAULT_ADMIN_ROLES "gatehouse-admin,manager"
+#define DEFAULT_USER_ROLES "member"
+#define DEFAULT_CERT_CN    "localhost"
+
+static const char usage_text[] =
+"usage: gatehouse [--data DIR] COMMAND ...\n"
+"\n"
+"DIR defaults to $GATEHOUSE_DATA.\n"
+"\n"
+"commands:\n"
+"  init [--tenant NAME] [--admin-email E] [--admin-name N] [--password-stdin]\n"
+"       [--argon2-passes N] [--argon2-memory-mib N] [--cert-cn CN] [--if-needed]\n"
+"  tenant add NAME [--display D]\n"
+"  tenant list\n"
+"  user add --tenant T --email E [--name N] [--roles r1,r2] [--password-stdin]\n"
+"  user list [--tenant T]\n"
+"  user disable --email E [--tenant T]\n"
+"  user enable --email E [--tenant T]\n"
+"  user passwd --email E --password-stdin\n"
+"\n"
+"--password-stdin reads one line from standard input.\n"
+"exit status: 0 ok, 1 failure, 2 usage error\n";
+
+/* Print "gatehouse: <message>" as exactly one line on stderr and return code.
+ * Control characters (from user input echoed in the message) become '?'. */
+static int fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    size_t i;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (i = 0; msg[i] != '\0'; i++)
+        if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
+            msg[i] = '?';
+    fprintf(stderr, "gatehouse: %s\n", msg);
+    return code;
+}
+
+/* A usage error: one line, exit status 2. */
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return fail(EXIT_USAGE, "%s (see gatehouse --help)", msg);
+}
+
+/* Report a getopt failure for the option just scanned. */
+static int bad_option(int c, char **argv)
+{
+    const char *opt = argv[optind - 1];
+
+    if (c == ':')
+        return usage_error("option needs a value: %s", opt);
+    return usage_error("unknown option: %s", opt);
+}
+
+/* Parse a decimal integer in [min, max] with full strtol checks. */
+static int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    if (s == NULL || *s == '\0')
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Read one line from fd 0 into pw (cap bytes), without stdio so no copy of
+ * the secret stays in a FILE buffer and nothing after the line is consumed.
+ * Strips a trailing "\n" or "\r\n". Returns the length, -1 on read error,
+ * -2 when longer than GH_PASSWORD_MAX, -3 when empty. */
+static long read_password(char *pw, size_t cap)
+{
+    size_t n = 0;
+    char c;
+    ssize_t r;
+    int too_long = 0;
+
+    for (;;) {
+        r = read(STDIN_FILENO, &c, 1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0 || c == '\n')
+            break;
+        if (n + 1 >= cap || n >= GH_PASSWORD_MAX + 1)
+            too_long = 1;
+        else
+            pw[n++] = c;
+    }
+    c = 0;
+    if (n > 0 && pw[n - 1] == '\r')
+        n--;
+    pw[n] = '\0';
+    if (too_long || n > GH_PASSWORD_MAX)
+        return -2;
+    if (n == 0)
+        return -3;
+    return (long)n;
+}
+
+/* Read a password line and report problems as one CLI error line. */
+static int get_password_stdin(char *pw, size_t cap, long *len)
+{
+    long n = read_password(pw, cap);
+
+    if (n == -1)
+        return fail(1, "cannot read password from stdin: %s", strerror(errno));
+    if (n == -2)
+        return fail(1, "password longer than %d bytes", GH_PASSWORD_MAX);
+    if (n == -3)
+        return fail(1, "empty password on stdin");
+    *len = n;
+    return 0;
+}
+
+/* A random password of GEN_PASSWORD_LEN characters from an alphabet without
+ * look-alikes (0/O, 1/l/I). Rejection sampling keeps it uniform. */
+static void generate_password(char out[GEN_PASSWORD_LEN + 1])
+{
+    static const char alpha[] =
+        "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    const unsigned n = sizeof alpha - 1;
+    const unsigned limit = 256 / n * n;
+    uint8_t b[64];
+    size_t i = 0, j;
+
+    while (i < GEN_PASSWORD_LEN) {
+        gh_random(b, sizeof b);
+        for (j = 0; j < sizeof b && i < GEN_PASSWORD_LEN; j++)
+            if (b[j] < limit)
+                out[i++] = alpha[b[j] % n];
+    }
+    out[i] = '\0';
+    gh_wipe(b, sizeof b);
+}
+
+/* Open the store for a command; prints the error line itself. */
+static int open_store(const char *dir, gh_store_t **st)
+{
+    int rc = gh_store_open(st, dir, 0);
+
+    if (rc == 0)
+        return 0;
+    return fail(1, "cannot open data directory %s: %s", dir, gh_strerror(rc));
+}
+
+/* Hash a password with the store's parameters and store it for uid. */
+static int set_password(gh_store_t *st, const char *uid, const char *pw,
+                        size_t len)
+{
+    gh_pwhash_params_t p;
+    char hash[GH_HASH_MAX];
+    int rc;
+
+    rc = gh_pwhash_params_load(st, &p);
+    if (rc != 0)
+        return fail(1, "cannot read password hashing parameters: %s",
+                    gh_strerror(rc));
+    rc = gh_password_hash(&p, pw, len, hash);
+    if (rc != 0) {
+        rc = fail(1, "cannot hash password: %s", gh_strerror(rc));
+        goto out;
+    }
+    rc = gh_credential_set(st, uid, hash);
+    if (rc != 0)
+        rc = fail(1, "cannot store password: %s", gh_strerror(rc));
+out:
+    gh_wipe(hash, sizeof hash);
+    return rc;
+}
+
+/* Check a display name the way the store will: bounded, no control chars. */
+static int name_ok(const char *what, const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n > GH_NAME_MAX)
+        return fail(1, "%s longer than %d bytes", what, GH_NAME_MAX);
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return fail(1, "%s contains control characters", what);
+    return 0;
+}
+
+/* The certificate name rule of gh_selfsigned_create (a host name of
+ * [A-Za-z0-9.-] or an IP literal, at most 64 bytes), checked up front so a
+ * typo fails before init writes anything. */
+static int cert_name_ok(const char *cn)
+{
+    unsigned char tmp[16];
+    size_t i, n = strlen(cn);
+
+    if (n == 0 || n > 64)
+        return 0;
+    if (inet_pton(AF_INET, cn, tmp) == 1 || inet_pton(AF_INET6, cn, tmp) == 1)
+        return 1;
+    if (cn[0] == '-' || cn[0] == '.')
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = cn[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Role list syntax as the store enforces it: "" or comma-separated names of
+ * [a-z0-9._:-]. Checked here only to give a precise message. */
+static int roles_arg_ok(const char *r)
+{
+    size_t i, run = 0, n = strlen(r);
+
+    if (n == 0)
+        return 1;
+    for (i = 0; i <= n; i++) {
+        char c = r[i];
+        if (c == ',' || c == '\0') {
+            if (run == 0)
+                return 0;
+            run = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '.' || c == '_' || c == ':' || c == '-') {
+            run++;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Normalise an email argument, or print the standard error. */
+static int email_arg(const char *in, char out[GH_EMAIL_MAX + 1])
+{
+    if (gh_email_normalize(in, strlen(in), out) != 0)
+        return fail(1, "not a valid email address: %s", in);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* init                                                               */
+/* ------------------------------------------------------------------ */
+
+/* mkdir path (mode) unless it is already a directory. */
+static int ensure_dir(const char *path, mode_t mode, const char *what)
+{
+    struct stat sb;
+
+    if (mkdir(path, mode) == 0)
+        return 0;
+    if (errno == EEXIST && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return 0;
+    if (errno == EEXIST)
+        return fail(1, "cannot create %s %s: exists and is not a directory",
+                    what, path);
+    return fail(1, "cannot create %s %s: %s", what, path, strerror(errno));
+}
+
+static int path_join(char *out, size_t cap, const char *a, const char *b)
+{
+    int n = snprintf(out, cap, "%s/%s", a, b);
+
+    if (n < 0 || (size_t)n >= cap)
+        return fail(1, "path too long: %s/%s", a, b);
+    return 0;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat sb;
+
+    return lstat(path, &sb) == 0;
+}
+
+/* Remove a store environment this init run created, so that a failed init
+ * can simply be run again instead of finding a half-made store. */
+static void remove_store(const char *dir)
+{
+    char p[PATH_MAX];
+
+    if (snprintf(p, sizeof p, "%s/%s/data.mdb", dir, GH_STORE_FILE) < (int)sizeof p)
+        unlink(p);
+    if (snprintf(p, sizeof p, "%s/%s/lock.mdb", dir, GH_STORE_FILE) < (int)sizeof p)
+        unlink(p);
+    if (snprintf(p, sizeof p, "%s/%s", dir, GH_STORE_FILE) < (int)sizeof p)
+        rmdir(p);
+}
+
+/* Keep an existing master key (from an earlier, interrupted init) when it
+ * loads cleanly; otherwise create one. */
+static int init_master_key(const char *dir)
+{
+    char path[PATH_MAX];
+    uint8_t key[GH_MASTER_KEY_BYTES];
+    int rc;
+
+    if (path_join(path, sizeof path, dir, GH_MASTER_KEY_FILE) != 0)
+        return 1;
+    rc = gh_master_key_create(path);
+    if (rc == GH_EEXIST) {
+        rc = gh_master_key_load(path, key);
+        gh_wipe(key, sizeof key);
+        if (rc != 0)
+            return fail(1, "existing master key %s unusable: %s", path,
+                        gh_strerror(rc));
+        return 0;
+    }
+    if (rc != 0)
+        return fail(1, "cannot create master key %s: %s", path, gh_strerror(rc));
+    return 0;
+}
+
+/* Make DIR/tls/gateway.{key,crt} unless both are already there. */
+static int init_tls(const char *dir, const char *cn)
+{
+    char tls[PATH_MAX], key[PATH_MAX], crt[PATH_MAX];
+    int have_key, have_crt, rc;
+
+    if (path_join(tls, sizeof tls, dir, "tls") != 0 ||
+        path_join(key, sizeof key, tls, "gateway.key") != 0 ||
+        path_join(crt, sizeof crt, tls, "gateway.crt") != 0)
+        return 1;
+    if (ensure_dir(tls, 0700, "directory") != 0)
+        return 1;
+    have_key = file_exists(key);
+    have_crt = file_exists(crt);
+    if (have_key && have_crt)
+        return 0;
+    if (have_key || have_crt)
+        return fail(1, "%s exists without its pair; remove it and run init again",
+                    have_key ? key : crt);
+    rc = gh_selfsigned_create(key, crt, cn, CERT_DAYS);
+    if (rc == GH_EINVAL)
+        return fail(1, "not a valid certificate name: %s", cn);
+    if (rc != 0)
+        return fail(1, "cannot create TLS certificate: %s", gh_strerror(rc));
+    return 0;
+}
+
+static int cmd_init(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "tenant",            required_argument, NULL, 't' },
+        { "admin-email",       required_argument, NULL, 'e' },
+        { "admin-name",        required_argument, NULL, 'n' },
+        { "password-stdin",    no_argument,       NULL, 'p' },
+        { "argon2-passes",     required_argument, NULL, 'o' },
+        { "argon2-memory-mib", required_argument, NULL, 'm' },
+        { "cert-cn",           required_argument, NULL, 'c' },
+        { "if-needed",         no_argument,       NULL, 'i' },
+        { "help",              no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *tenant = DEFAULT_TENANT, *email_in = DEFAULT_ADMIN_EMAIL;
+    const char *name = DEFAULT_ADMIN_NAME, *cn = DEFAULT_CERT_CN;
+    int pw_stdin = 0, if_needed = 0, c, rc = 1, made_store = 0;
+    char email[GH_EMAIL_MAX + 1], pw[GH_PASSWORD_MAX + 2], hash[GH_HASH_MAX];
+    char uid[GH_ID_HEXLEN + 1], mdb[PATH_MAX];
+    long pwlen = 0, v;
+    gh_pwhash_params_t params;
+    gh_store_t *st = NULL;
+    gh_user_t u;
+
+    memset(pw, 0, sizeof pw);
+    memset(hash, 0, sizeof hash);
+    gh_pwhash_params_default(&params);
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': tenant = optarg; break;
+        case 'e': email_in = optarg; break;
+        case 'n': name = optarg; break;
+        case 'p': pw_stdin = 1; break;
+        case 'c': cn = optarg; break;
+        case 'i': if_needed = 1; break;
+        case 'o':
+            if (parse_long(optarg, GH_ARGON2_OPS_MIN, ARGON2_PASSES_MAX, &v) != 0)
+                return fail(EXIT_USAGE, "--argon2-passes must be %d..%d: %s",
+                            GH_ARGON2_OPS_MIN, ARGON2_PASSES_MAX, optarg);
+            params.opslimit = (unsigned long long)v;
+            break;
+        case 'm':
+            if (parse_long(optarg, 1, ARGON2_MIB_MAX, &v) != 0)
+                return fail(EXIT_USAGE, "--argon2-memory-mib must be 1..%d: %s",
+                            ARGON2_MIB_MAX, optarg);
+            params.memlimit = (size_t)v * 1024 * 1024;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            return bad_option(c, argv);
+        }
+    }
+    if (optind != argc)
+        return usage_error("unexpected argument: %s", argv[optind]);
+    /* Validate everything before touching the disk. */
+    if (!gh_tenant_name_valid(tenant))
+        return fail(1, "not a valid tenant name: %s", tenant);
+    if (email_arg(email_in, email) != 0 || name_ok("admin name", name) != 0)
+        return 1;
+
+    if (!cert_name_ok(cn))
+        return fail(1, "not a valid certificate name: %s", cn);
+
+    rc = gh_store_open(&st, dir, 0);
+    if (rc == 0) {
+        gh_store_close(st);
+        st = NULL;
+        fail(if_needed ? 0 : 1, "already initialised: %s", dir);
+        return if_needed ? 0 : 1;
+    }
+    if (rc != GH_ENOTINIT)
+        return fail(1, "cannot open data directory %s: %s", dir, gh_strerror(rc));
+
+    if (pw_stdin) {
+        if (get_password_stdin(pw, sizeof pw, &pwlen) != 0)
+            return 1;
+    } else {
+        generate_password(pw);
+        pwlen = GEN_PASSWORD_LEN;
+    }
+    /* The slow step first, so a bad parameter costs no half-made dir. */
+    rc = gh_password_hash(&params, pw, (size_t)pwlen, hash);
+    if (rc != 0) {
+        rc = fail(1, "cannot hash password: %s", gh_strerror(rc));
+        goto out;
+    }
+    rc = 1;
+    if (ensure_dir(dir, 0700, "data directory") != 0 ||
+        init_master_key(dir) != 0 || init_tls(dir, cn) != 0)
+        goto out;
+
+    if (snprintf(mdb, sizeof mdb, "%s/%s/data.mdb", dir, GH_STORE_FILE) >=
+        (int)sizeof mdb) {
+        fail(1, "path too long: %s", dir);
+        goto out;
+    }
+    made_store = !file_exists(mdb);
+    rc = gh_store_open(&st, dir, GH_STORE_CREATE);
+    if (rc != 0) {
+        rc = fail(1, "cannot create store in %s: %s", dir, gh_strerror(rc));
+        goto out;
+    }
+    rc = gh_pwhash_params_save(st, &params);
+    if (rc != 0) {
+        rc = fail(1, "cannot save password hashing parameters: %s",
+                  gh_strerror(rc));
+        goto out;
+    }
+    rc = gh_tenant_add(st, tenant, strcmp(tenant, DEFAULT_TENANT) == 0 ?
+                       DEFAULT_TENANT_DISPLAY : tenant);
+    if (rc != 0) {
+        rc = fail(1, "cannot add tenant %s: %s", tenant, gh_strerror(rc));
+        goto out;
+    }
+    memset(&u, 0, sizeof u);
+    snprintf(u.tenant, sizeof u.tenant, "%s", tenant);
+    snprintf(u.email, sizeof u.email, "%s", email);
+    snprintf(u.name, sizeof u.name, "%s", name);
+    snprintf(u.roles, sizeof u.roles, "%s", DEFAULT_ADMIN_ROLES);
+    rc = gh_user_add(st, &u, uid);
+    if (rc == 0)
+        rc = gh_credential_set(st, uid, hash);
+    if (rc != 0) {
+        rc = fail(1, "cannot add admin user %s: %s", email, gh_strerror(rc));
+        goto out;
+    }
+    printf("initialised %s: tenant %s, admin %s\n", dir, tenant, email);
+    if (!pw_stdin)
+        printf("admin password: %s\n", pw);
+    if (fflush(stdout) != 0) {
+        rc = fail(1, "cannot write to stdout: %s", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    gh_store_close(st);
+    if (rc != 0 && made_store)
+        remove_store(dir);
+    gh_wipe(pw, sizeof pw);
+    gh_wipe(hash, sizeof hash);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* tenant                                                             */
+/* ------------------------------------------------------------------ */
+
+static int print_tenant(const gh_tenant_t *t, void *arg)
+{
+    char when[32] = "-";
+    time_t tt = (time_t)t->created;
+    struct tm tm;
+
+    (void)arg;
+    if (gmtime_r(&tt, &tm) != NULL)
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%s\t%s\t%s\n", t->name, t->display, when);
+    return 0;
+}
+
+static int cmd_tenant(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "display", required_argument, NULL, 'd' },
+        { "help",    no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *sub, *display = NULL;
+    gh_store_t *st = NULL;
+    int c, rc;
+
+    if (argc < 2)
+        return usage_error("%s", "tenant needs a subcommand: add or list");
+    sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    argc--;
+    argv++;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': display = optarg; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default:  return bad_option(c, argv);
+        }
+    }
+    if (strcmp(sub, "add") == 0) {
+        if (argc - optind != 1)
+            return usage_error("%s", "usage: tenant add NAME [--display D]");
+        if (!gh_tenant_name_valid(argv[optind]))
+            return fail(1, "not a valid tenant name (a-z, 0-9, '-', up to %d): %s",
+                        GH_TENANT_MAX, argv[optind]);
+        if (display != NULL && name_ok("display name", display) != 0)
+            return 1;
+        if (open_store(dir, &st) != 0)
+            return 1;
+        rc = gh_tenant_add(st, argv[optind], display);
+        if (rc == GH_EEXIST)
+            rc = fail(1, "tenant already exists: %s", argv[optind]);
+        else if (rc != 0)
+            rc = fail(1, "cannot add tenant %s: %s", argv[optind], gh_strerror(rc));
+        else
+            printf("added tenant %s\n", argv[optind]);
+    } else if (strcmp(sub, "list") == 0) {
+        if (display != NULL)
+            return usage_error("%s", "--display is only for tenant add");
+        if (argc != optind)
+            return usage_error("unexpected argument: %s", argv[optind]);
+        if (open_store(dir, &st) != 0)
+            return 1;
+        printf("tenant\tdisplay\tcreated\n");
+        rc = gh_tenant_list(st, print_tenant, NULL);
+        if (rc != 0)
+            rc = fail(1, "cannot list tenants: %s", gh_strerror(rc));
+    } else {
+        return usage_error("unknown tenant command: %s", sub);
+    }
+    gh_store_close(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* user                                                               */
+/* ------------------------------------------------------------------ */
+
+static int print_user(const gh_user_t *u, void *arg)
+{
+    (void)arg;
+    printf("%s\t%s\t%s\t%s\t%s\n", u->email, u->tenant, u->id,
+           u->roles[0] != '\0' ? u->roles : "-",
+           u->disabled ? "disabled" : "enabled");
+    return 0;
+}
+
+/* Find the user named by --email (and, when given, in --tenant). */
+static int find_user(gh_store_t *st, const char *email, const char *tenant,
+                     gh_user_t *u)
+{
+    gh_tenant_t t;
+    int rc;
+
+    if (tenant != NULL) {
+        rc = gh_tenant_get(st, tenant, &t);
+        if (rc == GH_ENOTFOUND)
+            return fail(1, "unknown tenant: %s", tenant);
+        if (rc != 0)
+            return fail(1, "cannot read tenant %s: %s", tenant, gh_strerror(rc));
+    }
+    rc = gh_user_by_email(st, email, u);
+    if (rc == GH_ENOTFOUND || (rc == 0 && tenant != NULL &&
+                               strcmp(u->tenant, tenant) != 0)) {
+        if (tenant != NULL)
+            return fail(1, "no such user in tenant %s: %s", tenant, email);
+        return fail(1, "no such user: %s", email);
+    }
+    if (rc != 0)
+        return fail(1, "cannot read user %s: %s", email, gh_strerror(rc));
+    return 0;
+}
+
+static int cmd_user(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "tenant",         required_argument, NULL, 't' },
+        { "email",          required_argument, NULL, 'e' },
+        { "name",           required_argument, NULL, 'n' },
+        { "roles",          required_argument, NULL, 'r' },
+        { "password-stdin", no_argument,       NULL, 'p' },
+        { "help",           no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *sub, *tenant = NULL, *email_in = NULL, *name = NULL;
+    const char *roles = NULL;
+    char email[GH_EMAIL_MAX + 1], pw[GH_PASSWORD_MAX + 2];
+    char uid[GH_ID_HEXLEN + 1];
+    gh_store_t *st = NULL;
+    gh_user_t u;
+    long pwlen = 0;
+    int c, rc = 1, pw_stdin = 0;
+
+    memset(pw, 0, sizeof pw);
+    if (argc < 2)
+        return usage_error("%s",
+            "user needs a subcommand: add, list, disable, enable or passwd");
+    sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    argc--;
+    argv++;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': tenant = optarg; break;
+        case 'e': email_in = optarg; break;
+        case 'n': name = optarg; break;
+        case 'r': roles = optarg; break;
+        case 'p': pw_stdin = 1; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default:  return bad_option(c, argv);
+        }
+    }
+    if (argc != optind)
+        return usage_error("unexpected argument: %s", argv[optind]);
+
+    if (strcmp(sub, "list") == 0) {
+        if (email_in != NULL || name != NULL || roles != NULL || pw_stdin)
+            return usage_error("%s", "user list takes only --tenant");
+        if (open_store(dir, &st) != 0)
+            return 1;
+        if (tenant != NULL) {
+            gh_tenant_t t;
+            rc = gh_tenant_get(st, tenant, &t);
+            if (rc != 0) {
+                rc = rc == GH_ENOTFOUND ? fail(1, "unknown tenant: %s", tenant)
+                     : fail(1, "cannot read tenant %s: %s", tenant,
+                            gh_strerror(rc));
+                goto out;
+            }
+        }
+        printf("email\ttenant\tid\troles\tstatus\n");
+        rc = gh_user_list(st, tenant, print_user, NULL);
+        if (rc == GH_EBADTENANT)
+            rc = fail(1, "unknown tenant: %s", tenant);
+        else if (rc != 0)
+            rc = fail(1, "cannot list users: %s", gh_strerror(rc));
+        goto out;
+    }
+
+    if (strcmp(sub, "add") != 0 && strcmp(sub, "disable") != 0 &&
+        strcmp(sub, "enable") != 0 && strcmp(sub, "passwd") != 0)
+        return usage_error("unknown user command: %s", sub);
+    if (email_in == NULL)
+        return usage_error("user %s needs --email", sub);
+    if (strcmp(sub, "add") != 0 && (name != NULL || roles != NULL))
+        return usage_error("--name and --roles are only for user add");
+    if (strcmp(sub, "add") == 0 && tenant == NULL)
+        return usage_error("%s", "user add needs --tenant");
+    if (strcmp(sub, "passwd") == 0 && tenant != NULL)
+        return usage_error("%s", "user passwd takes no --tenant");
+    if (strcmp(sub, "passwd") == 0 && !pw_stdin)
+        return usage_error("%s", "user passwd needs --password-stdin");
+    if ((strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) && pw_stdin)
+        return usage_error("--password-stdin is not for user %s", sub);
+    if (email_arg(email_in, email) != 0)
+        return 1;
+
+    if (strcmp(sub, "add") == 0) {
+        memset(&u, 0, sizeof u);
+        if (name != NULL && name_ok("name", name) != 0)
+            return 1;
+        if (roles == NULL)
+            roles = DEFAULT_USER_ROLES;
+        if (strlen(roles) > GH_ROLES_MAX)
+            return fail(1, "roles longer than %d bytes", GH_ROLES_MAX);
+        if (!roles_arg_ok(roles))
+            return fail(1, "not a valid role list (comma-separated names of "
+                        "a-z 0-9 . _ : -): %s", roles);
+        snprintf(u.tenant, sizeof u.tenant, "%s", tenant);
+        snprintf(u.email, sizeof u.email, "%s", email);
+        snprintf(u.name, sizeof u.name, "%s", name != NULL ? name : "");
+        snprintf(u.roles, sizeof u.roles, "%s", roles);
+        if (strlen(tenant) > GH_TENANT_MAX || !gh_tenant_name_valid(tenant))
+            return fail(1, "unknown tenant: %s", tenant);
+        if (open_store(dir, &st) != 0)
+            return 1;
+        /* Read the password before writing anything: a bad line must not
+         * leave a password-less user behind. */
+        if (pw_stdin && get_password_stdin(pw, sizeof pw, &pwlen) != 0)
+            goto out;
+        rc = gh_user_add(st, &u, uid);
+        if (rc == GH_EBADTENANT)
+            rc = fail(1, "unknown tenant: %s", tenant);
+        else if (rc == GH_EEXIST)
+            rc = fail(1, "email already in use: %s", email);
+        else if (rc == GH_EINVAL)
+            rc = fail(1, "name is not valid UTF-8 text");
+        else if (rc != 0)
+            rc = fail(1, "cannot add user %s: %s", email, gh_strerror(rc));
+        if (rc != 0)
+            goto out;
+        if (pw_stdin) {
+            rc = set_password(st, uid, pw, (size_t)pwlen);
+            if (rc != 0)
+                goto out;
+        }
+        printf("added user %s (id %s) to tenant %s\n", email, uid, tenant);
+        if (!pw_stdin)
+            fprintf(stderr, "gatehouse: note: %s has no password and cannot log "
+                    "in yet (set one with: gatehouse user passwd --email %s "
+                    "--password-stdin)\n", email, email);
+        goto out;
+    }
+
+    if (open_store(dir, &st) != 0)
+        return 1;
+    if (find_user(st, email, tenant, &u) != 0)
+        goto out;
+    if (strcmp(sub, "passwd") == 0) {
+        if (get_password_stdin(pw, sizeof pw, &pwlen) != 0)
+            goto out;
+        rc = set_password(st, u.id, pw, (size_t)pwlen);
+        if (rc != 0)
+            goto out;
+        /* A reset usually follows a suspected compromise: end the user's
+         * existing sessions so the old password's holder is logged out. */
+        rc = gh_session_del_user(st, u.id);
+        if (rc < 0) {
+            rc = fail(1, "password changed but sessions not ended: %s",
+                      gh_strerror(rc));
+            goto out;
+        }
+        printf("password changed for %s (%d session%s ended)\n", email, rc,
+               rc == 1 ? "" : "s");
+        rc = 0;
+        goto out;
+    }
+    rc = gh_user_set_disabled(st, u.id, strcmp(sub, "disable") == 0);
+    if (rc != 0) {
+        rc = fail(1, "cannot %s user %s: %s", sub, email, gh_strerror(rc));
+        goto out;
+    }
+    printf("%s %s\n", strcmp(sub, "disable") == 0 ? "disabled" : "enabled",
+           email);
+out:
+    gh_store_close(st);
+    gh_wipe(pw, sizeof pw);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* main                                                               */
+/* ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    const char *dir = NULL;
+    int i = 1, rc;
+
+    opterr = 0;   /* we print our own one-line errors */
+    if (argc < 2) {
+        fputs(usage_text, stdout);
+        return EXIT_USAGE;
+    }
+    /* Global options come before the command. */
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--data") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("%s", "option needs a value: --data");
+            dir = argv[i + 1];
+            i += 2;
+        } else if (strncmp(argv[i], "--data=", 7) == 0) {
+            dir = argv[i] + 7;
+            i++;
+        } else if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        } else {
+            return usage_error("unknown option: %s", argv[i]);
+        }
+    }
+    if (i >= argc)
+        return usage_error("%s", "no command given");
+    if (strcmp(argv[i], "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(argv[i], "init") != 0 && strcmp(argv[i], "tenant") != 0 &&
+        strcmp(argv[i], "user") != 0)
+        return usage_error("unknown command: %s", argv[i]);
+    if (dir == NULL)
+        dir = getenv("GATEHOUSE_DATA");
+    if (dir == NULL || dir[0] == '\0')
+        return usage_error("%s",
+            "no data directory: use --data DIR or set GATEHOUSE_DATA");
+    if (strlen(dir) > PATH_MAX - 64)
+        return fail(1, "data directory path too long");
+
+    optind = 1;
+    if (strcmp(argv[i], "init") == 0)
+        rc = cmd_init(dir, argc - i, argv + i);
+    else if (strcmp(argv[i], "tenant") == 0)
+        rc = cmd_tenant(dir, argc - i, argv + i);
+    else
+        rc = cmd_user(dir, argc - i, argv + i);
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = fail(1, "cannot write to stdout: %s", strerror(errno));
+    return rc;
+}

@@ -1,0 +1,1388 @@
+/* gatehouse — the LMDB store (see include/gatehouse/store.h).
+ *
+ * One environment, DATADIR/gatehouse.mdb/, with named databases:
+ *
+ *   meta            key text          -> value text ("schema" = GH_STORE_SCHEMA)
+ *   tenants         tenant name       -> tenant record
+ *   users           user id (32 hex)  -> user record
+ *   users_by_email  normalised email  -> user id (32 hex, raw)
+ *   credentials     user id           -> credential record
+ *   sessions        SHA-256(token)    -> session record
+ *
+ * Records are compact JSON objects with short keys; each record type has one
+ * encode and one decode function below and nothing else touches the format.
+ * Decoding is strict: a missing field, a wrong type, an over-long or invalid
+ * value makes the record GH_ESTORE, never a truncation or an overflow.
+ *
+ * Every public function runs in its own transaction: reads in an MDB_RDONLY
+ * transaction that is aborted at the end (values copied out first), writes in
+ * one write transaction committed durably. MDB_* codes are translated to
+ * GH_E* here and never leave this file.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <lmdb.h>
+
+#include "gatehouse/error.h"
+#include "gatehouse/store.h"
+#include "gatehouse/util.h"
+
+#define GH_STORE_MAPSIZE    ((size_t)1 << 30)  /* 1 GiB of address space */
+#define GH_STORE_MAXDBS     32     /* room for the databases of later features */
+#define GH_STORE_MAXREADERS 1024   /* workers x thread-pool threads x CLI */
+#define GH_RECORD_MAX       8192   /* largest serialised record we will parse */
+#define GH_META_KEY_MAX     128
+#define GH_META_VALUE_MAX   1024
+#define GH_SCHEMA_KEY       "schema"
+
+struct gh_store {
+    MDB_env *env;
+    MDB_dbi  meta;
+    MDB_dbi  tenants;
+    MDB_dbi  users;
+    MDB_dbi  by_email;
+    MDB_dbi  creds;
+    MDB_dbi  sessions;
+    unsigned flags;
+};
+
+/* ------------------------------------------------------------------ */
+/* LMDB edge                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Translate an LMDB (or errno) code to GH_E*. Only this file calls LMDB. */
+static int mdb_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:     return 0;
+    case MDB_NOTFOUND:    return GH_ENOTFOUND;
+    case MDB_KEYEXIST:    return GH_EEXIST;
+    case MDB_MAP_FULL:    return GH_EFULL;
+    case MDB_DBS_FULL:    return GH_EFULL;
+    case MDB_READERS_FULL: return GH_EFULL;
+    case MDB_VERSION_MISMATCH: return GH_ESCHEMA;
+    case ENOMEM:          return GH_ENOMEM;
+    case EACCES:
+    case EPERM:
+    case EIO:
+    case ENOSPC:          return GH_EIO;
+    default:              return GH_ESTORE;
+    }
+}
+
+/* Begin a read (rdonly) or write transaction. */
+static int txn_begin(gh_store_t *st, int rdonly, MDB_txn **txn)
+{
+    int rc;
+
+    *txn = NULL;
+    if (!rdonly && (st->flags & GH_STORE_RDONLY))
+        return GH_EDENIED;
+    rc = mdb_txn_begin(st->env, NULL, rdonly ? MDB_RDONLY : 0, txn);
+    if (rc != 0) {
+        *txn = NULL;
+        return mdb_err(rc);
+    }
+    return 0;
+}
+
+/* Commit *txn; LMDB frees the transaction whether or not the commit
+ * succeeds, so *txn is cleared either way and the caller's `out:` abort is a
+ * no-op. */
+static int txn_commit(MDB_txn **txn)
+{
+    int rc = mdb_txn_commit(*txn);
+
+    *txn = NULL;
+    return mdb_err(rc);
+}
+
+static void txn_abort(MDB_txn **txn)
+{
+    if (*txn != NULL)
+        mdb_txn_abort(*txn);
+    *txn = NULL;
+}
+
+static MDB_val mval(const void *p, size_t n)
+{
+    MDB_val v;
+
+    v.mv_size = n;
+    v.mv_data = (void *)p;
+    return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* Field validation, shared by encode (callers' input) and decode     */
+/* (what came back from disk).                                        */
+/* ------------------------------------------------------------------ */
+
+/* 1 when s holds at most max bytes before its NUL (never reading past
+ * max + 1 bytes, the size of the struct array), is valid UTF-8 and has no
+ * control characters: names end up in headers, HTML and log lines. */
+static int text_ok(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strnlen(s, max + 1), i = 0;
+
+    if (n > max)
+        return 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        uint32_t cp, min;
+        size_t len, k;
+
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) {
+            len = 2; cp = c & 0x1f; min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3; cp = c & 0x0f; min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4; cp = c & 0x07; min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (len > n - i)
+            return 0;
+        for (k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+            (cp >= 0x80 && cp <= 0x9f))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* 1 when s is exactly GH_ID_HEXLEN lower-case hex characters. */
+static int id_ok(const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < GH_ID_HEXLEN; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return 0;
+    }
+    return s[GH_ID_HEXLEN] == '\0';
+}
+
+/* 1 when s is a tenant name that fits gh_tenant_t (bounded read). */
+static int tenant_ok(const char *s)
+{
+    return strnlen(s, GH_TENANT_MAX + 1) <= GH_TENANT_MAX &&
+           gh_tenant_name_valid(s);
+}
+
+/* 1 when s is already a normalised, valid email address. */
+static int email_ok(const char *s)
+{
+    char norm[GH_EMAIL_MAX + 1];
+    size_t n = strnlen(s, GH_EMAIL_MAX + 1);
+
+    if (n > GH_EMAIL_MAX || gh_email_normalize(s, n, norm) != 0)
+        return 0;
+    return strcmp(norm, s) == 0;
+}
+
+/* Role lists: "" or comma-separated names of [a-z0-9._:-], none empty. They
+ * are forwarded in X-Gatehouse-Roles, so nothing else may appear. */
+static int roles_ok(const char *s)
+{
+    size_t n = strnlen(s, GH_ROLES_MAX + 1), i, run = 0;
+
+    if (n > GH_ROLES_MAX)
+        return 0;
+    if (n == 0)
+        return 1;
+    for (i = 0; i <= n; i++) {
+        char c = s[i];
+        if (c == ',' || c == '\0') {
+            if (run == 0)
+                return 0;
+            run = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '.' || c == '_' || c == ':' || c == '-') {
+            run++;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Session methods: 1..GH_AMR_MAX of [a-z0-9+]. */
+static int amr_ok(const char *s)
+{
+    size_t n = strnlen(s, GH_AMR_MAX + 1), i;
+
+    if (n == 0 || n > GH_AMR_MAX)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Password hashes: 1..GH_HASH_MAX-1 printable ASCII without spaces (PHC). */
+static int hash_ok(const char *s)
+{
+    size_t n = strnlen(s, GH_HASH_MAX), i;
+
+    if (n == 0 || n >= GH_HASH_MAX)
+        return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Meta keys: 1..GH_META_KEY_MAX of printable ASCII without spaces. */
+static int meta_key_ok(const char *s)
+{
+    size_t n = strnlen(s, GH_META_KEY_MAX + 1), i;
+
+    if (n == 0 || n > GH_META_KEY_MAX)
+        return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Record serialisation: one encode/decode pair per record type.       */
+/* ------------------------------------------------------------------ */
+
+/* Serialise a built JSON object (consumed) into a malloc'd buffer. */
+static int json_finish(json_t *o, char **buf, size_t *len)
+{
+    if (o == NULL)
+        return GH_ENOMEM;
+    *buf = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (*buf == NULL)
+        return GH_ENOMEM;
+    *len = strlen(*buf);
+    if (*len > GH_RECORD_MAX) {
+        free(*buf);
+        *buf = NULL;
+        return GH_ETOOBIG;
+    }
+    return 0;
+}
+
+/* Parse a stored value into a JSON object; GH_ESTORE unless it is a bounded,
+ * well-formed object. */
+static int json_start(const MDB_val *v, json_t **o)
+{
+    *o = NULL;
+    if (v->mv_size == 0 || v->mv_size > GH_RECORD_MAX)
+        return GH_ESTORE;
+    *o = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, NULL);
+    if (*o == NULL)
+        return GH_ESTORE;
+    if (!json_is_object(*o)) {
+        json_decref(*o);
+        *o = NULL;
+        return GH_ESTORE;
+    }
+    return 0;
+}
+
+/* Copy string member k into dst (cap bytes including the NUL). */
+static int jget_str(json_t *o, const char *k, char *dst, size_t cap)
+{
+    json_t *v = json_object_get(o, k);
+    const char *s;
+    size_t n;
+
+    if (!json_is_string(v))
+        return GH_ESTORE;
+    s = json_string_value(v);
+    n = json_string_length(v);
+    if (n >= cap || memchr(s, '\0', n) != NULL)
+        return GH_ESTORE;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return 0;
+}
+
+static int jget_int(json_t *o, const char *k, int64_t *out)
+{
+    json_t *v = json_object_get(o, k);
+
+    if (!json_is_integer(v))
+        return GH_ESTORE;
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+/* tenant: {"n":name,"d":display,"c":created} */
+static int tenant_encode(const gh_tenant_t *t, char **buf, size_t *len)
+{
+    return json_finish(json_pack("{s:s,s:s,s:I}", "n", t->name,
+                                 "d", t->display, "c", (json_int_t)t->created),
+                       buf, len);
+}
+
+static int tenant_decode(const MDB_val *v, gh_tenant_t *t)
+{
+    json_t *o;
+    int rc = json_start(v, &o);
+
+    if (rc != 0)
+        return rc;
+    memset(t, 0, sizeof *t);
+    if (jget_str(o, "n", t->name, sizeof t->name) != 0 ||
+        jget_str(o, "d", t->display, sizeof t->display) != 0 ||
+        jget_int(o, "c", &t->created) != 0 ||
+        !tenant_ok(t->name) || !text_ok(t->display, GH_NAME_MAX))
+        rc = GH_ESTORE;
+    json_decref(o);
+    return rc;
+}
+
+/* user: {"i":id,"t":tenant,"e":email,"n":name,"r":roles,"x":disabled,
+ *        "c":created,"u":updated} */
+static int user_encode(const gh_user_t *u, char **buf, size_t *len)
+{
+    return json_finish(json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:I}",
+                                 "i", u->id, "t", u->tenant, "e", u->email,
+                                 "n", u->name, "r", u->roles,
+                                 "x", u->disabled ? 1 : 0,
+                                 "c", (json_int_t)u->created,
+                                 "u", (json_int_t)u->updated),
+                       buf, len);
+}
+
+static int user_decode(const MDB_val *v, gh_user_t *u)
+{
+    json_t *o, *x;
+    int rc = json_start(v, &o);
+
+    if (rc != 0)
+        return rc;
+    memset(u, 0, sizeof *u);
+    x = json_object_get(o, "x");
+    if (jget_str(o, "i", u->id, sizeof u->id) != 0 ||
+        jget_str(o, "t", u->tenant, sizeof u->tenant) != 0 ||
+        jget_str(o, "e", u->email, sizeof u->email) != 0 ||
+        jget_str(o, "n", u->name, sizeof u->name) != 0 ||
+        jget_str(o, "r", u->roles, sizeof u->roles) != 0 ||
+        jget_int(o, "c", &u->created) != 0 ||
+        jget_int(o, "u", &u->updated) != 0 || !json_is_boolean(x) ||
+        !id_ok(u->id) || !tenant_ok(u->tenant) || !email_ok(u->email) ||
+        !text_ok(u->name, GH_NAME_MAX) || !roles_ok(u->roles))
+        rc = GH_ESTORE;
+    else
+        u->disabled = json_is_true(x);
+    json_decref(o);
+    return rc;
+}
+
+/* credential: {"h":hash,"u":updated} — an object so password history can
+ * join it without a schema change. */
+static int cred_encode(const char *hash, int64_t updated, char **buf,
+                       size_t *len)
+{
+    return json_finish(json_pack("{s:s,s:I}", "h", hash, "u",
+                                 (json_int_t)updated), buf, len);
+}
+
+static int cred_decode(const MDB_val *v, char out[GH_HASH_MAX])
+{
+    json_t *o;
+    int rc = json_start(v, &o);
+
+    if (rc != 0)
+        return rc;
+    if (jget_str(o, "h", out, GH_HASH_MAX) != 0 || !hash_ok(out))
+        rc = GH_ESTORE;
+    json_decref(o);
+    if (rc != 0)
+        out[0] = '\0';
+    return rc;
+}
+
+/* session: {"u":uid,"t":tenant,"a":amr,"c":created,"s":last_seen} */
+static int session_encode(const gh_session_t *s, char **buf, size_t *len)
+{
+    return json_finish(json_pack("{s:s,s:s,s:s,s:I,s:I}", "u", s->uid,
+                                 "t", s->tenant, "a", s->amr,
+                                 "c", (json_int_t)s->created,
+                                 "s", (json_int_t)s->last_seen),
+                       buf, len);
+}
+
+static int session_decode(const MDB_val *v, gh_session_t *s)
+{
+    json_t *o;
+    int rc = json_start(v, &o);
+
+    if (rc != 0)
+        return rc;
+    memset(s, 0, sizeof *s);
+    if (jget_str(o, "u", s->uid, sizeof s->uid) != 0 ||
+        jget_str(o, "t", s->tenant, sizeof s->tenant) != 0 ||
+        jget_str(o, "a", s->amr, sizeof s->amr) != 0 ||
+        jget_int(o, "c", &s->created) != 0 ||
+        jget_int(o, "s", &s->last_seen) != 0 ||
+        !id_ok(s->uid) || !tenant_ok(s->tenant) || !amr_ok(s->amr))
+        rc = GH_ESTORE;
+    json_decref(o);
+    return rc;
+}
+
+/* users_by_email value: the raw 32 hex characters of the user id. */
+static int index_decode(const MDB_val *v, char id[GH_ID_HEXLEN + 1])
+{
+    if (v->mv_size != GH_ID_HEXLEN)
+        return GH_ESTORE;
+    memcpy(id, v->mv_data, GH_ID_HEXLEN);
+    id[GH_ID_HEXLEN] = '\0';
+    return id_ok(id) ? 0 : GH_ESTORE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open / close                                                       */
+/* ------------------------------------------------------------------ */
+
+/* Read and check the schema record inside txn: GH_ENOTFOUND when absent,
+ * GH_ESCHEMA when present but not ours. */
+static int schema_check(MDB_txn *txn, MDB_dbi meta)
+{
+    MDB_val k = mval(GH_SCHEMA_KEY, strlen(GH_SCHEMA_KEY)), v;
+    char buf[16], *end;
+    long n;
+    int rc = mdb_get(txn, meta, &k, &v);
+
+    if (rc != 0)
+        return mdb_err(rc);
+    if (v.mv_size == 0 || v.mv_size >= sizeof buf)
+        return GH_ESCHEMA;
+    memcpy(buf, v.mv_data, v.mv_size);
+    buf[v.mv_size] = '\0';
+    errno = 0;
+    n = strtol(buf, &end, 10);
+    if (errno != 0 || end == buf || *end != '\0' || n != GH_STORE_SCHEMA)
+        return GH_ESCHEMA;
+    return 0;
+}
+
+/* Open (creating when asked) the named databases and check or write the
+ * schema, all in one transaction so a half-created store is never visible. */
+static int open_dbs(gh_store_t *st, int create)
+{
+    static const struct {
+        const char *name;
+        size_t      off;
+    } dbs[] = {
+        { "tenants",        offsetof(gh_store_t, tenants) },
+        { "users",          offsetof(gh_store_t, users) },
+        { "users_by_email", offsetof(gh_store_t, by_email) },
+        { "credentials",    offsetof(gh_store_t, creds) },
+        { "sessions",       offsetof(gh_store_t, sessions) },
+    };
+    unsigned dflags = create ? MDB_CREATE : 0;
+    MDB_txn *txn = NULL;
+    size_t i;
+    int rc, fresh = 0;
+
+    rc = txn_begin(st, !create, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_dbi_open(txn, "meta", dflags, &st->meta);
+    if (rc != 0) {
+        rc = rc == MDB_NOTFOUND ? GH_ENOTINIT : mdb_err(rc);
+        goto out;
+    }
+    rc = schema_check(txn, st->meta);
+    if (rc == GH_ENOTFOUND) {
+        if (!create) {
+            rc = GH_ENOTINIT;
+            goto out;
+        }
+        fresh = 1;
+    } else if (rc != 0) {
+        goto out;
+    }
+    for (i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        MDB_dbi *dbi = (MDB_dbi *)((char *)st + dbs[i].off);
+        rc = mdb_dbi_open(txn, dbs[i].name, dflags, dbi);
+        if (rc != 0) {
+            /* The schema says we should have it: the store is not ours. */
+            rc = rc == MDB_NOTFOUND ? GH_ESCHEMA : mdb_err(rc);
+            goto out;
+        }
+    }
+    if (fresh) {
+        char v[16];
+        int n = snprintf(v, sizeof v, "%d", GH_STORE_SCHEMA);
+        MDB_val k = mval(GH_SCHEMA_KEY, strlen(GH_SCHEMA_KEY));
+        MDB_val val = mval(v, (size_t)n);
+
+        rc = mdb_err(mdb_put(txn, st->meta, &k, &val, MDB_NOOVERWRITE));
+        if (rc != 0)
+            goto out;
+    }
+    /* Committing (even a read transaction) is what makes the DBI handles
+     * usable by later transactions. */
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Open the store under datadir (see store.h). The environment directory is
+ * created (0700) only with GH_STORE_CREATE; without it a missing directory or
+ * data file is GH_ENOTINIT, so a typo in --data never silently makes an empty
+ * store. */
+int gh_store_open(gh_store_t **out, const char *datadir, unsigned flags)
+{
+    char path[PATH_MAX], data[PATH_MAX];
+    struct stat sb;
+    gh_store_t *st = NULL;
+    unsigned eflags = MDB_NOTLS;
+    int rc, n, dead = 0;
+
+    if (out == NULL || datadir == NULL || datadir[0] == '\0')
+        return GH_EINVAL;
+    *out = NULL;
+    if ((flags & GH_STORE_CREATE) && (flags & GH_STORE_RDONLY))
+        return GH_EINVAL;
+    n = snprintf(path, sizeof path, "%s/%s", datadir, GH_STORE_FILE);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return GH_ETOOBIG;
+    n = snprintf(data, sizeof data, "%s/data.mdb", path);
+    if (n < 0 || (size_t)n >= sizeof data)
+        return GH_ETOOBIG;
+
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT && errno != ENOTDIR)
+            return GH_EIO;
+        if (!(flags & GH_STORE_CREATE))
+            return GH_ENOTINIT;
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return errno == ENOENT ? GH_ENOTINIT : GH_EIO;
+    } else if (!S_ISDIR(sb.st_mode)) {
+        return GH_ESTORE;
+    }
+    if (!(flags & GH_STORE_CREATE) && stat(data, &sb) != 0)
+        return errno == ENOENT ? GH_ENOTINIT : GH_EIO;
+
+    st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return GH_ENOMEM;
+    st->flags = flags;
+    if (flags & GH_STORE_RDONLY)
+        eflags |= MDB_RDONLY;
+
+    rc = mdb_env_create(&st->env);
+    if (rc != 0) {
+        st->env = NULL;
+        rc = mdb_err(rc);
+        goto out;
+    }
+    if ((rc = mdb_env_set_maxdbs(st->env, GH_STORE_MAXDBS)) != 0 ||
+        (rc = mdb_env_set_mapsize(st->env, GH_STORE_MAPSIZE)) != 0 ||
+        (rc = mdb_env_set_maxreaders(st->env, GH_STORE_MAXREADERS)) != 0 ||
+        (rc = mdb_env_open(st->env, path, eflags, 0600)) != 0) {
+        rc = rc == ENOENT ? GH_ENOTINIT : mdb_err(rc);
+        goto out;
+    }
+    /* Readers left behind by crashed processes pin old pages forever. */
+    rc = mdb_reader_check(st->env, &dead);
+    if (rc != 0) {
+        rc = mdb_err(rc);
+        goto out;
+    }
+    rc = open_dbs(st, (flags & GH_STORE_CREATE) != 0);
+    if (rc != 0)
+        goto out;
+    *out = st;
+    st = NULL;
+out:
+    gh_store_close(st);
+    return rc;
+}
+
+/* Close the environment; NULL is accepted. No transaction may be live. */
+void gh_store_close(gh_store_t *st)
+{
+    if (st == NULL)
+        return;
+    if (st->env != NULL)
+        mdb_env_close(st->env);
+    free(st);
+}
+
+/* Health check: a read transaction and the schema record. */
+int gh_store_check(gh_store_t *st)
+{
+    MDB_txn *txn = NULL;
+    int rc;
+
+    if (st == NULL)
+        return GH_EINVAL;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = schema_check(txn, st->meta);
+    if (rc == GH_ENOTFOUND)
+        rc = GH_ENOTINIT;
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* meta                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Copy the text value of key into out (cap bytes with NUL). */
+int gh_meta_get(gh_store_t *st, const char *key, char *out, size_t cap)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || key == NULL || out == NULL || !meta_key_ok(key))
+        return GH_EINVAL;
+    k = mval(key, strlen(key));
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_get(txn, st->meta, &k, &v));
+    if (rc != 0)
+        goto out;
+    if (v.mv_size > GH_META_VALUE_MAX || memchr(v.mv_data, '\0', v.mv_size)) {
+        rc = GH_ESTORE;
+        goto out;
+    }
+    if (cap < v.mv_size + 1) {
+        rc = GH_ETOOBIG;
+        goto out;
+    }
+    memcpy(out, v.mv_data, v.mv_size);
+    out[v.mv_size] = '\0';
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Set a text setting. The schema record is owned by the store and cannot be
+ * overwritten through here. */
+int gh_meta_set(gh_store_t *st, const char *key, const char *value)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || key == NULL || value == NULL || !meta_key_ok(key) ||
+        strcmp(key, GH_SCHEMA_KEY) == 0)
+        return GH_EINVAL;
+    if (strnlen(value, GH_META_VALUE_MAX + 1) > GH_META_VALUE_MAX)
+        return GH_ETOOBIG;
+    if (!text_ok(value, GH_META_VALUE_MAX))
+        return GH_EINVAL;
+    k = mval(key, strlen(key));
+    v = mval(value, strlen(value));
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_put(txn, st->meta, &k, &v, 0));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* tenants                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Add a tenant; display NULL means "same as name". */
+int gh_tenant_add(gh_store_t *st, const char *name, const char *display)
+{
+    gh_tenant_t t;
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || name == NULL || !tenant_ok(name))
+        return GH_EINVAL;
+    if (display == NULL)
+        display = name;
+    if (strnlen(display, GH_NAME_MAX + 1) > GH_NAME_MAX)
+        return GH_ETOOBIG;
+    if (!text_ok(display, GH_NAME_MAX))
+        return GH_EINVAL;
+    memset(&t, 0, sizeof t);
+    memcpy(t.name, name, strlen(name) + 1);
+    memcpy(t.display, display, strlen(display) + 1);
+    t.created = gh_now();
+    rc = tenant_encode(&t, &buf, &len);
+    if (rc != 0)
+        goto out;
+    k = mval(t.name, strlen(t.name));
+    v = mval(buf, len);
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_put(txn, st->tenants, &k, &v, MDB_NOOVERWRITE));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    free(buf);
+    return rc;
+}
+
+/* Fetch one tenant; a name that cannot exist is simply GH_ENOTFOUND. */
+int gh_tenant_get(gh_store_t *st, const char *name, gh_tenant_t *out)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || name == NULL || out == NULL)
+        return GH_EINVAL;
+    if (!tenant_ok(name))
+        return GH_ENOTFOUND;
+    k = mval(name, strlen(name));
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_get(txn, st->tenants, &k, &v));
+    if (rc != 0)
+        goto out;
+    rc = tenant_decode(&v, out);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Walk tenants in name order inside one read transaction; cb sees copies. */
+int gh_tenant_list(gh_store_t *st, int (*cb)(const gh_tenant_t *, void *),
+                   void *arg)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_FIRST;
+    gh_tenant_t t;
+    int rc, mrc;
+
+    if (st == NULL || cb == NULL)
+        return GH_EINVAL;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_cursor_open(txn, st->tenants, &cur));
+    if (rc != 0) {
+        cur = NULL;
+        goto out;
+    }
+    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        rc = tenant_decode(&v, &t);
+        if (rc != 0)
+            goto out;
+        rc = cb(&t, arg);
+        if (rc != 0)
+            goto out;
+    }
+    if (mrc != MDB_NOTFOUND)
+        rc = mdb_err(mrc);
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    txn_abort(&txn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* users                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Read user id within txn into out; the record must carry the same id. */
+static int user_get_txn(gh_store_t *st, MDB_txn *txn, const char *id,
+                        gh_user_t *out)
+{
+    MDB_val k = mval(id, GH_ID_HEXLEN), v;
+    int rc = mdb_err(mdb_get(txn, st->users, &k, &v));
+
+    if (rc != 0)
+        return rc;
+    rc = user_decode(&v, out);
+    if (rc == 0 && strcmp(out->id, id) != 0)
+        rc = GH_ESTORE;
+    return rc;
+}
+
+/* Look up the user id for a normalised email within txn. */
+static int email_index_get(gh_store_t *st, MDB_txn *txn, const char *email,
+                           char id[GH_ID_HEXLEN + 1])
+{
+    MDB_val k = mval(email, strlen(email)), v;
+    int rc = mdb_err(mdb_get(txn, st->by_email, &k, &v));
+
+    if (rc != 0)
+        return rc;
+    return index_decode(&v, id);
+}
+
+/* Delete every session of uid inside the write transaction txn; returns the
+ * count. Sessions whose record cannot be decoded are left alone: they cannot
+ * be resolved either, so they grant nothing. */
+static int sessions_del_uid(gh_store_t *st, MDB_txn *txn, const char *uid)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_FIRST;
+    gh_session_t s;
+    int rc, mrc, count = 0;
+
+    rc = mdb_err(mdb_cursor_open(txn, st->sessions, &cur));
+    if (rc != 0)
+        return rc;
+    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;   /* after mdb_cursor_del, NEXT yields the follower */
+        if (session_decode(&v, &s) != 0 || strcmp(s.uid, uid) != 0)
+            continue;
+        mrc = mdb_cursor_del(cur, 0);
+        if (mrc != 0)
+            break;
+        if (count < INT_MAX)
+            count++;
+    }
+    rc = mrc == MDB_NOTFOUND ? count : mdb_err(mrc);
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Add a user and its email index entry in one write transaction. */
+int gh_user_add(gh_store_t *st, const gh_user_t *in,
+                char id_out[GH_ID_HEXLEN + 1])
+{
+    gh_user_t u;
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || in == NULL)
+        return GH_EINVAL;
+    if (!tenant_ok(in->tenant))
+        return GH_EBADTENANT;
+    if (!email_ok(in->email))
+        return GH_EBADEMAIL;
+    if (!text_ok(in->name, GH_NAME_MAX) || !roles_ok(in->roles))
+        return GH_EINVAL;
+    memset(&u, 0, sizeof u);
+    gh_new_id(u.id);
+    memcpy(u.tenant, in->tenant, strlen(in->tenant) + 1);
+    memcpy(u.email, in->email, strlen(in->email) + 1);
+    memcpy(u.name, in->name, strlen(in->name) + 1);
+    memcpy(u.roles, in->roles, strlen(in->roles) + 1);
+    u.disabled = in->disabled ? 1 : 0;
+    u.created = u.updated = gh_now();
+    rc = user_encode(&u, &buf, &len);
+    if (rc != 0)
+        goto out;
+
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    k = mval(u.tenant, strlen(u.tenant));
+    rc = mdb_err(mdb_get(txn, st->tenants, &k, &v));
+    if (rc != 0) {
+        rc = rc == GH_ENOTFOUND ? GH_EBADTENANT : rc;
+        goto out;
+    }
+    k = mval(u.email, strlen(u.email));
+    v = mval(u.id, GH_ID_HEXLEN);
+    rc = mdb_err(mdb_put(txn, st->by_email, &k, &v, MDB_NOOVERWRITE));
+    if (rc != 0)
+        goto out;
+    k = mval(u.id, GH_ID_HEXLEN);
+    v = mval(buf, len);
+    rc = mdb_err(mdb_put(txn, st->users, &k, &v, MDB_NOOVERWRITE));
+    if (rc != 0) {
+        /* 128-bit id collision: never overwrite; the caller may retry. */
+        rc = rc == GH_EEXIST ? GH_ESTORE : rc;
+        goto out;
+    }
+    rc = txn_commit(&txn);
+    if (rc == 0 && id_out != NULL)
+        memcpy(id_out, u.id, GH_ID_HEXLEN + 1);
+out:
+    txn_abort(&txn);
+    free(buf);
+    return rc;
+}
+
+/* One user by id; malformed ids are GH_ENOTFOUND. */
+int gh_user_get(gh_store_t *st, const char *id, gh_user_t *out)
+{
+    MDB_txn *txn = NULL;
+    int rc;
+
+    if (st == NULL || id == NULL || out == NULL)
+        return GH_EINVAL;
+    if (strnlen(id, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(id))
+        return GH_ENOTFOUND;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = user_get_txn(st, txn, id, out);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* One user by email. The address is normalised first (so "Bob@X.org"
+ * finds bob@x.org); one that cannot be valid is GH_ENOTFOUND. */
+int gh_user_by_email(gh_store_t *st, const char *email, gh_user_t *out)
+{
+    char norm[GH_EMAIL_MAX + 1], id[GH_ID_HEXLEN + 1];
+    MDB_txn *txn = NULL;
+    int rc;
+
+    if (st == NULL || email == NULL || out == NULL)
+        return GH_EINVAL;
+    if (gh_email_normalize(email, strlen(email), norm) != 0)
+        return GH_ENOTFOUND;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = email_index_get(st, txn, norm, id);
+    if (rc != 0)
+        goto out;
+    rc = user_get_txn(st, txn, id, out);
+    if (rc == GH_ENOTFOUND)
+        rc = GH_ESTORE;   /* index points at nothing */
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Walk users in email order (via the index), optionally of one tenant
+ * (GH_EBADTENANT when it does not exist). cb runs inside the read
+ * transaction on a copy; a non-zero return stops the walk. */
+int gh_user_list(gh_store_t *st, const char *tenant,
+                 int (*cb)(const gh_user_t *, void *), void *arg)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_FIRST;
+    char id[GH_ID_HEXLEN + 1];
+    gh_user_t u;
+    int rc, mrc;
+
+    if (st == NULL || cb == NULL)
+        return GH_EINVAL;
+    if (tenant != NULL && !tenant_ok(tenant))
+        return GH_EBADTENANT;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    if (tenant != NULL) {
+        k = mval(tenant, strlen(tenant));
+        rc = mdb_err(mdb_get(txn, st->tenants, &k, &v));
+        if (rc != 0) {
+            rc = rc == GH_ENOTFOUND ? GH_EBADTENANT : rc;
+            goto out;
+        }
+    }
+    rc = mdb_err(mdb_cursor_open(txn, st->by_email, &cur));
+    if (rc != 0) {
+        cur = NULL;
+        goto out;
+    }
+    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        rc = index_decode(&v, id);
+        if (rc == 0)
+            rc = user_get_txn(st, txn, id, &u);
+        if (rc != 0) {
+            rc = rc == GH_ENOTFOUND ? GH_ESTORE : rc;
+            goto out;
+        }
+        if (tenant != NULL && strcmp(u.tenant, tenant) != 0)
+            continue;
+        rc = cb(&u, arg);
+        if (rc != 0)
+            goto out;
+    }
+    if (mrc != MDB_NOTFOUND)
+        rc = mdb_err(mrc);
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Disable or enable a user. Disabling also deletes all the user's sessions
+ * in the same transaction (and does so even when the user was already
+ * disabled, so a retry always leaves no session behind). */
+int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled)
+{
+    gh_user_t u;
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || id == NULL)
+        return GH_EINVAL;
+    if (strnlen(id, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(id))
+        return GH_ENOTFOUND;
+    disabled = disabled ? 1 : 0;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = user_get_txn(st, txn, id, &u);
+    if (rc != 0)
+        goto out;
+    if (u.disabled != disabled) {
+        u.disabled = disabled;
+        u.updated = gh_now();
+        rc = user_encode(&u, &buf, &len);
+        if (rc != 0)
+            goto out;
+        k = mval(u.id, GH_ID_HEXLEN);
+        v = mval(buf, len);
+        rc = mdb_err(mdb_put(txn, st->users, &k, &v, 0));
+        if (rc != 0)
+            goto out;
+    } else if (!disabled) {
+        goto out;   /* already enabled: nothing to write */
+    }
+    if (disabled) {
+        rc = sessions_del_uid(st, txn, id);
+        if (rc < 0)
+            goto out;
+    }
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    free(buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* credentials                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Store the password hash of an existing user (GH_ENOTFOUND otherwise). */
+int gh_credential_set(gh_store_t *st, const char *uid, const char *hash)
+{
+    gh_user_t u;
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || uid == NULL || hash == NULL)
+        return GH_EINVAL;
+    if (strnlen(uid, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(uid))
+        return GH_ENOTFOUND;
+    if (strnlen(hash, GH_HASH_MAX) >= GH_HASH_MAX)
+        return GH_ETOOBIG;
+    if (!hash_ok(hash))
+        return GH_EINVAL;
+    rc = cred_encode(hash, gh_now(), &buf, &len);
+    if (rc != 0)
+        goto out;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = user_get_txn(st, txn, uid, &u);
+    if (rc != 0)
+        goto out;
+    k = mval(uid, GH_ID_HEXLEN);
+    v = mval(buf, len);
+    rc = mdb_err(mdb_put(txn, st->creds, &k, &v, 0));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    if (buf != NULL) {
+        gh_wipe(buf, len);
+        free(buf);
+    }
+    return rc;
+}
+
+/* The user's password hash; GH_ENOTFOUND when none is set. */
+int gh_credential_get(gh_store_t *st, const char *uid, char out[GH_HASH_MAX])
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || uid == NULL || out == NULL)
+        return GH_EINVAL;
+    out[0] = '\0';
+    if (strnlen(uid, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(uid))
+        return GH_ENOTFOUND;
+    k = mval(uid, GH_ID_HEXLEN);
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_get(txn, st->creds, &k, &v));
+    if (rc != 0)
+        goto out;
+    rc = cred_decode(&v, out);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* User and hash by email in one read transaction (consistent snapshot for
+ * the login check). The email is normalised here as well. */
+int gh_login_lookup(gh_store_t *st, const char *email, gh_user_t *user,
+                    char hash_out[GH_HASH_MAX])
+{
+    char norm[GH_EMAIL_MAX + 1], id[GH_ID_HEXLEN + 1];
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || email == NULL || user == NULL || hash_out == NULL)
+        return GH_EINVAL;
+    hash_out[0] = '\0';
+    if (gh_email_normalize(email, strlen(email), norm) != 0)
+        return GH_ENOTFOUND;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = email_index_get(st, txn, norm, id);
+    if (rc != 0)
+        goto out;
+    rc = user_get_txn(st, txn, id, user);
+    if (rc != 0) {
+        rc = rc == GH_ENOTFOUND ? GH_ESTORE : rc;
+        goto out;
+    }
+    k = mval(id, GH_ID_HEXLEN);
+    rc = mdb_err(mdb_get(txn, st->creds, &k, &v));
+    if (rc == GH_ENOTFOUND) {
+        rc = 0;
+        goto out;
+    }
+    if (rc != 0)
+        goto out;
+    rc = cred_decode(&v, hash_out);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* sessions                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Validate a session before it is written. */
+static int session_in_ok(const gh_session_t *s)
+{
+    return strnlen(s->uid, GH_ID_HEXLEN + 1) == GH_ID_HEXLEN && id_ok(s->uid) &&
+           tenant_ok(s->tenant) && amr_ok(s->amr);
+}
+
+/* Write (create or replace) the session stored under key. */
+int gh_session_put(gh_store_t *st, const uint8_t key[32], const gh_session_t *s)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || key == NULL || s == NULL || !session_in_ok(s))
+        return GH_EINVAL;
+    rc = session_encode(s, &buf, &len);
+    if (rc != 0)
+        goto out;
+    k = mval(key, 32);
+    v = mval(buf, len);
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_put(txn, st->sessions, &k, &v, 0));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    free(buf);
+    return rc;
+}
+
+/* Read the session stored under key. */
+int gh_session_get(gh_store_t *st, const uint8_t key[32], gh_session_t *s)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || key == NULL || s == NULL)
+        return GH_EINVAL;
+    k = mval(key, 32);
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_get(txn, st->sessions, &k, &v));
+    if (rc != 0)
+        goto out;
+    rc = session_decode(&v, s);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Delete one session (logout); GH_ENOTFOUND when absent. */
+int gh_session_del(gh_store_t *st, const uint8_t key[32])
+{
+    MDB_txn *txn = NULL;
+    MDB_val k;
+    int rc;
+
+    if (st == NULL || key == NULL)
+        return GH_EINVAL;
+    k = mval(key, 32);
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_del(txn, st->sessions, &k, NULL));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Move last_seen forward to now. Nothing is written (no fsync) when it would
+ * not move; GH_ENOTFOUND when the session is gone (e.g. the user was just
+ * disabled: we must not resurrect it). */
+int gh_session_touch(gh_store_t *st, const uint8_t key[32], int64_t now)
+{
+    gh_session_t s;
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || key == NULL)
+        return GH_EINVAL;
+    k = mval(key, 32);
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_get(txn, st->sessions, &k, &v));
+    if (rc != 0)
+        goto out;
+    rc = session_decode(&v, &s);
+    if (rc != 0 || now <= s.last_seen)
+        goto out;
+    s.last_seen = now;
+    rc = session_encode(&s, &buf, &len);
+    if (rc != 0)
+        goto out;
+    v = mval(buf, len);
+    rc = mdb_err(mdb_put(txn, st->sessions, &k, &v, 0));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    free(buf);
+    return rc;
+}
+
+/* The access-path read: session and its user in one read transaction.
+ * A session whose user is gone is GH_ENOTFOUND (nothing to grant). */
+int gh_session_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
+                    gh_user_t *u)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || key == NULL || s == NULL || u == NULL)
+        return GH_EINVAL;
+    k = mval(key, 32);
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_get(txn, st->sessions, &k, &v));
+    if (rc != 0)
+        goto out;
+    rc = session_decode(&v, s);
+    if (rc != 0)
+        goto out;
+    rc = user_get_txn(st, txn, s->uid, u);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Delete every session of uid; returns how many went. */
+int gh_session_del_user(gh_store_t *st, const char *uid)
+{
+    MDB_txn *txn = NULL;
+    int rc, n;
+
+    if (st == NULL || uid == NULL)
+        return GH_EINVAL;
+    if (strnlen(uid, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(uid))
+        return 0;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    n = sessions_del_uid(st, txn, uid);
+    if (n < 0) {
+        rc = n;
+        goto out;
+    }
+    rc = n == 0 ? 0 : txn_commit(&txn);
+    if (rc == 0)
+        rc = n;
+out:
+    txn_abort(&txn);
+    return rc;
+}

@@ -1,0 +1,105 @@
+/* gatehouse — nginx glue: types shared by the module's two files.
+ *
+ * ngx_http_gatehouse_module.c  directives, phases, sessions, thread tasks
+ * ngx_http_gatehouse_pages.c   what we send: HTML pages, JSON, cookies,
+ *                              form parsing, the demo echo backend
+ *
+ * Everything that is not nginx plumbing lives in libgatehouse (core/,
+ * authn/, authz/); this directory only translates between the two.
+ */
+#ifndef NGX_HTTP_GATEHOUSE_H
+#define NGX_HTTP_GATEHOUSE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "gatehouse/store.h"
+#include "gatehouse/session.h"
+
+#define GH_PREFIX           "/.gatehouse/"
+#define GH_CSRF_COOKIE      "__Host-gatehouse-csrf"
+#define GH_FORM_MAX         16384     /* bytes of a login form body */
+#define GH_FIELD_MAX        2048      /* one decoded form field */
+#define GH_TOUCH_PENDING_MAX  64      /* last_seen writes queued per worker */
+
+typedef struct {
+    ngx_str_t            data;            /* gatehouse_data */
+    ngx_str_t            pool_name;       /* gatehouse_thread_pool */
+    ngx_thread_pool_t   *pool;
+    time_t               idle;            /* gatehouse_session_idle */
+    time_t               lifetime;        /* gatehouse_session_lifetime */
+    ngx_array_t         *allowed_hosts;   /* gatehouse_redirect_hosts */
+    const char         **hosts;           /* the same, NUL-terminated */
+    ngx_uint_t           nhosts;
+    ngx_array_t         *strip;           /* gatehouse_strip_header, lower-case */
+    ngx_flag_t           used;            /* some server turned us on */
+} ngx_http_gatehouse_main_conf_t;
+
+typedef struct {
+    ngx_flag_t           enable;          /* gatehouse on|off */
+    ngx_str_t            app;             /* gatehouse_app */
+    ngx_flag_t           hsts;            /* gatehouse_hsts */
+    ngx_flag_t           echo;            /* gatehouse_echo (demo backend) */
+} ngx_http_gatehouse_loc_conf_t;
+
+/* Per-request state, from the access phase on. */
+typedef struct {
+    unsigned             stripped:1;      /* identity headers removed */
+    unsigned             authenticated:1;
+    unsigned             store_failed:1;  /* could not decide: fail closed */
+    unsigned             csrf_new:1;      /* csrf cookie must be set */
+    u_char               request_id[33];
+    gh_user_t            user;
+    gh_session_t         session;
+    uint8_t              key[32];         /* store key of the session */
+    ngx_str_t            csrf;            /* this response's csrf token */
+    ngx_str_t            message;         /* login page notice */
+    ngx_str_t            username;        /* echoed back into the form */
+    ngx_str_t            rd;              /* validated return target */
+} ngx_http_gatehouse_ctx_t;
+
+extern ngx_module_t  ngx_http_gatehouse_module;
+
+/* ---- pages.c ---- */
+
+/* Send a complete response: status, content type, body (may be empty),
+ * optional Location and extra Set-Cookie values, with no-store caching and
+ * the security headers of a gatehouse page. Returns what a content handler
+ * returns. */
+ngx_int_t gh_send(ngx_http_request_t *r, ngx_uint_t status,
+    const char *ctype, ngx_str_t *body, ngx_str_t *location,
+    ngx_str_t *cookies, ngx_uint_t ncookies);
+
+/* A small JSON object {"error": code, "reason": reason}. */
+ngx_int_t gh_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *reason);
+
+/* The login page, with ctx->message, ctx->username, ctx->rd, ctx->csrf. */
+ngx_int_t gh_send_login_page(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx, ngx_uint_t status);
+
+/* The signed-in identity as JSON (whoami). */
+ngx_int_t gh_send_whoami(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    time_t idle, time_t lifetime);
+
+/* Demo backend: echoes method, path and received headers as JSON. */
+ngx_int_t gh_echo_handler(ngx_http_request_t *r);
+
+/* Value of the named cookie in the request, or NGX_DECLINED. */
+ngx_int_t gh_cookie(ngx_http_request_t *r, const char *name, ngx_str_t *value);
+
+/* "NAME=VALUE; Path=/; Secure; HttpOnly; SameSite=Lax[; Max-Age=0]". */
+ngx_int_t gh_cookie_header(ngx_pool_t *pool, const char *name,
+    ngx_str_t *value, ngx_uint_t expire, ngx_str_t *out);
+
+/* Find field in an application/x-www-form-urlencoded body and decode it
+ * (first occurrence wins). NGX_DECLINED when absent, NGX_ERROR when
+ * malformed or longer than max. */
+ngx_int_t gh_form_field(ngx_pool_t *pool, ngx_str_t *body, const char *name,
+    size_t max, ngx_str_t *out);
+
+/* Percent-encode everything but unreserved characters and '/'. */
+ngx_int_t gh_urlencode(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out);
+
+#endif

@@ -1,0 +1,1477 @@
+/* gatehouse — nginx glue: directives, phase handlers, sessions, thread tasks.
+ *
+ * A request's way through (ARCHITECTURE.md §3):
+ *   post-read  strip client-sent identity headers
+ *   access     address -> app -> session -> decision; on allow, the
+ *              $gatehouse_* variables carry the identity to proxy_set_header;
+ *              /.gatehouse/ endpoints go to our own content handler
+ *   content    login, logout, whoami, healthz under /.gatehouse/
+ *   header     HSTS on every response of a gatehouse server
+ *
+ * Work that blocks — Argon2id and durable LMDB writes — runs in nginx's
+ * thread pool; the event loop only reads the LMDB map.
+ */
+#include "ngx_http_gatehouse.h"
+
+#include <openssl/rand.h>
+
+#include "gatehouse/error.h"
+#include "gatehouse/login.h"
+#include "gatehouse/redirect.h"
+
+static ngx_int_t ngx_http_gatehouse_preconf(ngx_conf_t *cf);
+static ngx_int_t ngx_http_gatehouse_postconf(ngx_conf_t *cf);
+static void *ngx_http_gatehouse_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_gatehouse_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_gatehouse_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_gatehouse_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_gatehouse_init_process(ngx_cycle_t *cycle);
+static void ngx_http_gatehouse_exit_process(ngx_cycle_t *cycle);
+static char *ngx_http_gatehouse_echo(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_gatehouse_enable(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+static ngx_int_t ngx_http_gatehouse_post_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gatehouse_access(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gatehouse_endpoint(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gatehouse_refuse(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gatehouse_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gatehouse_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+/* Per-worker state: opened after fork (LMDB's rule), closed at exit. */
+static gh_store_t      *gh_store;
+static gh_login_ctx_t   gh_login;
+static ngx_uint_t       gh_login_ready;
+static ngx_uint_t       gh_touch_pending;
+
+
+static ngx_command_t  ngx_http_gatehouse_commands[] = {
+
+    { ngx_string("gatehouse"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_gatehouse_enable,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("gatehouse_app"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_loc_conf_t, app),
+      NULL },
+
+    { ngx_string("gatehouse_hsts"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_loc_conf_t, hsts),
+      NULL },
+
+    { ngx_string("gatehouse_echo"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_gatehouse_echo,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("gatehouse_data"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, data),
+      NULL },
+
+    { ngx_string("gatehouse_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, pool_name),
+      NULL },
+
+    { ngx_string("gatehouse_session_idle"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, idle),
+      NULL },
+
+    { ngx_string("gatehouse_session_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, lifetime),
+      NULL },
+
+    { ngx_string("gatehouse_redirect_hosts"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, allowed_hosts),
+      NULL },
+
+    { ngx_string("gatehouse_strip_header"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, strip),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_gatehouse_module_ctx = {
+    ngx_http_gatehouse_preconf,            /* preconfiguration */
+    ngx_http_gatehouse_postconf,           /* postconfiguration */
+    ngx_http_gatehouse_create_main_conf,   /* create main configuration */
+    ngx_http_gatehouse_init_main_conf,     /* init main configuration */
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+    ngx_http_gatehouse_create_loc_conf,    /* create location configuration */
+    ngx_http_gatehouse_merge_loc_conf      /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_gatehouse_module = {
+    NGX_MODULE_V1,
+    &ngx_http_gatehouse_module_ctx,        /* module context */
+    ngx_http_gatehouse_commands,           /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_gatehouse_init_process,       /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_gatehouse_exit_process,       /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* ---- variables: what proxy_set_header forwards ---- */
+
+enum {
+    GH_VAR_USER, GH_VAR_EMAIL, GH_VAR_NAME, GH_VAR_TENANT, GH_VAR_ROLES,
+    GH_VAR_AUTH, GH_VAR_REQUEST_ID, GH_VAR_APP
+};
+
+static ngx_http_variable_t  ngx_http_gatehouse_vars[] = {
+    { ngx_string("gatehouse_user"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_USER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("gatehouse_email"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_EMAIL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("gatehouse_name"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_NAME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("gatehouse_tenant"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_TENANT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("gatehouse_roles"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_ROLES, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("gatehouse_auth"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_AUTH, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("gatehouse_request_id"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_REQUEST_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("gatehouse_app"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_APP, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_null_variable
+};
+
+
+/* The request's context, created on first use with a fresh request id
+ * (16 bytes from OpenSSL's user-space DRBG: no system call per request). */
+static ngx_http_gatehouse_ctx_t *
+gh_ctx(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_ctx_t  *ctx;
+    u_char                     id[16];
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_gatehouse_module);
+    if (ctx != NULL) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(*ctx));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    if (RAND_bytes(id, sizeof(id)) != 1) {
+        return NULL;
+    }
+    ngx_hex_dump(ctx->request_id, id, sizeof(id));
+    ctx->request_id[32] = '\0';
+
+    ngx_http_set_ctx(r->main, ctx, ngx_http_gatehouse_module);
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_gatehouse_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_gatehouse_ctx_t       *ctx;
+    ngx_http_gatehouse_loc_conf_t  *lcf;
+    const char                     *s;
+
+    if (data == GH_VAR_REQUEST_ID) {
+        ctx = gh_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+        s = (const char *) ctx->request_id;
+        goto found;
+    }
+
+    if (data == GH_VAR_APP) {
+        lcf = ngx_http_get_module_loc_conf(r, ngx_http_gatehouse_module);
+        if (lcf->app.len == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+        v->data = lcf->app.data;
+        v->len = lcf->app.len;
+        goto set;
+    }
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_gatehouse_module);
+    if (ctx == NULL || !ctx->authenticated) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+    case GH_VAR_USER:   s = ctx->user.id; break;
+    case GH_VAR_EMAIL:  s = ctx->user.email; break;
+    case GH_VAR_NAME:   s = ctx->user.name; break;
+    case GH_VAR_TENANT: s = ctx->user.tenant; break;
+    case GH_VAR_ROLES:  s = ctx->user.roles; break;
+    case GH_VAR_AUTH:   s = ctx->session.amr; break;
+    default:
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+found:
+    v->data = (u_char *) s;
+    v->len = ngx_strlen(s);
+
+set:
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    return NGX_OK;
+}
+
+
+/* ---- configuration ---- */
+
+static ngx_int_t
+ngx_http_gatehouse_preconf(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_gatehouse_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_gatehouse_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(*mcf));
+    if (mcf == NULL) {
+        return NULL;
+    }
+    mcf->idle = NGX_CONF_UNSET;
+    mcf->lifetime = NGX_CONF_UNSET;
+    mcf->allowed_hosts = NGX_CONF_UNSET_PTR;
+    mcf->strip = NGX_CONF_UNSET_PTR;
+    return mcf;
+}
+
+
+static char *
+ngx_http_gatehouse_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf = conf;
+    ngx_str_t                       *h;
+    ngx_uint_t                       i;
+    u_char                          *p;
+
+    ngx_conf_init_value(mcf->idle, GH_SESSION_IDLE_DEFAULT);
+    ngx_conf_init_value(mcf->lifetime, GH_SESSION_LIFETIME_DEFAULT);
+    if (mcf->idle <= 0 || mcf->lifetime <= 0) {
+        return "gatehouse: session lifetimes must be positive";
+    }
+
+    if (mcf->pool_name.len == 0) {
+        ngx_str_set(&mcf->pool_name, "gatehouse");
+    }
+
+    if (mcf->allowed_hosts == NGX_CONF_UNSET_PTR) {
+        mcf->allowed_hosts = NULL;
+    }
+    if (mcf->strip == NGX_CONF_UNSET_PTR) {
+        mcf->strip = NULL;
+    }
+
+    /* The redirect allow list as C strings, for gh_redirect_ok(). */
+    if (mcf->allowed_hosts != NULL) {
+        mcf->nhosts = mcf->allowed_hosts->nelts;
+        mcf->hosts = ngx_pcalloc(cf->pool, sizeof(char *) * mcf->nhosts);
+        if (mcf->hosts == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        h = mcf->allowed_hosts->elts;
+        for (i = 0; i < mcf->nhosts; i++) {
+            p = ngx_pnalloc(cf->pool, h[i].len + 1);
+            if (p == NULL) {
+                return NGX_CONF_ERROR;
+            }
+            ngx_memcpy(p, h[i].data, h[i].len);
+            p[h[i].len] = '\0';
+            mcf->hosts[i] = (const char *) p;
+        }
+    }
+
+    /* Extra header names to strip, lower-cased once here. */
+    if (mcf->strip != NULL) {
+        h = mcf->strip->elts;
+        for (i = 0; i < mcf->strip->nelts; i++) {
+            ngx_strlow(h[i].data, h[i].data, h[i].len);
+        }
+    }
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_gatehouse_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_gatehouse_loc_conf_t  *lcf;
+
+    lcf = ngx_pcalloc(cf->pool, sizeof(*lcf));
+    if (lcf == NULL) {
+        return NULL;
+    }
+    lcf->enable = NGX_CONF_UNSET;
+    lcf->hsts = NGX_CONF_UNSET;
+    lcf->echo = NGX_CONF_UNSET;
+    return lcf;
+}
+
+
+static char *
+ngx_http_gatehouse_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_gatehouse_loc_conf_t  *prev = parent;
+    ngx_http_gatehouse_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_str_value(conf->app, prev->app, "");
+    /* HSTS follows the module unless configured: a gatehouse server sends it
+     * on every response, error pages included. */
+    ngx_conf_merge_value(conf->hsts, prev->hsts, conf->enable);
+    ngx_conf_merge_value(conf->echo, prev->echo, 0);
+    return NGX_CONF_OK;
+}
+
+
+/* "gatehouse on|off": remember that some server uses us, so that the store
+ * is opened in the workers and the thread pool exists. */
+static char *
+ngx_http_gatehouse_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    char                            *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+    if (((ngx_http_gatehouse_loc_conf_t *) conf)->enable) {
+        mcf = ngx_http_conf_get_module_main_conf(cf,
+                                                 ngx_http_gatehouse_module);
+        mcf->used = 1;
+    }
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_gatehouse_echo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = gh_echo_handler;
+    ((ngx_http_gatehouse_loc_conf_t *) conf)->echo = 1;
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_gatehouse_postconf(ngx_conf_t *cf)
+{
+    ngx_http_core_main_conf_t       *cmcf;
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    ngx_http_handler_pt             *h;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_gatehouse_module);
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_gatehouse_header_filter;
+
+    if (!mcf->used) {
+        return NGX_OK;
+    }
+
+    if (mcf->data.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "gatehouse: \"gatehouse_data\" is required");
+        return NGX_ERROR;
+    }
+
+    /* Creates the pool with nginx's defaults unless a thread_pool directive
+     * named it already. */
+    if (ngx_thread_pool_add(cf, &mcf->pool_name) == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    *h = ngx_http_gatehouse_post_read;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    *h = ngx_http_gatehouse_access;
+
+    return NGX_OK;
+}
+
+
+/* Open the store and make the dummy hash in each worker, after fork. A
+ * worker that cannot open the store stays up and answers 503: it fails
+ * closed, and healthz says so. */
+static ngx_int_t
+ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    char                             dir[NGX_MAX_PATH];
+    int                              rc;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_gatehouse_module);
+    if (mcf == NULL || !mcf->used) {
+        return NGX_OK;
+    }
+
+    mcf->pool = ngx_thread_pool_get(cycle, &mcf->pool_name);
+    if (mcf->pool == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "gatehouse: thread pool \"%V\" not found",
+                      &mcf->pool_name);
+        return NGX_ERROR;
+    }
+
+    if (mcf->data.len >= sizeof(dir)) {
+        return NGX_ERROR;
+    }
+    ngx_memcpy(dir, mcf->data.data, mcf->data.len);
+    dir[mcf->data.len] = '\0';
+
+    rc = gh_store_open(&gh_store, dir, 0);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "gatehouse: cannot open store in \"%s\": %s; "
+                      "every request will be refused", dir, gh_strerror(rc));
+        gh_store = NULL;
+        return NGX_OK;
+    }
+
+    rc = gh_login_ctx_init(&gh_login, gh_store);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "gatehouse: cannot prepare password login: %s",
+                      gh_strerror(rc));
+        return NGX_OK;
+    }
+    gh_login_ready = 1;
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_gatehouse_exit_process(ngx_cycle_t *cycle)
+{
+    if (gh_store != NULL) {
+        gh_store_close(gh_store);
+        gh_store = NULL;
+    }
+    gh_wipe(&gh_login, sizeof(gh_login));
+    gh_login_ready = 0;
+}
+
+
+/* ---- post-read and access ---- */
+
+/* 1 when a lower-case header name must never reach a backend from a
+ * client: our prefix (with '_' read as '-', as some frameworks do) or a
+ * configured name. */
+static ngx_uint_t
+gh_forbidden_header(ngx_http_gatehouse_main_conf_t *mcf, ngx_table_elt_t *h)
+{
+    static const char   prefix[] = "x-gatehouse-";
+    ngx_str_t          *s;
+    ngx_uint_t          i;
+    u_char              c;
+
+    if (h->key.len >= sizeof(prefix) - 1) {
+        for (i = 0; i < sizeof(prefix) - 1; i++) {
+            c = ngx_tolower(h->key.data[i]);
+            if (c == '_') {
+                c = '-';
+            }
+            if (c != (u_char) prefix[i]) {
+                break;
+            }
+        }
+        if (i == sizeof(prefix) - 1) {
+            return 1;
+        }
+    }
+
+    if (mcf->strip != NULL) {
+        s = mcf->strip->elts;
+        for (i = 0; i < mcf->strip->nelts; i++) {
+            if (s[i].len == h->key.len
+                && ngx_strncasecmp(s[i].data, h->key.data, h->key.len) == 0)
+            {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+
+/* Remove every forbidden header from the request. nginx's header list has
+ * no delete, so when (rarely) one is present the list is rebuilt without
+ * it; the common case allocates nothing. */
+static ngx_int_t
+gh_strip_identity_headers(ngx_http_request_t *r,
+    ngx_http_gatehouse_main_conf_t *mcf)
+{
+    ngx_list_t        fresh;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *n;
+    ngx_uint_t        i, found;
+
+    found = 0;
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (gh_forbidden_header(mcf, &h[i])) {
+                found++;
+            }
+        }
+    }
+    if (found == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_list_init(&fresh, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (gh_forbidden_header(mcf, &h[i])) {
+                continue;
+            }
+            n = ngx_list_push(&fresh);
+            if (n == NULL) {
+                return NGX_ERROR;
+            }
+            *n = h[i];
+        }
+    }
+    r->headers_in.headers = fresh;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "gatehouse: removed %ui client-sent identity header(s)",
+                  found);
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_gatehouse_post_read(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_loc_conf_t   *lcf;
+    ngx_http_gatehouse_main_conf_t  *mcf;
+
+    /* Here r->loc_conf is the server's: strip on every gatehouse server
+     * before anything (rewrite, other modules) can look at the headers. */
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_gatehouse_module);
+    if (!lcf->enable) {
+        return NGX_DECLINED;
+    }
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    if (gh_strip_identity_headers(r, mcf) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return NGX_DECLINED;
+}
+
+
+static void gh_post_touch(ngx_http_request_t *r,
+    ngx_http_gatehouse_main_conf_t *mcf, ngx_http_gatehouse_ctx_t *ctx);
+
+/* Resolve the session cookie into ctx. Missing, malformed, unknown,
+ * expired and disabled all leave ctx unauthenticated; a store failure sets
+ * store_failed so the caller refuses rather than guesses. */
+static void
+gh_resolve_session(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
+    ngx_http_gatehouse_ctx_t *ctx)
+{
+    gh_session_policy_t  pol;
+    ngx_str_t            token;
+    int                  rc;
+
+    if (gh_store == NULL) {
+        ctx->store_failed = 1;
+        return;
+    }
+    if (gh_cookie(r, GH_COOKIE_NAME, &token) != NGX_OK) {
+        return;
+    }
+
+    pol.idle = mcf->idle;
+    pol.lifetime = mcf->lifetime;
+    rc = gh_session_resolve(gh_store, (const char *) token.data, token.len,
+                            &pol, (int64_t) ngx_time(), &ctx->session,
+                            &ctx->user, ctx->key);
+    switch (rc) {
+    case 0:
+        ctx->authenticated = 1;
+        if (gh_session_needs_touch(&ctx->session, &pol, ngx_time())) {
+            gh_post_touch(r, mcf, ctx);
+        }
+        return;
+    case GH_EINVAL:
+    case GH_ENOTFOUND:
+    case GH_EEXPIRED:
+    case GH_EDISABLED:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "gatehouse: session refused: %s", gh_strerror(rc));
+        return;
+    default:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "gatehouse: session lookup failed: %s",
+                      gh_strerror(rc));
+        ctx->store_failed = 1;
+        return;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_gatehouse_access(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_loc_conf_t   *lcf;
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    ngx_http_gatehouse_ctx_t        *ctx;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_gatehouse_module);
+    if (!lcf->enable) {
+        return NGX_DECLINED;
+    }
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+
+    ctx = gh_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* 1. identity headers: gone before any decision (again here, for a
+     *    location-level "gatehouse on" the post-read phase did not see). */
+    if (!ctx->stripped) {
+        if (gh_strip_identity_headers(r, mcf) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ctx->stripped = 1;
+    }
+
+    /* 2. session: cookie -> LMDB read -> live session of an enabled user. */
+    gh_resolve_session(r, mcf, ctx);
+
+    /* 3. our own endpoints answer for themselves, whatever the location's
+     *    content handler (proxy_pass) would have been. */
+    if (r->uri.len >= sizeof(GH_PREFIX) - 1
+        && ngx_strncmp(r->uri.data, GH_PREFIX, sizeof(GH_PREFIX) - 1) == 0)
+    {
+        r->content_handler = ngx_http_gatehouse_endpoint;
+        return NGX_OK;
+    }
+
+    /* 4. decision. Default deny: only a resolved session passes. */
+    if (ctx->authenticated && !ctx->store_failed) {
+        return NGX_OK;
+    }
+    r->content_handler = ngx_http_gatehouse_refuse;
+    return NGX_OK;
+}
+
+
+/* The first request header of that (lower-case) name, or NULL. */
+static ngx_table_elt_t *
+gh_header_in(ngx_http_request_t *r, const char *name)
+{
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    ngx_uint_t        i;
+    size_t            n;
+
+    n = ngx_strlen(name);
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len == n
+                && ngx_strncasecmp(h[i].key.data, (u_char *) name, n) == 0)
+            {
+                return &h[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+
+/* Content handler for a refused request: 503 when we could not decide,
+ * else 302 to the login page for browsers and 401 JSON for API clients. */
+static ngx_int_t
+ngx_http_gatehouse_refuse(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_ctx_t  *ctx;
+    ngx_table_elt_t           *accept;
+    ngx_str_t                  rd, loc;
+    ngx_int_t                  rc;
+    u_char                    *p;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx = gh_ctx(r);
+    if (ctx == NULL || ctx->store_failed) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                             "unavailable", "the session store is unavailable");
+    }
+
+    accept = gh_header_in(r, "accept");
+    if (accept == NULL
+        || ngx_strlcasestrn(accept->value.data,
+                            accept->value.data + accept->value.len,
+                            (u_char *) "text/html", 9 - 1) == NULL)
+    {
+        return gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+                             "sign in at " GH_PREFIX "login");
+    }
+
+    if (gh_urlencode(r->pool, &r->unparsed_uri, &rd) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    loc.len = sizeof(GH_PREFIX "login?rd=") - 1 + rd.len;
+    loc.data = ngx_pnalloc(r->pool, loc.len);
+    if (loc.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    p = ngx_cpymem(loc.data, GH_PREFIX "login?rd=",
+                   sizeof(GH_PREFIX "login?rd=") - 1);
+    ngx_memcpy(p, rd.data, rd.len);
+
+    return gh_send(r, NGX_HTTP_MOVED_TEMPORARILY, "text/plain", NULL, &loc,
+                   NULL, 0);
+}
+
+
+/* ---- thread-pool tasks ---- */
+
+/* A fire-and-forget write of last_seen. It must outlive the request, so it
+ * lives on the heap and frees itself back on the event loop. */
+typedef struct {
+    uint8_t  key[32];
+    int64_t  now;
+} gh_touch_t;
+
+static void
+gh_touch_thread(void *data, ngx_log_t *log)
+{
+    gh_touch_t  *t = data;
+
+    if (gh_store != NULL) {
+        (void) gh_session_touch(gh_store, t->key, t->now);
+    }
+}
+
+
+static void
+gh_touch_done(ngx_event_t *ev)
+{
+    gh_touch_pending--;
+    ngx_free(ev->data);
+}
+
+
+static void
+gh_post_touch(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
+    ngx_http_gatehouse_ctx_t *ctx)
+{
+    ngx_thread_task_t  *task;
+    gh_touch_t         *t;
+
+    if (gh_touch_pending >= GH_TOUCH_PENDING_MAX) {
+        return;   /* a later request will write it */
+    }
+    task = ngx_calloc(sizeof(ngx_thread_task_t) + sizeof(gh_touch_t),
+                      r->connection->log);
+    if (task == NULL) {
+        return;
+    }
+    t = (gh_touch_t *) (task + 1);
+    ngx_memcpy(t->key, ctx->key, sizeof(t->key));
+    t->now = ngx_time();
+    task->ctx = t;
+    task->handler = gh_touch_thread;
+    task->event.handler = gh_touch_done;
+    task->event.data = task;
+    task->event.log = ngx_cycle->log;
+
+    if (ngx_thread_task_post(mcf->pool, task) != NGX_OK) {
+        ngx_free(task);
+        return;
+    }
+    gh_touch_pending++;
+}
+
+
+/* A request-bound task: login or logout. The request is blocked while the
+ * thread works, so its pool (and the inputs in it) stay valid; the thread
+ * touches nothing but this struct and the store. */
+typedef struct gh_job_s gh_job_t;
+struct gh_job_s {
+    ngx_http_request_t  *request;
+    void               (*finish)(ngx_http_request_t *r, gh_job_t *job);
+    int                  rc;
+    /* login */
+    ngx_str_t            email;
+    ngx_str_t            password;
+    gh_login_result_t    result;
+    /* both: a session to delete (logout, or the one replaced at login) */
+    unsigned             drop_old:1;
+    uint8_t              old_key[32];
+};
+
+static void
+gh_job_thread_login(void *data, ngx_log_t *log)
+{
+    gh_job_t  *job = data;
+
+    if (!gh_login_ready) {
+        job->rc = GH_ESTORE;
+    } else {
+        job->rc = gh_login_password(gh_store, &gh_login,
+                                    (const char *) job->email.data,
+                                    job->email.len,
+                                    (const char *) job->password.data,
+                                    job->password.len, gh_now(),
+                                    &job->result);
+    }
+    gh_wipe(job->password.data, job->password.len);
+
+    if (job->rc == 0 && job->drop_old) {
+        (void) gh_session_del(gh_store, job->old_key);
+    }
+}
+
+
+static void
+gh_job_thread_logout(void *data, ngx_log_t *log)
+{
+    gh_job_t  *job = data;
+
+    job->rc = gh_store ? gh_session_del(gh_store, job->old_key) : GH_ESTORE;
+}
+
+
+/* Back on the event loop: unblock the request and let the job answer. */
+static void
+gh_job_done(ngx_event_t *ev)
+{
+    gh_job_t            *job;
+    ngx_http_request_t  *r;
+    ngx_connection_t    *c;
+
+    job = ev->data;
+    r = job->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+    r->main->blocked--;
+    r->aio = 0;
+
+    job->finish(r, job);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+gh_job_post(ngx_http_request_t *r, gh_job_t *job,
+    void (*thread)(void *data, ngx_log_t *log))
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    ngx_thread_task_t               *task;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    task = ngx_thread_task_alloc(r->pool, 0);
+    if (task == NULL) {
+        return NGX_ERROR;
+    }
+    task->ctx = job;
+    task->handler = thread;
+    task->event.handler = gh_job_done;
+    task->event.data = job;
+
+    if (ngx_thread_task_post(mcf->pool, task) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    r->main->blocked++;
+    r->aio = 1;
+    return NGX_OK;
+}
+
+
+/* ---- endpoints ---- */
+
+/* A fresh or reused CSRF token for the login form (double-submit: the
+ * same random value in a __Host- cookie and in the form). */
+static ngx_int_t
+gh_csrf_prepare(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    ngx_str_t  have;
+    uint8_t    raw[32];
+    u_char    *p;
+
+    if (gh_cookie(r, GH_CSRF_COOKIE, &have) == NGX_OK
+        && have.len == GH_TOKEN_LEN
+        && gh_b64url_decode((const char *) have.data, have.len, raw,
+                            sizeof(raw)) == 32)
+    {
+        ctx->csrf = have;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, GH_TOKEN_LEN + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+    gh_random(raw, sizeof(raw));
+    if (gh_b64url_encode(raw, sizeof(raw), (char *) p, GH_TOKEN_LEN + 1)
+        != GH_TOKEN_LEN)
+    {
+        return NGX_ERROR;
+    }
+    ctx->csrf.data = p;
+    ctx->csrf.len = GH_TOKEN_LEN;
+    ctx->csrf_new = 1;
+    return NGX_OK;
+}
+
+
+/* The return target: rd if gh_redirect_ok accepts it, else "/". */
+static void
+gh_set_rd(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx, ngx_str_t *rd)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    if (rd != NULL && rd->len > 0
+        && gh_redirect_ok((const char *) rd->data, rd->len, mcf->hosts,
+                          mcf->nhosts))
+    {
+        ctx->rd = *rd;
+        return;
+    }
+    if (rd != NULL && rd->len > 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "gatehouse: refused return target, using \"/\"");
+    }
+    ngx_str_set(&ctx->rd, "/");
+}
+
+
+/* Reject a cross-origin POST outright: a browser's Origin must be this
+ * very host over https. Clients that send no Origin rely on the token. */
+static ngx_int_t
+gh_same_origin(ngx_http_request_t *r)
+{
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    ngx_str_t        *host;
+    ngx_uint_t        i;
+    static const char https[] = "https://";
+
+    host = r->headers_in.host ? &r->headers_in.host->value : NULL;
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len != 6
+                || ngx_strncasecmp(h[i].key.data, (u_char *) "origin", 6))
+            {
+                continue;
+            }
+            if (host == NULL
+                || h[i].value.len != sizeof(https) - 1 + host->len
+                || ngx_strncasecmp(h[i].value.data, (u_char *) https,
+                                   sizeof(https) - 1) != 0
+                || ngx_strncasecmp(h[i].value.data + sizeof(https) - 1,
+                                   host->data, host->len) != 0)
+            {
+                return NGX_DECLINED;
+            }
+        }
+    }
+    return NGX_OK;
+}
+
+
+static void gh_login_finish(ngx_http_request_t *r, gh_job_t *job);
+
+static void
+gh_login_body(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_ctx_t  *ctx;
+    gh_job_t                  *job;
+    ngx_chain_t               *cl;
+    ngx_str_t                  body, csrf, rd;
+    ngx_int_t                  rc;
+    size_t                     len;
+    u_char                    *p;
+
+    ctx = gh_ctx(r);
+    if (ctx == NULL || r->request_body == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* The whole form, in memory, within GH_FORM_MAX. */
+    len = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (cl->buf->in_file || len + ngx_buf_size(cl->buf) > GH_FORM_MAX) {
+            ngx_http_finalize_request(r,
+                gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                              "too_large", "the form is too large"));
+            return;
+        }
+        len += ngx_buf_size(cl->buf);
+    }
+    body.data = ngx_pnalloc(r->pool, len + 1);
+    if (body.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    p = body.data;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+    body.len = len;
+
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    if (job == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = gh_form_field(r->pool, &body, "rd", GH_RD_MAX, &rd);
+    gh_set_rd(r, ctx, rc == NGX_OK ? &rd : NULL);
+
+    if (gh_form_field(r->pool, &body, "username", GH_EMAIL_MAX * 3,
+                      &job->email) == NGX_OK)
+    {
+        ctx->username = job->email;
+    }
+
+    if (gh_csrf_prepare(r, ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        goto wipe;
+    }
+    if (gh_same_origin(r) != NGX_OK
+        || gh_form_field(r->pool, &body, "csrf", GH_TOKEN_LEN, &csrf)
+           != NGX_OK
+        || ctx->csrf_new
+        || csrf.len != ctx->csrf.len
+        || !gh_ct_equal(csrf.data, ctx->csrf.data, csrf.len))
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "gatehouse: login refused: csrf check failed");
+        ngx_str_set(&ctx->message,
+                    "This form expired or came from another site. "
+                    "Please sign in again.");
+        ngx_http_finalize_request(r,
+            gh_send_login_page(r, ctx, NGX_HTTP_FORBIDDEN));
+        goto wipe;
+    }
+
+    rc = gh_form_field(r->pool, &body, "password", GH_PASSWORD_MAX,
+                       &job->password);
+    if (rc == NGX_ERROR || job->email.len == 0) {
+        ngx_str_set(&ctx->message, "Incorrect email or password.");
+        ngx_http_finalize_request(r,
+            gh_send_login_page(r, ctx, NGX_HTTP_UNAUTHORIZED));
+        goto wipe;
+    }
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&job->password, "");
+    }
+
+    /* A session presented at login is replaced, never promoted. */
+    if (ctx->authenticated) {
+        job->drop_old = 1;
+        ngx_memcpy(job->old_key, ctx->key, sizeof(job->old_key));
+    }
+
+    job->request = r;
+    job->finish = gh_login_finish;
+    if (gh_job_post(r, job, gh_job_thread_login) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                          "the gateway is busy, try again"));
+        goto wipe;
+    }
+    gh_wipe(body.data, body.len);
+    return;
+
+wipe:
+    gh_wipe(body.data, body.len);
+    if (job->password.len) {
+        gh_wipe(job->password.data, job->password.len);
+    }
+}
+
+
+static void
+gh_login_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx;
+    ngx_str_t                  tok, cookie;
+    ngx_int_t                  rc;
+
+    ctx = gh_ctx(r);
+
+    if (job->rc == 0) {
+        tok.data = (u_char *) job->result.token;
+        tok.len = GH_TOKEN_LEN;
+        rc = gh_cookie_header(r->pool, GH_COOKIE_NAME, &tok, 0, &cookie);
+        gh_wipe(job->result.token, sizeof(job->result.token));
+        if (rc != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "gatehouse: login ok user=%s tenant=%s%s",
+                      job->result.user.id, job->result.user.tenant,
+                      job->result.rehashed ? " (password rehashed)" : "");
+        ngx_http_finalize_request(r,
+            gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &ctx->rd,
+                    &cookie, 1));
+        return;
+    }
+
+    if (job->rc == GH_EDENIED) {
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "gatehouse: login failed");
+        ngx_str_set(&ctx->message, "Incorrect email or password.");
+        ngx_http_finalize_request(r,
+            gh_send_login_page(r, ctx, NGX_HTTP_UNAUTHORIZED));
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "gatehouse: login could not be checked: %s",
+                  gh_strerror(job->rc));
+    ngx_http_finalize_request(r,
+        gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                      "sign-in is unavailable, try again later"));
+}
+
+
+static ngx_int_t
+gh_login_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    ngx_str_t  rd;
+    ngx_int_t  rc;
+
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+        if (ngx_http_arg(r, (u_char *) "rd", 2, &rd) == NGX_OK) {
+            ngx_str_t  dec;
+            u_char    *dst, *src;
+
+            dec.data = ngx_pnalloc(r->pool, rd.len);
+            if (dec.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            dst = dec.data;
+            src = rd.data;
+            ngx_unescape_uri(&dst, &src, rd.len, 0);
+            dec.len = dst - dec.data;
+            gh_set_rd(r, ctx, &dec);
+        } else {
+            gh_set_rd(r, ctx, NULL);
+        }
+        if (gh_csrf_prepare(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        return gh_send_login_page(r, ctx, NGX_HTTP_OK);
+    }
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        return gh_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
+                             "use GET or POST");
+    }
+    if (r->headers_in.content_type == NULL
+        || r->headers_in.content_type->value.len
+           < sizeof("application/x-www-form-urlencoded") - 1
+        || ngx_strncasecmp(r->headers_in.content_type->value.data,
+                           (u_char *) "application/x-www-form-urlencoded",
+                           sizeof("application/x-www-form-urlencoded") - 1))
+    {
+        return gh_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                             "bad_form", "expected a urlencoded form");
+    }
+    if (r->headers_in.content_length_n > GH_FORM_MAX) {
+        return gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                             "too_large", "the form is too large");
+    }
+
+    r->request_body_in_single_buf = 1;
+    rc = ngx_http_read_client_request_body(r, gh_login_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+    return NGX_DONE;
+}
+
+
+/* Clear the cookie and go back to the login page. */
+static ngx_int_t
+gh_logout_response(ngx_http_request_t *r)
+{
+    ngx_str_t  empty = ngx_null_string, cookie, loc;
+
+    if (gh_cookie_header(r->pool, GH_COOKIE_NAME, &empty, 1, &cookie)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_str_set(&loc, GH_PREFIX "login");
+    return gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc,
+                   &cookie, 1);
+}
+
+
+static void
+gh_logout_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    if (job->rc != 0 && job->rc != GH_ENOTFOUND) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                          "sign-out could not be recorded, try again"));
+        return;
+    }
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "gatehouse: logout");
+    ngx_http_finalize_request(r, gh_logout_response(r));
+}
+
+
+static ngx_int_t
+gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    gh_job_t   *job;
+    ngx_int_t   rc;
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        return gh_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
+                             "sign out with POST");
+    }
+    if (gh_same_origin(r) != NGX_OK) {
+        return gh_send_error(r, NGX_HTTP_FORBIDDEN, "cross_origin",
+                             "cross-site sign-out refused");
+    }
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (!ctx->authenticated) {
+        return gh_logout_response(r);
+    }
+
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    if (job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    job->request = r;
+    job->finish = gh_logout_finish;
+
+    ngx_memcpy(job->old_key, ctx->key, sizeof(job->old_key));
+    if (gh_job_post(r, job, gh_job_thread_logout) != NGX_OK) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                             "the gateway is busy, try again");
+    }
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+static ngx_str_t  gh_health_ok = ngx_string("{\"status\":\"ok\"}\n");
+
+static ngx_int_t
+ngx_http_gatehouse_endpoint(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    ngx_http_gatehouse_ctx_t        *ctx;
+    ngx_str_t                        ep;
+    ngx_int_t                        rc;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    ctx = gh_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ep.data = r->uri.data + sizeof(GH_PREFIX) - 1;
+    ep.len = r->uri.len - (sizeof(GH_PREFIX) - 1);
+
+#define GH_EP(s)  (ep.len == sizeof(s) - 1 && ngx_strncmp(ep.data, s, ep.len) == 0)
+
+    if (GH_EP("healthz")) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+        if (gh_store == NULL || gh_store_check(gh_store) != 0) {
+            return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "unavailable", "store unreadable");
+        }
+        return gh_send(r, NGX_HTTP_OK, "application/json", &gh_health_ok,
+                       NULL, NULL, 0);
+    }
+
+    if (ctx->store_failed) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the session store is unavailable");
+    }
+
+    if (GH_EP("login")) {
+        return gh_login_endpoint(r, ctx);
+    }
+    if (GH_EP("logout")) {
+        return gh_logout_endpoint(r, ctx);
+    }
+    if (GH_EP("whoami")) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+        if (!ctx->authenticated) {
+            return gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+                                 "no valid session");
+        }
+        return gh_send_whoami(r, ctx, mcf->idle, mcf->lifetime);
+    }
+#undef GH_EP
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    return gh_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                         "no such gatehouse endpoint");
+}
+
+
+/* ---- header filter: HSTS on every response of a gatehouse server ---- */
+
+static ngx_int_t
+ngx_http_gatehouse_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_loc_conf_t  *lcf;
+    ngx_list_part_t                *part;
+    ngx_table_elt_t                *h;
+    ngx_uint_t                      i;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_gatehouse_module);
+    if (r != r->main || lcf == NULL || !lcf->hsts) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /* One policy: ours replaces whatever a backend sent. */
+    for (part = &r->headers_out.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].hash != 0
+                && h[i].key.len == sizeof("Strict-Transport-Security") - 1
+                && ngx_strncasecmp(h[i].key.data,
+                                   (u_char *) "Strict-Transport-Security",
+                                   h[i].key.len) == 0)
+            {
+                h[i].hash = 0;
+            }
+        }
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    h->hash = 1;
+    ngx_str_set(&h->key, "Strict-Transport-Security");
+    ngx_str_set(&h->value, "max-age=31536000; includeSubDomains");
+
+    return ngx_http_next_header_filter(r);
+}

@@ -1,0 +1,509 @@
+/* gatehouse — what the gateway sends itself: the login page, JSON answers,
+ * cookies, and the demo echo backend; plus the two small parsers they need
+ * (cookies, urlencoded forms). Every value that came from a client is
+ * escaped for the context it lands in (HTML, JSON). */
+#include "ngx_http_gatehouse.h"
+
+#include <jansson.h>
+
+#include "gatehouse/util.h"
+
+/* Headers on every page gatehouse itself serves. The CSP allows nothing but
+ * our inline style and form posts to ourselves. */
+static const struct {
+    const char  *name;
+    const char  *value;
+} gh_page_headers[] = {
+    { "Cache-Control", "no-store" },
+    { "X-Content-Type-Options", "nosniff" },
+    { "X-Frame-Options", "DENY" },
+    { "Referrer-Policy", "no-referrer" },
+    { "Content-Security-Policy",
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+      "frame-ancestors 'none'; base-uri 'none'" },
+};
+
+
+static ngx_int_t
+gh_add_header(ngx_http_request_t *r, const char *name, ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+    return NGX_OK;
+}
+
+
+ngx_int_t
+gh_send(ngx_http_request_t *r, ngx_uint_t status, const char *ctype,
+    ngx_str_t *body, ngx_str_t *location, ngx_str_t *cookies,
+    ngx_uint_t ncookies)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+    ngx_str_t     v;
+    ngx_uint_t    i;
+    ngx_int_t     rc;
+    size_t        len;
+
+    len = body ? body->len : 0;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type.data = (u_char *) ctype;
+    r->headers_out.content_type.len = ngx_strlen(ctype);
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    for (i = 0; i < sizeof(gh_page_headers) / sizeof(gh_page_headers[0]);
+         i++)
+    {
+        v.data = (u_char *) gh_page_headers[i].value;
+        v.len = ngx_strlen(gh_page_headers[i].value);
+        if (gh_add_header(r, gh_page_headers[i].name, &v) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (location != NULL) {
+        if (gh_add_header(r, "Location", location) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    for (i = 0; i < ncookies; i++) {
+        if (gh_add_header(r, "Set-Cookie", &cookies[i]) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+        rc = ngx_http_send_header(r);
+        return rc == NGX_ERROR ? rc : NGX_OK;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    b->last = ngx_cpymem(b->last, body->data, len);
+    b->last_buf = (r == r->main);
+    b->last_in_chain = 1;
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* Serialise a jansson value into the request pool and send it. */
+static ngx_int_t
+gh_send_json(ngx_http_request_t *r, ngx_uint_t status, json_t *obj)
+{
+    ngx_str_t   body;
+    char       *s;
+    size_t      n;
+
+    if (obj == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    s = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    n = ngx_strlen(s);
+    body.data = ngx_pnalloc(r->pool, n + 1);
+    if (body.data == NULL) {
+        free(s);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(body.data, s, n);
+    body.data[n] = '\n';
+    body.len = n + 1;
+    free(s);
+    return gh_send(r, status, "application/json", &body, NULL, NULL, 0);
+}
+
+
+ngx_int_t
+gh_send_error(ngx_http_request_t *r, ngx_uint_t status, const char *code,
+    const char *reason)
+{
+    return gh_send_json(r, status,
+                        json_pack("{s:s, s:s}", "error", code,
+                                  "reason", reason));
+}
+
+
+/* The identity as the backend would see it, plus the session's deadlines. */
+ngx_int_t
+gh_send_whoami(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    time_t idle, time_t lifetime)
+{
+    json_t      *roles, *obj;
+    const char  *p, *comma;
+    int64_t      idle_end, abs_end;
+
+    roles = json_array();
+    if (roles == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (p = ctx->user.roles; *p; p = comma + 1) {
+        comma = strchr(p, ',');
+        if (comma == NULL) {
+            comma = p + strlen(p);
+        }
+        if (comma > p) {
+            json_array_append_new(roles, json_stringn(p, comma - p));
+        }
+        if (*comma == '\0') {
+            break;
+        }
+    }
+
+    idle_end = (int64_t) ngx_time() + idle;
+    abs_end = ctx->session.created + lifetime;
+
+    obj = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:s}",
+                    "user", ctx->user.id,
+                    "email", ctx->user.email,
+                    "name", ctx->user.name,
+                    "tenant", ctx->user.tenant,
+                    "roles", roles,
+                    "auth", ctx->session.amr,
+                    "auth_time", (json_int_t) ctx->session.created,
+                    "expires", (json_int_t) (idle_end < abs_end
+                                             ? idle_end : abs_end),
+                    "request_id", (const char *) ctx->request_id);
+    return gh_send_json(r, NGX_HTTP_OK, obj);
+}
+
+
+/* Append s to the buffer at p, HTML-escaped; returns the new end. The
+ * caller sized the buffer for the worst case (6 bytes a character). */
+static u_char *
+gh_html(u_char *p, ngx_str_t *s)
+{
+    size_t  i;
+
+    for (i = 0; i < s->len; i++) {
+        switch (s->data[i]) {
+        case '<':  p = ngx_cpymem(p, "&lt;", 4); break;
+        case '>':  p = ngx_cpymem(p, "&gt;", 4); break;
+        case '&':  p = ngx_cpymem(p, "&amp;", 5); break;
+        case '"':  p = ngx_cpymem(p, "&quot;", 6); break;
+        case '\'': p = ngx_cpymem(p, "&#39;", 5); break;
+        default:
+            /* control characters never reach a page */
+            *p++ = s->data[i] < 0x20 || s->data[i] == 0x7f ? '?' : s->data[i];
+        }
+    }
+    return p;
+}
+
+
+static const char gh_login_head[] =
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+    "<title>Sign in &middot; gatehouse</title><style>"
+    "*{box-sizing:border-box}"
+    "body{margin:0;min-height:100vh;display:flex;align-items:center;"
+    "justify-content:center;background:#f3f4f6;color:#111827;"
+    "font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}"
+    "main{width:100%;max-width:24rem;padding:2rem;background:#fff;"
+    "border-radius:.75rem;box-shadow:0 10px 30px rgba(0,0,0,.08)}"
+    "h1{margin:0 0 1.5rem;font-size:1.4rem;font-weight:600}"
+    "label{display:block;margin:1rem 0 .3rem;font-size:.9rem;color:#374151}"
+    "input{width:100%;padding:.6rem .75rem;border:1px solid #d1d5db;"
+    "border-radius:.5rem;font-size:1rem}"
+    "input:focus{outline:2px solid #2563eb;border-color:#2563eb}"
+    "button{margin-top:1.5rem;width:100%;padding:.7rem;border:0;"
+    "border-radius:.5rem;background:#1d4ed8;color:#fff;font-size:1rem;"
+    "font-weight:600;cursor:pointer}"
+    "button:hover{background:#1e40af}"
+    ".msg{padding:.6rem .75rem;border-radius:.5rem;background:#fef2f2;"
+    "color:#991b1b;font-size:.9rem}"
+    "footer{margin-top:1.5rem;font-size:.75rem;color:#6b7280;text-align:center}"
+    "</style></head><body><main><h1>Sign in</h1>";
+
+static const char gh_login_form[] =
+    "<form method=\"post\" action=\"" GH_PREFIX "login\" autocomplete=\"on\">"
+    "<label for=\"username\">Email</label>"
+    "<input id=\"username\" name=\"username\" type=\"email\" "
+    "autocomplete=\"username\" required autofocus value=\"";
+
+static const char gh_login_tail[] =
+    "<footer>Protected by gatehouse</footer></main></body></html>\n";
+
+
+ngx_int_t
+gh_send_login_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_uint_t status)
+{
+    ngx_str_t   body, cookie;
+    u_char     *p;
+    size_t      cap;
+
+    cap = sizeof(gh_login_head) + sizeof(gh_login_form)
+          + sizeof(gh_login_tail) + 1024
+          + 6 * (ctx->message.len + ctx->username.len + ctx->rd.len
+                 + ctx->csrf.len);
+    body.data = ngx_pnalloc(r->pool, cap);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(body.data, gh_login_head, sizeof(gh_login_head) - 1);
+    if (ctx->message.len) {
+        p = ngx_cpymem(p, "<p class=\"msg\" role=\"alert\" id=\"message\">",
+                       sizeof("<p class=\"msg\" role=\"alert\" id=\"message\">")
+                       - 1);
+        p = gh_html(p, &ctx->message);
+        p = ngx_cpymem(p, "</p>", 4);
+    }
+    p = ngx_cpymem(p, gh_login_form, sizeof(gh_login_form) - 1);
+    p = gh_html(p, &ctx->username);
+    p = ngx_sprintf(p,
+        "\"><label for=\"password\">Password</label>"
+        "<input id=\"password\" name=\"password\" type=\"password\" "
+        "autocomplete=\"current-password\" required>"
+        "<input type=\"hidden\" name=\"rd\" value=\"");
+    p = gh_html(p, &ctx->rd);
+    p = ngx_sprintf(p, "\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    p = gh_html(p, &ctx->csrf);
+    p = ngx_sprintf(p, "\"><button type=\"submit\">Sign in</button></form>");
+    p = ngx_cpymem(p, gh_login_tail, sizeof(gh_login_tail) - 1);
+    body.len = p - body.data;
+
+    if (ctx->csrf_new) {
+        if (gh_cookie_header(r->pool, GH_CSRF_COOKIE, &ctx->csrf, 0, &cookie)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
+                       &cookie, 1);
+    }
+    return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
+                   NULL, 0);
+}
+
+
+ngx_int_t
+gh_cookie(ngx_http_request_t *r, const char *name, ngx_str_t *value)
+{
+    ngx_str_t  n;
+
+    n.data = (u_char *) name;
+    n.len = ngx_strlen(name);
+    if (ngx_http_parse_multi_header_lines(&r->headers_in.cookies, &n, value)
+        == NGX_DECLINED)
+    {
+        return NGX_DECLINED;
+    }
+    return NGX_OK;
+}
+
+
+/* __Host- cookies must be Secure, Path=/ and carry no Domain: the browser
+ * then refuses any attempt by a sibling host to plant one. */
+ngx_int_t
+gh_cookie_header(ngx_pool_t *pool, const char *name, ngx_str_t *value,
+    ngx_uint_t expire, ngx_str_t *out)
+{
+    static const char  attrs[] = "; Path=/; Secure; HttpOnly; SameSite=Lax";
+    static const char  gone[] = "; Max-Age=0";
+    size_t             nlen;
+    u_char            *p;
+
+    nlen = ngx_strlen(name);
+    out->data = ngx_pnalloc(pool, nlen + 1 + value->len + sizeof(attrs)
+                                  + sizeof(gone));
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+    p = ngx_cpymem(out->data, name, nlen);
+    *p++ = '=';
+    p = ngx_cpymem(p, value->data, value->len);
+    p = ngx_cpymem(p, attrs, sizeof(attrs) - 1);
+    if (expire) {
+        p = ngx_cpymem(p, gone, sizeof(gone) - 1);
+    }
+    out->len = p - out->data;
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+gh_hexval(u_char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+
+ngx_int_t
+gh_form_field(ngx_pool_t *pool, ngx_str_t *body, const char *name,
+    size_t max, ngx_str_t *out)
+{
+    u_char     *p, *end, *amp, *eq, *dst;
+    size_t      nlen;
+    ngx_int_t   hi, lo;
+
+    nlen = ngx_strlen(name);
+    p = body->data;
+    end = body->data + body->len;
+
+    while (p < end) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+        eq = ngx_strlchr(p, amp, '=');
+        if (eq != NULL && (size_t) (eq - p) == nlen
+            && ngx_strncmp(p, name, nlen) == 0)
+        {
+            /* decoding never grows: the raw length bounds the output */
+            if ((size_t) (amp - eq - 1) > 3 * max) {
+                return NGX_ERROR;
+            }
+            out->data = ngx_pnalloc(pool, (amp - eq) + 1);
+            if (out->data == NULL) {
+                return NGX_ERROR;
+            }
+            dst = out->data;
+            for (p = eq + 1; p < amp; p++) {
+                if (*p == '+') {
+                    *dst++ = ' ';
+                } else if (*p == '%') {
+                    if (amp - p < 3) {
+                        return NGX_ERROR;
+                    }
+                    hi = gh_hexval(p[1]);
+                    lo = gh_hexval(p[2]);
+                    if (hi < 0 || lo < 0) {
+                        return NGX_ERROR;
+                    }
+                    *dst++ = (u_char) (hi << 4 | lo);
+                    p += 2;
+                } else {
+                    *dst++ = *p;
+                }
+            }
+            out->len = dst - out->data;
+            *dst = '\0';
+            if (out->len > max) {
+                gh_wipe(out->data, out->len);
+                return NGX_ERROR;
+            }
+            return NGX_OK;
+        }
+        p = amp + 1;
+    }
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+gh_urlencode(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
+{
+    static const char  hex[] = "0123456789ABCDEF";
+    size_t             i;
+    u_char             c, *p;
+
+    out->data = ngx_pnalloc(pool, in->len * 3 + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+    p = out->data;
+    for (i = 0; i < in->len; i++) {
+        c = in->data[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
+            || c == '~' || c == '/')
+        {
+            *p++ = c;
+        } else {
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+        }
+    }
+    out->len = p - out->data;
+    return NGX_OK;
+}
+
+
+/* The demo backend: answers with what it received, so a person (or a test)
+ * sees exactly which identity headers the gateway forwarded. Repeated
+ * headers are joined with ", ". */
+ngx_int_t
+gh_echo_handler(ngx_http_request_t *r)
+{
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    ngx_uint_t        i;
+    ngx_int_t         rc;
+    json_t           *headers, *old, *obj;
+    char              name[256];
+    size_t            n;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    headers = json_object();
+    if (headers == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            n = ngx_min(h[i].key.len, sizeof(name) - 1);
+            ngx_strlow((u_char *) name, h[i].key.data, n);
+            name[n] = '\0';
+            old = json_object_get(headers, name);
+            if (old != NULL) {
+                char   *joined;
+                size_t  olen = json_string_length(old);
+
+                joined = malloc(olen + 2 + h[i].value.len + 1);
+                if (joined == NULL) {
+                    json_decref(headers);
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+                memcpy(joined, json_string_value(old), olen);
+                memcpy(joined + olen, ", ", 2);
+                memcpy(joined + olen + 2, h[i].value.data, h[i].value.len);
+                json_object_set_new(headers, name,
+                    json_stringn(joined, olen + 2 + h[i].value.len));
+                free(joined);
+            } else {
+                json_object_set_new(headers, name,
+                    json_stringn((const char *) h[i].value.data,
+                                 h[i].value.len));
+            }
+        }
+    }
+
+    obj = json_pack("{s:s%, s:s%, s:o}",
+                    "method", (const char *) r->method_name.data,
+                    r->method_name.len,
+                    "path", (const char *) r->unparsed_uri.data,
+                    r->unparsed_uri.len,
+                    "headers", headers);
+    return gh_send_json(r, NGX_HTTP_OK, obj);
+}

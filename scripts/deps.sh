@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the Debian packages gatehouse builds and tests with, when any is
+# missing. apt-get runs with sudo when we are not root. Idempotent and quiet
+# when everything is there.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config ca-certificates openssl curl
+  nginx nginx-dev libpcre2-dev zlib1g-dev libssl-dev
+  liblmdb-dev lmdb-utils libsodium-dev libjansson-dev libyaml-dev
+  libcmocka-dev python3 python3-pytest python3-requests
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "gatehouse: installing ${missing[*]}" >&2
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Debian starts the packaged nginx service on port 80; gatehouse never uses
+# it, and a test machine does not need it listening.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+  $SUDO systemctl stop nginx || true
+fi

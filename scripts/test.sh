@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Run the test tiers against the sanitizer build (build/san) and print one
+# closing line "N passed, N failed".
+#   scripts/test.sh unit|integration|all
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+mode=${1:-all}
+passed=0 failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+run_unit() {
+  local t n_pass n_fail
+  for t in build/san/tests/test_*; do
+    [ -x "$t" ] || continue
+    echo "== unit: $(basename "$t")"
+    "$t" >"$log" 2>&1
+    local rc=$?
+    cat "$log"
+    n_pass=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | tail -1)
+    n_fail=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s).*/\1/p' "$log" | tail -1)
+    passed=$((passed + ${n_pass:-0}))
+    failed=$((failed + ${n_fail:-0}))
+    # a crash or sanitizer abort counts even when cmocka printed nothing
+    if [ $rc -ne 0 ] && [ "${n_fail:-0}" -eq 0 ]; then
+      echo "!! $(basename "$t") exited $rc"
+      failed=$((failed + 1))
+    fi
+  done
+}
+
+run_integration() {
+  echo "== integration (pytest, sanitizer build)"
+  GATEHOUSE_BUILD="$top/build/san" /usr/bin/python3 -m pytest -p no:cacheprovider \
+      -q -rfE "$top/tests/integration" >"$log" 2>&1
+  local rc=$?
+  cat "$log"
+  local summary n_pass n_fail n_err
+  summary=$(grep -E '^=*.*[0-9]+ (passed|failed|error)' "$log" | tail -1)
+  n_pass=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+  n_fail=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+  n_err=$(echo "$summary" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+')
+  passed=$((passed + ${n_pass:-0}))
+  failed=$((failed + ${n_fail:-0} + ${n_err:-0}))
+  if [ $rc -ne 0 ] && [ $((${n_fail:-0} + ${n_err:-0})) -eq 0 ]; then
+    echo "!! pytest exited $rc"
+    failed=$((failed + 1))
+  fi
+}
+
+case "$mode" in
+  unit) run_unit ;;
+  integration) run_integration ;;
+  all) run_unit; run_integration ;;
+  *) echo "usage: $0 unit|integration|all" >&2; exit 2 ;;
+esac
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,649 @@
+/* Unit tests for core/store.c: the LMDB store's typed API, its refusals, and
+ * its handling of corrupt records. Each test gets a fresh mkdtemp data dir. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <lmdb.h>
+
+#include "gatehouse/error.h"
+#include "gatehouse/store.h"
+#include "gatehouse/util.h"
+
+typedef struct {
+    char        dir[64];
+    gh_store_t *st;
+} fx_t;
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+    (void)sb; (void)flag; (void)f;
+    return remove(p);
+}
+
+static void rm_rf(const char *dir)
+{
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Fresh data dir, created store, tenant "demo". */
+static int setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof *fx);
+
+    assert_non_null(fx);
+    strcpy(fx->dir, "/tmp/gh-test-store-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, GH_STORE_CREATE), 0);
+    assert_int_equal(gh_tenant_add(fx->st, "demo", "Demo"), 0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *fx = *state;
+
+    gh_store_close(fx->st);
+    rm_rf(fx->dir);
+    free(fx);
+    gh_clock_set(0);
+    return 0;
+}
+
+static void make_user(gh_user_t *u, const char *tenant, const char *email,
+                      const char *roles)
+{
+    memset(u, 0, sizeof *u);
+    snprintf(u->tenant, sizeof u->tenant, "%s", tenant);
+    snprintf(u->email, sizeof u->email, "%s", email);
+    snprintf(u->name, sizeof u->name, "Someone");
+    snprintf(u->roles, sizeof u->roles, "%s", roles);
+}
+
+static void add_user(gh_store_t *st, const char *email, char id[GH_ID_HEXLEN + 1])
+{
+    gh_user_t u;
+
+    make_user(&u, "demo", email, "member");
+    assert_int_equal(gh_user_add(st, &u, id), 0);
+}
+
+static void make_session(gh_session_t *s, const char *uid, int64_t t)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->uid, sizeof s->uid, "%s", uid);
+    snprintf(s->tenant, sizeof s->tenant, "demo");
+    snprintf(s->amr, sizeof s->amr, "pwd");
+    s->created = s->last_seen = t;
+}
+
+static void key_n(uint8_t key[32], int n)
+{
+    char buf[16];
+
+    snprintf(buf, sizeof buf, "k%d", n);
+    gh_sha256(buf, strlen(buf), key);
+}
+
+/* Write raw bytes into a named database behind the store's back (the store
+ * must be closed), to simulate corruption or a foreign schema. */
+static void raw_put(const char *dir, const char *db, const void *k, size_t kn,
+                    const void *v, size_t vn)
+{
+    char path[PATH_MAX];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val key = { kn, (void *)k }, val = { vn, (void *)v };
+
+    snprintf(path, sizeof path, "%s/%s", dir, GH_STORE_FILE);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+#define RAWS(dir, db, k, v) raw_put(dir, db, k, strlen(k), v, strlen(v))
+
+/* ---- open / schema ---- */
+
+static void open_without_create_on_empty_dir_is_notinit(void **state)
+{
+    char dir[] = "/tmp/gh-test-empty-XXXXXX";
+    gh_store_t *st = (gh_store_t *)0x1;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(gh_store_open(&st, dir, 0), GH_ENOTINIT);
+    assert_null(st);
+    assert_int_equal(gh_store_open(&st, dir, GH_STORE_RDONLY), GH_ENOTINIT);
+    /* And nothing was created as a side effect. */
+    {
+        char p[PATH_MAX];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%s", dir, GH_STORE_FILE);
+        assert_int_not_equal(stat(p, &sb), 0);
+    }
+    rm_rf(dir);
+}
+
+static void open_missing_datadir_is_notinit(void **state)
+{
+    gh_store_t *st = NULL;
+
+    (void)state;
+    assert_int_equal(gh_store_open(&st, "/nonexistent/gh-test", 0), GH_ENOTINIT);
+    assert_int_equal(gh_store_open(&st, "/nonexistent/gh-test", GH_STORE_CREATE),
+                     GH_ENOTINIT);
+    assert_int_equal(gh_store_open(&st, "", 0), GH_EINVAL);
+    assert_int_equal(gh_store_open(&st, NULL, 0), GH_EINVAL);
+}
+
+static void env_dir_is_0700_and_files_0600(void **state)
+{
+    fx_t *fx = *state;
+    char p[PATH_MAX];
+    struct stat sb;
+
+    snprintf(p, sizeof p, "%s/%s", fx->dir, GH_STORE_FILE);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(p, sizeof p, "%s/%s/data.mdb", fx->dir, GH_STORE_FILE);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_mode & 077, 0);
+}
+
+static void schema_mismatch_refused(void **state)
+{
+    fx_t *fx = *state;
+
+    gh_store_close(fx->st);
+    fx->st = NULL;
+    raw_put(fx->dir, "meta", "schema", 6, "2", 1);
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), GH_ESCHEMA);
+    assert_null(fx->st);
+    /* CREATE must not "repair" a foreign store either. */
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, GH_STORE_CREATE), GH_ESCHEMA);
+    raw_put(fx->dir, "meta", "schema", 6, "1x", 2);
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), GH_ESCHEMA);
+    raw_put(fx->dir, "meta", "schema", 6, "1", 1);
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_store_check(fx->st), 0);
+}
+
+static void store_values_survive_reopen(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1], hash[GH_HASH_MAX], buf[32];
+    gh_user_t u;
+    gh_tenant_t t;
+    gh_session_t s;
+    uint8_t key[32];
+
+    gh_clock_set(1700000000);
+    add_user(fx->st, "ann@example.com", id);
+    assert_int_equal(gh_credential_set(fx->st, id, "$argon2id$v=19$m=8,t=1,p=1$x$y"), 0);
+    assert_int_equal(gh_meta_set(fx->st, "argon2.opslimit", "3"), 0);
+    key_n(key, 1);
+    make_session(&s, id, 1700000000);
+    assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    gh_store_close(fx->st);
+    fx->st = NULL;
+
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_tenant_get(fx->st, "demo", &t), 0);
+    assert_string_equal(t.display, "Demo");
+    assert_int_equal(gh_user_get(fx->st, id, &u), 0);
+    assert_string_equal(u.email, "ann@example.com");
+    assert_string_equal(u.roles, "member");
+    assert_int_equal(u.created, 1700000000);
+    assert_int_equal(gh_credential_get(fx->st, id, hash), 0);
+    assert_string_equal(hash, "$argon2id$v=19$m=8,t=1,p=1$x$y");
+    assert_int_equal(gh_meta_get(fx->st, "argon2.opslimit", buf, sizeof buf), 0);
+    assert_string_equal(buf, "3");
+    memset(&s, 0, sizeof s);
+    assert_int_equal(gh_session_get(fx->st, key, &s), 0);
+    assert_string_equal(s.uid, id);
+}
+
+static void rdonly_store_reads_but_refuses_writes(void **state)
+{
+    fx_t *fx = *state;
+    gh_store_t *ro = NULL;
+    gh_tenant_t t;
+
+    assert_int_equal(gh_store_open(&ro, fx->dir, GH_STORE_RDONLY), 0);
+    assert_int_equal(gh_store_check(ro), 0);
+    assert_int_equal(gh_tenant_get(ro, "demo", &t), 0);
+    assert_int_not_equal(gh_tenant_add(ro, "other", NULL), 0);
+    gh_store_close(ro);
+    assert_int_equal(gh_store_open(&ro, fx->dir, GH_STORE_RDONLY | GH_STORE_CREATE),
+                     GH_EINVAL);
+}
+
+/* ---- meta ---- */
+
+static void meta_get_reports_unset_and_small_buffer(void **state)
+{
+    fx_t *fx = *state;
+    char buf[4];
+
+    assert_int_equal(gh_meta_get(fx->st, "nope", buf, sizeof buf), GH_ENOTFOUND);
+    assert_int_equal(gh_meta_set(fx->st, "k", "12345"), 0);
+    assert_int_equal(gh_meta_get(fx->st, "k", buf, sizeof buf), GH_ETOOBIG);
+    assert_int_equal(gh_meta_set(fx->st, "k", "123"), 0);
+    assert_int_equal(gh_meta_get(fx->st, "k", buf, sizeof buf), 0);
+    assert_string_equal(buf, "123");
+}
+
+static void meta_set_refuses_schema_key_and_bad_keys(void **state)
+{
+    fx_t *fx = *state;
+
+    assert_int_equal(gh_meta_set(fx->st, "schema", "9"), GH_EINVAL);
+    assert_int_equal(gh_meta_set(fx->st, "", "x"), GH_EINVAL);
+    assert_int_equal(gh_meta_set(fx->st, "a b", "x"), GH_EINVAL);
+    assert_int_equal(gh_meta_set(fx->st, "k", "line\nbreak"), GH_EINVAL);
+    assert_int_equal(gh_store_check(fx->st), 0);
+}
+
+/* ---- tenants ---- */
+
+static int collect_tenants(const gh_tenant_t *t, void *arg)
+{
+    char *out = arg;
+
+    strcat(out, t->name);
+    strcat(out, ";");
+    return 0;
+}
+
+static int stop_at_first(const gh_tenant_t *t, void *arg)
+{
+    (void)t; (void)arg;
+    return 42;
+}
+
+static void tenant_duplicate_and_bad_names_refused(void **state)
+{
+    fx_t *fx = *state;
+    static const char *bad[] = { "", "-x", "Demo", "a_b", "a b", "a.b",
+        "0123456789012345678901234567890123456789012345678901234567890123" };
+    size_t i;
+    gh_tenant_t t;
+
+    assert_int_equal(gh_tenant_add(fx->st, "demo", "Again"), GH_EEXIST);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(gh_tenant_add(fx->st, bad[i], NULL), GH_EINVAL);
+        assert_int_equal(gh_tenant_get(fx->st, bad[i], &t), GH_ENOTFOUND);
+    }
+    assert_int_equal(gh_tenant_add(fx->st, "ok", "bad\r\ndisplay"), GH_EINVAL);
+    assert_int_equal(gh_tenant_add(fx->st, "ok", "\xff\xfe"), GH_EINVAL);
+    assert_int_equal(gh_tenant_get(fx->st, "ok", &t), GH_ENOTFOUND);
+    assert_int_equal(gh_tenant_get(fx->st, "demo", &t), 0);
+    assert_string_equal(t.display, "Demo");
+}
+
+static void tenant_list_walks_in_name_order_and_stops_on_cb(void **state)
+{
+    fx_t *fx = *state;
+    char out[256] = "";
+    gh_tenant_t t;
+
+    assert_int_equal(gh_tenant_add(fx->st, "zeta", NULL), 0);
+    assert_int_equal(gh_tenant_add(fx->st, "acme", "Acme Ltd \xc3\xa9"), 0);
+    assert_int_equal(gh_tenant_list(fx->st, collect_tenants, out), 0);
+    assert_string_equal(out, "acme;demo;zeta;");
+    assert_int_equal(gh_tenant_list(fx->st, stop_at_first, NULL), 42);
+    assert_int_equal(gh_tenant_get(fx->st, "zeta", &t), 0);
+    assert_string_equal(t.display, "zeta");   /* NULL display = name */
+}
+
+/* ---- users ---- */
+
+static void user_add_unknown_tenant_refused(void **state)
+{
+    fx_t *fx = *state;
+    gh_user_t u, got;
+    char id[GH_ID_HEXLEN + 1];
+
+    make_user(&u, "acme", "a@b.co", "member");
+    assert_int_equal(gh_user_add(fx->st, &u, id), GH_EBADTENANT);
+    make_user(&u, "Not-Valid", "a@b.co", "member");
+    assert_int_equal(gh_user_add(fx->st, &u, id), GH_EBADTENANT);
+    /* Nothing half-written: the email is still free. */
+    assert_int_equal(gh_user_by_email(fx->st, "a@b.co", &got), GH_ENOTFOUND);
+}
+
+static void duplicate_email_refused(void **state)
+{
+    fx_t *fx = *state;
+    gh_user_t u;
+    char id[GH_ID_HEXLEN + 1], id2[GH_ID_HEXLEN + 1];
+
+    add_user(fx->st, "dup@example.com", id);
+    assert_int_equal(gh_tenant_add(fx->st, "acme", NULL), 0);
+    make_user(&u, "acme", "dup@example.com", "member");
+    assert_int_equal(gh_user_add(fx->st, &u, id2), GH_EEXIST);
+    assert_int_equal(gh_user_by_email(fx->st, "dup@example.com", &u), 0);
+    assert_string_equal(u.id, id);
+    assert_string_equal(u.tenant, "demo");
+}
+
+static void user_add_requires_normalised_valid_fields(void **state)
+{
+    fx_t *fx = *state;
+    gh_user_t u;
+    char id[GH_ID_HEXLEN + 1];
+
+    make_user(&u, "demo", "Ann@Example.com", "member");
+    assert_int_equal(gh_user_add(fx->st, &u, id), GH_EBADEMAIL);
+    make_user(&u, "demo", "not-an-email", "member");
+    assert_int_equal(gh_user_add(fx->st, &u, id), GH_EBADEMAIL);
+    make_user(&u, "demo", "ann@example.com", "member,");
+    assert_int_equal(gh_user_add(fx->st, &u, id), GH_EINVAL);
+    make_user(&u, "demo", "ann@example.com", "a b");
+    assert_int_equal(gh_user_add(fx->st, &u, id), GH_EINVAL);
+    make_user(&u, "demo", "ann@example.com", "x\r\nX-Gatehouse-User: admin");
+    assert_int_equal(gh_user_add(fx->st, &u, id), GH_EINVAL);
+    make_user(&u, "demo", "ann@example.com", "member");
+    snprintf(u.name, sizeof u.name, "Ann\nEvil");
+    assert_int_equal(gh_user_add(fx->st, &u, id), GH_EINVAL);
+    /* A name that fills its array without a NUL is refused, not overread. */
+    memset(u.name, 'a', sizeof u.name);
+    assert_int_equal(gh_user_add(fx->st, &u, id), GH_EINVAL);
+    make_user(&u, "demo", "ann@example.com", "");
+    assert_int_equal(gh_user_add(fx->st, &u, id), 0);
+}
+
+static void user_lookup_by_email_normalises_and_id_roundtrips(void **state)
+{
+    fx_t *fx = *state;
+    gh_user_t u;
+    char id[GH_ID_HEXLEN + 1];
+
+    add_user(fx->st, "bob@example.org", id);
+    assert_int_equal(strlen(id), GH_ID_HEXLEN);
+    assert_int_equal(gh_user_by_email(fx->st, "  Bob@EXAMPLE.org ", &u), 0);
+    assert_string_equal(u.id, id);
+    assert_int_equal(u.disabled, 0);
+    assert_int_equal(gh_user_by_email(fx->st, "bob@example", &u), GH_ENOTFOUND);
+    assert_int_equal(gh_user_get(fx->st, "0123", &u), GH_ENOTFOUND);
+    assert_int_equal(gh_user_get(fx->st, "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ", &u),
+                     GH_ENOTFOUND);
+    assert_int_equal(gh_user_get(fx->st, "00000000000000000000000000000000", &u),
+                     GH_ENOTFOUND);
+}
+
+static int collect_users(const gh_user_t *u, void *arg)
+{
+    char *out = arg;
+
+    strcat(out, u->email);
+    strcat(out, ";");
+    return 0;
+}
+
+static void user_list_filters_by_tenant_in_email_order(void **state)
+{
+    fx_t *fx = *state;
+    gh_user_t u;
+    char id[GH_ID_HEXLEN + 1], out[512] = "";
+
+    assert_int_equal(gh_tenant_add(fx->st, "acme", NULL), 0);
+    add_user(fx->st, "c@example.com", id);
+    add_user(fx->st, "a@example.com", id);
+    make_user(&u, "acme", "b@acme.com", "member");
+    assert_int_equal(gh_user_add(fx->st, &u, id), 0);
+    assert_int_equal(gh_user_list(fx->st, NULL, collect_users, out), 0);
+    assert_string_equal(out, "a@example.com;b@acme.com;c@example.com;");
+    out[0] = '\0';
+    assert_int_equal(gh_user_list(fx->st, "demo", collect_users, out), 0);
+    assert_string_equal(out, "a@example.com;c@example.com;");
+    out[0] = '\0';
+    assert_int_equal(gh_user_list(fx->st, "nope", collect_users, out), GH_EBADTENANT);
+    assert_string_equal(out, "");
+}
+
+static void disabling_user_deletes_their_sessions(void **state)
+{
+    fx_t *fx = *state;
+    char alice[GH_ID_HEXLEN + 1], bob[GH_ID_HEXLEN + 1];
+    gh_session_t s;
+    gh_user_t u;
+    uint8_t key[32];
+    int i;
+
+    add_user(fx->st, "alice@example.com", alice);
+    add_user(fx->st, "bob@example.com", bob);
+    /* Interleave so deletions happen next to each other and between keeps. */
+    for (i = 0; i < 20; i++) {
+        key_n(key, i);
+        make_session(&s, i % 3 == 0 ? bob : alice, 1000 + i);
+        assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    }
+    assert_int_equal(gh_user_set_disabled(fx->st, alice, 1), 0);
+    for (i = 0; i < 20; i++) {
+        key_n(key, i);
+        if (i % 3 == 0) {
+            assert_int_equal(gh_session_read(fx->st, key, &s, &u), 0);
+            assert_string_equal(u.id, bob);
+        } else {
+            assert_int_equal(gh_session_get(fx->st, key, &s), GH_ENOTFOUND);
+        }
+    }
+    assert_int_equal(gh_user_get(fx->st, alice, &u), 0);
+    assert_int_equal(u.disabled, 1);
+    /* Disabling again is fine and still leaves no session behind. */
+    key_n(key, 99);
+    make_session(&s, alice, 5000);
+    assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    assert_int_equal(gh_user_set_disabled(fx->st, alice, 1), 0);
+    assert_int_equal(gh_session_get(fx->st, key, &s), GH_ENOTFOUND);
+    /* Enabling does not touch bob's sessions and flips the flag back. */
+    assert_int_equal(gh_user_set_disabled(fx->st, alice, 0), 0);
+    assert_int_equal(gh_user_get(fx->st, alice, &u), 0);
+    assert_int_equal(u.disabled, 0);
+    assert_int_equal(gh_session_del_user(fx->st, bob), 7);
+    assert_int_equal(gh_session_del_user(fx->st, bob), 0);
+    assert_int_equal(gh_user_set_disabled(fx->st,
+                     "00000000000000000000000000000000", 1), GH_ENOTFOUND);
+}
+
+/* ---- credentials ---- */
+
+static void credential_roundtrip_and_refusals(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1], hash[GH_HASH_MAX], longh[GH_HASH_MAX + 8];
+    gh_user_t u;
+
+    add_user(fx->st, "c@example.com", id);
+    assert_int_equal(gh_credential_get(fx->st, id, hash), GH_ENOTFOUND);
+    assert_int_equal(gh_login_lookup(fx->st, "c@example.com", &u, hash), 0);
+    assert_string_equal(hash, "");
+    assert_string_equal(u.id, id);
+    assert_int_equal(gh_credential_set(fx->st, "00000000000000000000000000000000",
+                                       "$argon2id$x"), GH_ENOTFOUND);
+    assert_int_equal(gh_credential_set(fx->st, id, ""), GH_EINVAL);
+    assert_int_equal(gh_credential_set(fx->st, id, "has space"), GH_EINVAL);
+    memset(longh, 'a', sizeof longh - 1);
+    longh[sizeof longh - 1] = '\0';
+    assert_int_equal(gh_credential_set(fx->st, id, longh), GH_ETOOBIG);
+    assert_int_equal(gh_credential_set(fx->st, id, "$argon2id$one"), 0);
+    assert_int_equal(gh_credential_set(fx->st, id, "$argon2id$two"), 0);
+    assert_int_equal(gh_login_lookup(fx->st, "C@Example.COM", &u, hash), 0);
+    assert_string_equal(hash, "$argon2id$two");
+    assert_int_equal(gh_login_lookup(fx->st, "nobody@example.com", &u, hash),
+                     GH_ENOTFOUND);
+    assert_int_equal(gh_login_lookup(fx->st, "garbage", &u, hash), GH_ENOTFOUND);
+}
+
+/* ---- sessions ---- */
+
+static void session_put_get_del_and_refusals(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1];
+    gh_session_t s, got;
+    gh_user_t u;
+    uint8_t key[32];
+
+    add_user(fx->st, "s@example.com", id);
+    key_n(key, 1);
+    make_session(&s, id, 100);
+    snprintf(s.amr, sizeof s.amr, "pwd+otp");
+    assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    assert_int_equal(gh_session_read(fx->st, key, &got, &u), 0);
+    assert_string_equal(got.amr, "pwd+otp");
+    assert_string_equal(u.email, "s@example.com");
+    assert_int_equal(gh_session_del(fx->st, key), 0);
+    assert_int_equal(gh_session_del(fx->st, key), GH_ENOTFOUND);
+    assert_int_equal(gh_session_read(fx->st, key, &got, &u), GH_ENOTFOUND);
+
+    make_session(&s, id, 100);
+    snprintf(s.amr, sizeof s.amr, "pwd otp");
+    assert_int_equal(gh_session_put(fx->st, key, &s), GH_EINVAL);
+    make_session(&s, "nothex", 100);
+    assert_int_equal(gh_session_put(fx->st, key, &s), GH_EINVAL);
+}
+
+static void session_of_vanished_user_reads_as_notfound(void **state)
+{
+    fx_t *fx = *state;
+    gh_session_t s, got;
+    gh_user_t u;
+    uint8_t key[32];
+
+    key_n(key, 2);
+    make_session(&s, "0123456789abcdef0123456789abcdef", 100);
+    assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    assert_int_equal(gh_session_read(fx->st, key, &got, &u), GH_ENOTFOUND);
+}
+
+static void session_touch_moves_forward_only(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1];
+    gh_session_t s;
+    uint8_t key[32];
+
+    add_user(fx->st, "t@example.com", id);
+    key_n(key, 3);
+    make_session(&s, id, 100);
+    assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    assert_int_equal(gh_session_touch(fx->st, key, 200), 0);
+    assert_int_equal(gh_session_get(fx->st, key, &s), 0);
+    assert_int_equal(s.last_seen, 200);
+    assert_int_equal(s.created, 100);
+    assert_int_equal(gh_session_touch(fx->st, key, 150), 0);
+    assert_int_equal(gh_session_get(fx->st, key, &s), 0);
+    assert_int_equal(s.last_seen, 200);
+    /* A deleted session is not resurrected by a late touch. */
+    assert_int_equal(gh_session_del(fx->st, key), 0);
+    assert_int_equal(gh_session_touch(fx->st, key, 300), GH_ENOTFOUND);
+    assert_int_equal(gh_session_get(fx->st, key, &s), GH_ENOTFOUND);
+}
+
+/* ---- corrupt records ---- */
+
+static void corrupt_records_are_store_errors_not_overflows(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1], rec[1024], longname[600];
+    gh_user_t u;
+    gh_session_t s;
+    gh_tenant_t t;
+    uint8_t key[32];
+
+    add_user(fx->st, "v@example.com", id);
+    gh_store_close(fx->st);
+    fx->st = NULL;
+
+    /* Over-long name field. */
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    snprintf(rec, sizeof rec,
+             "{\"i\":\"%s\",\"t\":\"demo\",\"e\":\"v@example.com\",\"n\":\"%s\","
+             "\"r\":\"\",\"x\":false,\"c\":1,\"u\":1}", id, longname);
+    raw_put(fx->dir, "users", id, GH_ID_HEXLEN, rec, strlen(rec));
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_user_get(fx->st, id, &u), GH_ESTORE);
+    assert_int_equal(gh_user_by_email(fx->st, "v@example.com", &u), GH_ESTORE);
+    gh_store_close(fx->st);
+    fx->st = NULL;
+
+    /* Not JSON; wrong type; embedded NUL; duplicate keys; id mismatch. */
+    RAWS(fx->dir, "tenants", "demo", "\x01\x02garbage");
+    RAWS(fx->dir, "tenants", "t2", "{\"n\":\"t2\",\"d\":5,\"c\":1}");
+    RAWS(fx->dir, "tenants", "t3", "{\"n\":\"t3\",\"d\":\"a\\u0000b\",\"c\":1}");
+    RAWS(fx->dir, "tenants", "t4", "{\"n\":\"t4\",\"n\":\"t5\",\"d\":\"\",\"c\":1}");
+    RAWS(fx->dir, "tenants", "t6", "{\"n\":\"t6\",\"d\":\"\",\"c\":\"1\"}");
+    snprintf(rec, sizeof rec,
+             "{\"i\":\"0123456789abcdef0123456789abcdef\",\"t\":\"demo\","
+             "\"e\":\"v@example.com\",\"n\":\"\",\"r\":\"\",\"x\":false,"
+             "\"c\":1,\"u\":1}");
+    raw_put(fx->dir, "users", id, GH_ID_HEXLEN, rec, strlen(rec));
+    key_n(key, 7);
+    raw_put(fx->dir, "sessions", key, 32, "{\"u\":1}", 7);
+    RAWS(fx->dir, "users_by_email", "w@example.com", "short");
+
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_tenant_get(fx->st, "demo", &t), GH_ESTORE);
+    assert_int_equal(gh_tenant_get(fx->st, "t2", &t), GH_ESTORE);
+    assert_int_equal(gh_tenant_get(fx->st, "t3", &t), GH_ESTORE);
+    assert_int_equal(gh_tenant_get(fx->st, "t4", &t), GH_ESTORE);
+    assert_int_equal(gh_tenant_get(fx->st, "t6", &t), GH_ESTORE);
+    assert_int_equal(gh_user_get(fx->st, id, &u), GH_ESTORE);
+    assert_int_equal(gh_session_get(fx->st, key, &s), GH_ESTORE);
+    assert_int_equal(gh_user_by_email(fx->st, "w@example.com", &u), GH_ESTORE);
+    /* A corrupt session does not block cleaning up a user's sessions. */
+    assert_int_equal(gh_session_del_user(fx->st, id), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(open_without_create_on_empty_dir_is_notinit),
+        cmocka_unit_test(open_missing_datadir_is_notinit),
+        cmocka_unit_test_setup_teardown(env_dir_is_0700_and_files_0600, setup, teardown),
+        cmocka_unit_test_setup_teardown(schema_mismatch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(store_values_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(rdonly_store_reads_but_refuses_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(meta_get_reports_unset_and_small_buffer, setup, teardown),
+        cmocka_unit_test_setup_teardown(meta_set_refuses_schema_key_and_bad_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(tenant_duplicate_and_bad_names_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(tenant_list_walks_in_name_order_and_stops_on_cb, setup, teardown),
+        cmocka_unit_test_setup_teardown(user_add_unknown_tenant_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(duplicate_email_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(user_add_requires_normalised_valid_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(user_lookup_by_email_normalises_and_id_roundtrips, setup, teardown),
+        cmocka_unit_test_setup_teardown(user_list_filters_by_tenant_in_email_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(disabling_user_deletes_their_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(credential_roundtrip_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_put_get_del_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_of_vanished_user_reads_as_notfound, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_touch_moves_forward_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(corrupt_records_are_store_errors_not_overflows, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
