@@ -581,12 +581,23 @@ gh_forbidden_header(ngx_http_gatehouse_main_conf_t *mcf, ngx_table_elt_t *h)
 }
 
 
-/* Remove every forbidden header from the request. nginx's header list has
- * no delete, so when (rarely) one is present the list is rebuilt without
- * it; the common case allocates nothing. */
+/* 1 for a Cookie header left empty once our cookies were taken out. */
+static ngx_uint_t
+gh_empty_cookie_header(ngx_http_gatehouse_main_conf_t *mcf,
+    ngx_table_elt_t *h)
+{
+    return h->value.len == 0 && h->key.len == 6
+           && ngx_strncasecmp(h->key.data, (u_char *) "cookie", 6) == 0;
+}
+
+
+/* Remove every request header for which drop() says 1. nginx's header
+ * list has no delete, so when (rarely) one matches, the list is rebuilt
+ * without it; the common case allocates nothing. Returns the number
+ * removed or NGX_ERROR. */
 static ngx_int_t
-gh_strip_identity_headers(ngx_http_request_t *r,
-    ngx_http_gatehouse_main_conf_t *mcf)
+gh_drop_headers(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
+    ngx_uint_t (*drop)(ngx_http_gatehouse_main_conf_t *, ngx_table_elt_t *))
 {
     ngx_list_t        fresh;
     ngx_list_part_t  *part;
@@ -597,13 +608,11 @@ gh_strip_identity_headers(ngx_http_request_t *r,
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         h = part->elts;
         for (i = 0; i < part->nelts; i++) {
-            if (gh_forbidden_header(mcf, &h[i])) {
-                found++;
-            }
+            found += drop(mcf, &h[i]);
         }
     }
     if (found == 0) {
-        return NGX_OK;
+        return 0;
     }
 
     if (ngx_list_init(&fresh, r->pool, 20, sizeof(ngx_table_elt_t))
@@ -614,7 +623,7 @@ gh_strip_identity_headers(ngx_http_request_t *r,
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         h = part->elts;
         for (i = 0; i < part->nelts; i++) {
-            if (gh_forbidden_header(mcf, &h[i])) {
+            if (drop(mcf, &h[i])) {
                 continue;
             }
             n = ngx_list_push(&fresh);
@@ -625,10 +634,101 @@ gh_strip_identity_headers(ngx_http_request_t *r,
         }
     }
     r->headers_in.headers = fresh;
+    return found;
+}
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "gatehouse: removed %ui client-sent identity header(s)",
-                  found);
+
+static ngx_int_t
+gh_strip_identity_headers(ngx_http_request_t *r,
+    ngx_http_gatehouse_main_conf_t *mcf)
+{
+    ngx_int_t  n;
+
+    n = gh_drop_headers(r, mcf, gh_forbidden_header);
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+    if (n > 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "gatehouse: removed %i client-sent identity header(s)",
+                      n);
+    }
+    return NGX_OK;
+}
+
+
+/* 1 when a "name=value" cookie pair (trimmed) is one of ours. */
+static ngx_uint_t
+gh_own_cookie(u_char *p, size_t len)
+{
+    static const char  *own[] = { GH_COOKIE_NAME "=", GH_CSRF_COOKIE "=" };
+    ngx_uint_t          i;
+    size_t              n;
+
+    for (i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+        n = ngx_strlen(own[i]);
+        if (len >= n && ngx_strncmp(p, own[i], n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+/* Our cookies stay between the browser and the gateway: a backend never
+ * receives a session token it could replay. Other cookies pass unchanged
+ * (re-joined with "; "). */
+static ngx_int_t
+gh_strip_own_cookies(ngx_http_request_t *r,
+    ngx_http_gatehouse_main_conf_t *mcf)
+{
+    ngx_table_elt_t  **hh;
+    ngx_uint_t         i, emptied;
+    u_char            *p, *end, *semi, *out, *o;
+
+    hh = r->headers_in.cookies.elts;
+    emptied = 0;
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+        if (ngx_strlcasestrn(hh[i]->value.data,
+                             hh[i]->value.data + hh[i]->value.len,
+                             (u_char *) "__Host-gatehouse",
+                             sizeof("__Host-gatehouse") - 2) == NULL)
+        {
+            continue;
+        }
+        out = ngx_pnalloc(r->pool, hh[i]->value.len);
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+        o = out;
+        p = hh[i]->value.data;
+        end = p + hh[i]->value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ';')) {
+                p++;
+            }
+            semi = ngx_strlchr(p, end, ';');
+            if (semi == NULL) {
+                semi = end;
+            }
+            if (semi > p && !gh_own_cookie(p, semi - p)) {
+                if (o != out) {
+                    *o++ = ';';
+                    *o++ = ' ';
+                }
+                o = ngx_cpymem(o, p, semi - p);
+            }
+            p = semi;
+        }
+        hh[i]->value.data = out;
+        hh[i]->value.len = o - out;
+        emptied += (o == out);
+    }
+    if (emptied && gh_drop_headers(r, mcf, gh_empty_cookie_header)
+                   == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
     return NGX_OK;
 }
 
@@ -745,6 +845,9 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
 
     /* 4. decision. Default deny: only a resolved session passes. */
     if (ctx->authenticated && !ctx->store_failed) {
+        if (gh_strip_own_cookies(r, mcf) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
         return NGX_OK;
     }
     r->content_handler = ngx_http_gatehouse_refuse;

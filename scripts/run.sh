@@ -29,6 +29,7 @@ if [ ! -e "$DATA/gatehouse.mdb" ]; then
   fi
 fi
 
+mkdir -p "$DATA/nginx"
 "$top/scripts/render-conf.sh" "$DATA" "$top/build/ngx_http_gatehouse_module.so" \
   "127.0.0.1:$PORT" "127.0.0.1:$ECHO_PORT" "127.0.0.1:$ECHO_PORT" "${HTTP_PORT:+127.0.0.1:$HTTP_PORT}" \
   30m 12h stderr >"$DATA/nginx/nginx.conf"

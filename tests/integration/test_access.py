@@ -1,0 +1,284 @@
+"""Access without and with a session: 302/401, the login page, a successful
+login and what the backend then sees, whoami and healthz."""
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER, CSRF_COOKIE, HEALTHZ, LOGIN,
+                      SESSION_COOKIE, WHOAMI, input_value, local_location,
+                      set_cookies)
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def identity_headers(record):
+    """{lower-case name: [values]} of the X-Gatehouse-* headers a backend
+    request carried."""
+    out = {}
+    for k, v in record["headers"]:
+        if k.lower().startswith("x-gatehouse-"):
+            out.setdefault(k.lower(), []).append(v)
+    return out
+
+
+# ---- 1. no session ----------------------------------------------------------
+
+def test_no_session_browser_is_redirected_to_login_with_rd(gateway, backend):
+    r = gateway.get("/app/page?x=1&y=two", headers=BROWSER)
+    assert r.status_code == 302
+    loc = r.headers["Location"]
+    parts = urlsplit(loc)
+    assert parts.scheme == "" and parts.netloc == "", loc
+    assert parts.path == LOGIN
+    q = parse_qs(parts.query, keep_blank_values=True)
+    assert list(q) == ["rd"], loc
+    # the whole original target, query included, rides in one parameter
+    assert q["rd"] == ["/app/page?x=1&y=two"], loc
+    assert "&y=" not in parts.query, "the original query leaked unencoded: %r" % loc
+    assert backend.requests() == []
+
+
+def test_no_session_api_client_gets_401_json(gateway, backend):
+    for headers in (API, {"Accept": "*/*"}, {}):
+        r = gateway.get("/api/things", headers=headers)
+        assert r.status_code == 401, (headers, r.status_code)
+        assert r.headers["Content-Type"].startswith("application/json")
+        body = r.json()
+        assert body["error"] == "unauthenticated"
+        assert "Location" not in r.headers
+    r = gateway.post("/api/things", headers=API, data=b"{}")
+    assert r.status_code == 401
+    assert backend.requests() == []
+
+
+def test_browser_flow_returns_to_the_original_page(gateway, backend):
+    s = gateway.session()
+    r = gateway.get("/deep/link?q=a%20b&n=1", s, headers=BROWSER)
+    assert r.status_code == 302
+    login_url = r.headers["Location"]
+    page = gateway.get(login_url, s, headers=BROWSER)
+    assert page.status_code == 200
+    rd = input_value(page.text, "rd")
+    assert rd == "/deep/link?q=a%20b&n=1"
+    r = gateway.post(LOGIN, s, data={
+        "username": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+        "csrf": input_value(page.text, "csrf"), "rd": rd})
+    assert r.status_code == 303
+    assert local_location(r, gateway.port) == "/deep/link?q=a%20b&n=1"
+    r = gateway.get("/deep/link?q=a%20b&n=1", s, headers=BROWSER)
+    assert r.status_code == 200
+    assert [x["path"] for x in backend.requests()] == ["/deep/link?q=a%20b&n=1"]
+
+
+# ---- 2. the login page --------------------------------------------------------
+
+def test_login_page_form_and_csrf_cookie(gateway):
+    s = gateway.session()
+    r = gateway.get(LOGIN, s, headers=BROWSER)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/html")
+    page = r.text
+    assert re.search(r'<form\b[^>]*method="post"', page, re.I)
+    for name in ("username", "password", "rd"):
+        assert input_value(page, name) is not None, "no input %s" % name
+    m = re.search(r'<input type="hidden" name="csrf" value="([^"]*)">', page)
+    assert m, "no <input type=\"hidden\" name=\"csrf\" value=\"...\">"
+    assert TOKEN.match(m.group(1)), m.group(1)
+    pw = re.search(r'<input\b[^>]*name="password"[^>]*>', page).group(0)
+    assert 'type="password"' in pw
+
+    cookies = set_cookies(r)
+    assert CSRF_COOKIE in cookies, cookies["_all"]
+    value, attrs = cookies[CSRF_COOKIE]
+    assert value == m.group(1), "double-submit: cookie and field must agree"
+    assert attrs.get("secure") is True
+    assert attrs.get("httponly") is True
+    assert str(attrs.get("samesite")).lower() == "lax"
+    assert attrs.get("path") == "/"
+    assert "domain" not in attrs
+    assert SESSION_COOKIE not in cookies
+
+    # a second view with the cookie keeps the same token (no new cookie)
+    r2 = gateway.get(LOGIN, s, headers=BROWSER)
+    assert input_value(r2.text, "csrf") == value
+    assert CSRF_COOKIE not in set_cookies(r2)
+
+
+def test_login_page_has_no_external_assets(gateway):
+    page = gateway.get(LOGIN, headers=BROWSER).text
+    for m in re.finditer(r'\b(?:src|href|action)\s*=\s*"([^"]*)"', page, re.I):
+        url = m.group(1)
+        assert not re.match(r"(?i)\s*(https?:)?//", url), url
+    assert not re.search(r"<script\b", page, re.I)
+    assert not re.search(r"<link\b", page, re.I)
+    assert not re.search(r"@import|url\(", page, re.I)
+
+
+def test_login_page_escapes_reflected_values(gateway):
+    s = gateway.session()
+    evil = '/x"><script>alert(1)</script>'
+    r = gateway.get(LOGIN, s, params={"rd": evil}, headers=BROWSER)
+    assert r.status_code == 200
+    assert "<script" not in r.text.lower()
+    csrf = input_value(r.text, "csrf")
+    # a failed login echoes the username back into the form
+    r = gateway.post(LOGIN, s, data={
+        "username": '"><script>alert(2)</script>@example.com',
+        "password": "nope", "csrf": csrf, "rd": evil})
+    assert r.status_code == 401
+    assert "<script" not in r.text.lower()
+    assert input_value(r.text, "username") == '"><script>alert(2)</script>@example.com'
+
+
+# ---- 3. login success and the identity the backend sees -----------------------
+
+def test_login_success_sets_session_and_forwards_identity(gateway, backend):
+    s, r = gateway.login(rd="/somewhere?x=1")
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    assert local_location(r, gateway.port) == "/somewhere?x=1"
+    cookies = set_cookies(r)
+    assert SESSION_COOKIE in cookies, cookies["_all"]
+    value, attrs = cookies[SESSION_COOKIE]
+    assert TOKEN.match(value), value
+    raw = [c for c in cookies["_all"] if c.startswith(SESSION_COOKIE + "=")][0]
+    assert raw == "%s=%s; Path=/; Secure; HttpOnly; SameSite=Lax" % (
+        SESSION_COOKIE, value), raw
+
+    ids = []
+    for _ in range(2):
+        r = gateway.get("/somewhere?x=1", s, headers=API)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        assert r.json()["ok"] is True
+    recs = backend.requests()
+    assert [x["path"] for x in recs] == ["/somewhere?x=1"] * 2
+    for rec in recs:
+        idh = identity_headers(rec)
+        assert HEX32.match(idh["x-gatehouse-user"][0])
+        assert idh["x-gatehouse-email"] == [ADMIN_EMAIL]
+        assert idh["x-gatehouse-tenant"] == ["demo"]
+        assert idh["x-gatehouse-roles"] == ["gatehouse-admin,manager"]
+        assert idh["x-gatehouse-auth"] == ["pwd"]
+        assert len(idh["x-gatehouse-request-id"]) == 1
+        assert HEX32.match(idh["x-gatehouse-request-id"][0])
+        for name, vals in idh.items():
+            assert len(vals) == 1, (name, vals)
+        ids.append(idh["x-gatehouse-request-id"][0])
+    assert ids[0] != ids[1], "request id must differ per request"
+    assert identity_headers(recs[0])["x-gatehouse-user"] == \
+        identity_headers(recs[1])["x-gatehouse-user"]
+
+
+# ---- 7. forged identity headers -----------------------------------------------
+
+FORGED = [
+    ("X-Gatehouse-User", "attacker"),
+    ("x-gatehouse-user", "attacker"),
+    ("X-Gatehouse-User", "attacker2"),
+    ("X-GATEHOUSE-EMAIL", "attacker@evil.example"),
+    ("X_Gatehouse_User", "attacker"),
+    ("X-Gatehouse-Tenant", "attacker-tenant"),
+    ("X-Gatehouse-Roles", "attacker,gatehouse-admin"),
+    ("X-Gatehouse-Name", "attacker"),
+    ("X-Gatehouse-Auth", "attacker"),
+    ("X-Gatehouse-Request-Id", "attacker"),
+    ("X-Gatehouse-Assertion", "attacker.jwt.value"),
+    ("X-Gatehouse-Anything-Else", "attacker"),
+    ("x_gatehouse_roles", "attacker"),
+]
+
+
+def _cookie_header(s):
+    return "; ".join("%s=%s" % (c.name, c.value) for c in s.cookies)
+
+
+def test_forged_identity_headers_never_authenticate(gateway, backend):
+    # before login: nothing reaches the backend and nothing is believed
+    for path in ("/", "/app"):
+        status, _, body = gateway.raw("GET", path, FORGED + [("Accept", "application/json")])
+        assert status == 401, (path, status, body)
+    status, _, body = gateway.raw("GET", WHOAMI, FORGED)
+    assert status == 401, body
+    status, _, body = gateway.raw("GET", LOGIN, FORGED + [("Accept", "text/html")])
+    assert status == 200
+    assert b"attacker" not in body
+    assert backend.requests() == []
+
+
+def test_forged_identity_headers_are_stripped_after_login(gateway, backend):
+    s = gateway.logged_in()
+    me = gateway.get(WHOAMI, s).json()
+    status, _, body = gateway.raw("GET", "/forged?h=1",
+                                  FORGED + [("Cookie", _cookie_header(s))])
+    assert status == 200, body
+    status, _, body = gateway.raw("GET", WHOAMI,
+                                  FORGED + [("Cookie", _cookie_header(s))])
+    assert status == 200
+    assert json.loads(body)["user"] == me["user"]
+    assert b"attacker" not in body
+
+    recs = backend.requests()
+    assert len(recs) == 1, recs
+    rec = recs[0]
+    for k, v in rec["headers"]:
+        assert "attacker" not in v.lower(), (k, v)
+        assert "gatehouse" not in k.lower().replace("-", "_") or \
+            k.lower().startswith("x-gatehouse-"), (k, v)
+    idh = identity_headers(rec)
+    assert idh["x-gatehouse-user"] == [me["user"]]
+    assert idh["x-gatehouse-email"] == [ADMIN_EMAIL]
+    assert idh["x-gatehouse-tenant"] == ["demo"]
+    assert idh["x-gatehouse-roles"] == ["gatehouse-admin,manager"]
+    assert "x-gatehouse-assertion" not in idh
+    assert "x-gatehouse-anything-else" not in idh
+    assert HEX32.match(idh["x-gatehouse-request-id"][0])
+
+
+def test_forged_roles_do_not_fill_an_empty_identity_field(gateway, backend):
+    """A user without roles: a forged X-Gatehouse-Roles must not slip into
+    the empty slot the gateway leaves."""
+    gateway.add_user("noroles@example.com", "no roles pw 123", roles="")
+    s = gateway.logged_in("noroles@example.com", "no roles pw 123")
+    status, _, body = gateway.raw("GET", "/roles-check", FORGED + [
+        ("Cookie", _cookie_header(s)),
+        ("X-Gatehouse-Roles", "gatehouse-admin")])
+    assert status == 200, body
+    recs = backend.requests()
+    assert len(recs) == 1
+    idh = identity_headers(recs[0])
+    assert idh.get("x-gatehouse-roles", [""]) == [""], idh
+    assert idh["x-gatehouse-email"] == ["noroles@example.com"]
+    for k, v in recs[0]["headers"]:
+        assert "attacker" not in v.lower() and "gatehouse-admin" not in v, (k, v)
+
+
+# ---- 13. whoami, 14. healthz ---------------------------------------------------
+
+def test_whoami_without_session_is_401_json(gateway):
+    for headers in (API, BROWSER):
+        r = gateway.get(WHOAMI, headers=headers)
+        assert r.status_code == 401
+        assert r.headers["Content-Type"].startswith("application/json")
+        assert r.json()["error"] == "unauthenticated"
+
+
+def test_whoami_with_session(gateway, backend):
+    s = gateway.logged_in()
+    r = gateway.get(WHOAMI, s)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    me = r.json()
+    assert HEX32.match(me["user"])
+    assert me["email"] == ADMIN_EMAIL
+    assert me["tenant"] == "demo"
+    assert me["roles"] == ["gatehouse-admin", "manager"]
+    assert me["auth"] == "pwd"
+    assert backend.requests() == [], "whoami must be answered by the gateway"
+
+
+def test_healthz(gateway, backend):
+    r = gateway.get(HEALTHZ)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.json() == {"status": "ok"}
+    assert backend.requests() == []
