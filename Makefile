@@ -9,9 +9,9 @@
 
 SHELL      := /bin/bash
 CC         ?= gcc
-PKGS       := libsodium jansson lmdb libcrypto
+PKGS       := libsodium jansson lmdb libcrypto yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lsodium -ljansson -llmdb -lcrypto)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lsodium -ljansson -llmdb -lcrypto -lyaml)
 LIBS       := $(PKG_LIBS) -lpthread
 
 WARN       := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 -Wno-unused-parameter

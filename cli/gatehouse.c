@@ -57,6 +57,8 @@ static const char usage_text[] =
 "  user disable --email E [--tenant T]\n"
 "  user enable --email E [--tenant T]\n"
 "  user passwd --email E --password-stdin\n"
+"  argon2 show\n"
+"  argon2 set [--passes N] [--memory-mib N]   (workers pick it up on reload)\n"
 "\n"
 "--password-stdin reads one line from standard input.\n"
 "exit status: 0 ok, 1 failure, 2 usage error\n";
@@ -833,10 +835,100 @@ out:
 /* main                                                               */
 /* ------------------------------------------------------------------ */
 
+/* `argon2 show|set`: the Argon2id cost every new hash uses. Stored hashes
+ * made with other parameters are upgraded at their owner's next login;
+ * nginx workers read the parameters when they start (nginx -s reload). */
+static int cmd_argon2(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "passes",     required_argument, NULL, 'o' },
+        { "memory-mib", required_argument, NULL, 'm' },
+        { "help",       no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    gh_pwhash_params_t params;
+    gh_store_t *st = NULL;
+    const char *sub;
+    int c, rc, set;
+    long v;
+
+    if (argc < 2)
+        return usage_error("%s", "argon2: expected show or set");
+    sub = argv[1];
+    set = strcmp(sub, "set") == 0;
+    if (!set && strcmp(sub, "show") != 0)
+        return usage_error("argon2: unknown subcommand: %s", sub);
+    if (open_store(dir, &st) != 0)
+        return 1;
+    rc = gh_pwhash_params_load(st, &params);
+    if (rc != 0) {
+        rc = fail(1, "cannot read argon2 parameters: %s", gh_strerror(rc));
+        goto out;
+    }
+    optind = 2;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            if (!set || parse_long(optarg, GH_ARGON2_OPS_MIN, ARGON2_PASSES_MAX,
+                                   &v) != 0) {
+                rc = fail(EXIT_USAGE, "--passes must be %d..%d with set: %s",
+                          GH_ARGON2_OPS_MIN, ARGON2_PASSES_MAX, optarg);
+                goto out;
+            }
+            params.opslimit = (unsigned long long)v;
+            break;
+        case 'm':
+            if (!set || parse_long(optarg, 8, ARGON2_MIB_MAX, &v) != 0) {
+                rc = fail(EXIT_USAGE, "--memory-mib must be 8..%d with set: %s",
+                          ARGON2_MIB_MAX, optarg);
+                goto out;
+            }
+            params.memlimit = (size_t)v * 1024 * 1024;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            rc = 0;
+            goto out;
+        default:
+            rc = bad_option(c, argv);
+            goto out;
+        }
+    }
+    if (optind != argc) {
+        rc = usage_error("unexpected argument: %s", argv[optind]);
+        goto out;
+    }
+    if (set) {
+        rc = gh_pwhash_params_save(st, &params);
+        if (rc != 0) {
+            rc = fail(1, "cannot save argon2 parameters: %s", gh_strerror(rc));
+            goto out;
+        }
+    }
+    printf("argon2id passes=%llu memory-mib=%zu\n", params.opslimit,
+           params.memlimit / (1024 * 1024));
+    rc = 0;
+out:
+    gh_store_close(st);
+    return rc;
+}
+
+/* The commands, walked by main(). */
+static const struct {
+    const char *name;
+    int (*run)(const char *dir, int argc, char **argv);
+} commands[] = {
+    { "init",   cmd_init },
+    { "tenant", cmd_tenant },
+    { "user",   cmd_user },
+    { "argon2", cmd_argon2 },
+};
+
 int main(int argc, char **argv)
 {
     const char *dir = NULL;
     int i = 1, rc;
+    size_t c;
 
     opterr = 0;   /* we print our own one-line errors */
     if (argc < 2) {
@@ -869,8 +961,10 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    if (strcmp(argv[i], "init") != 0 && strcmp(argv[i], "tenant") != 0 &&
-        strcmp(argv[i], "user") != 0)
+    for (c = 0; c < sizeof commands / sizeof commands[0]; c++)
+        if (strcmp(argv[i], commands[c].name) == 0)
+            break;
+    if (c == sizeof commands / sizeof commands[0])
         return usage_error("unknown command: %s", argv[i]);
     if (dir == NULL)
         dir = getenv("GATEHOUSE_DATA");
@@ -881,12 +975,7 @@ int main(int argc, char **argv)
         return fail(1, "data directory path too long");
 
     optind = 1;
-    if (strcmp(argv[i], "init") == 0)
-        rc = cmd_init(dir, argc - i, argv + i);
-    else if (strcmp(argv[i], "tenant") == 0)
-        rc = cmd_tenant(dir, argc - i, argv + i);
-    else
-        rc = cmd_user(dir, argc - i, argv + i);
+    rc = commands[c].run(dir, argc - i, argv + i);
     if (fflush(stdout) != 0 && rc == 0)
         rc = fail(1, "cannot write to stdout: %s", strerror(errno));
     return rc;

@@ -51,6 +51,7 @@ struct gh_store {
     MDB_dbi  by_email;
     MDB_dbi  creds;
     MDB_dbi  sessions;
+    MDB_dbi  policy;
     unsigned flags;
 };
 
@@ -362,13 +363,51 @@ static int tenant_decode(const MDB_val *v, gh_tenant_t *t)
     return rc;
 }
 
-/* user: {"i":id,"t":tenant,"e":email,"n":name,"r":roles,"x":disabled,
- *        "c":created,"u":updated} */
+/* One role name: 1..GH_ROLE_NAME_MAX of [a-z0-9._:-]. */
+static int role_ok(const char *s)
+{
+    size_t n = strnlen(s, GH_ROLE_NAME_MAX + 1);
+
+    return n >= 1 && n <= GH_ROLE_NAME_MAX && strchr(s, ',') == NULL &&
+           roles_ok(s);
+}
+
+/* Rebuild u->roles, the comma-separated list of every bound role. */
+static void user_roles_text(gh_user_t *u)
+{
+    size_t off = 0, i, n;
+
+    u->roles[0] = '\0';
+    for (i = 0; i < u->nbindings; i++) {
+        n = strlen(u->bindings[i].role);
+        if (off + n + 2 > sizeof u->roles)
+            break;   /* cannot happen: 32 x (63 + 1) fits GH_ROLES_MAX */
+        if (off > 0)
+            u->roles[off++] = ',';
+        memcpy(u->roles + off, u->bindings[i].role, n + 1);
+        off += n;
+    }
+}
+
+/* user: {"i":id,"t":tenant,"e":email,"n":name,"b":[[role,until],...],
+ *        "x":disabled,"c":created,"u":updated} */
 static int user_encode(const gh_user_t *u, char **buf, size_t *len)
 {
-    return json_finish(json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:I}",
+    json_t *b = json_array();
+    unsigned i;
+
+    if (b == NULL)
+        return GH_ENOMEM;
+    for (i = 0; i < u->nbindings && i < GH_BINDINGS_MAX; i++) {
+        if (json_array_append_new(b, json_pack("[s,I]", u->bindings[i].role,
+                                  (json_int_t)u->bindings[i].until)) != 0) {
+            json_decref(b);
+            return GH_ENOMEM;
+        }
+    }
+    return json_finish(json_pack("{s:s,s:s,s:s,s:s,s:o,s:b,s:I,s:I}",
                                  "i", u->id, "t", u->tenant, "e", u->email,
-                                 "n", u->name, "r", u->roles,
+                                 "n", u->name, "b", b,
                                  "x", u->disabled ? 1 : 0,
                                  "c", (json_int_t)u->created,
                                  "u", (json_int_t)u->updated),
@@ -377,25 +416,49 @@ static int user_encode(const gh_user_t *u, char **buf, size_t *len)
 
 static int user_decode(const MDB_val *v, gh_user_t *u)
 {
-    json_t *o, *x;
+    json_t *o, *x, *b, *e;
+    size_t i;
     int rc = json_start(v, &o);
 
     if (rc != 0)
         return rc;
     memset(u, 0, sizeof *u);
     x = json_object_get(o, "x");
+    b = json_object_get(o, "b");
     if (jget_str(o, "i", u->id, sizeof u->id) != 0 ||
         jget_str(o, "t", u->tenant, sizeof u->tenant) != 0 ||
         jget_str(o, "e", u->email, sizeof u->email) != 0 ||
         jget_str(o, "n", u->name, sizeof u->name) != 0 ||
-        jget_str(o, "r", u->roles, sizeof u->roles) != 0 ||
         jget_int(o, "c", &u->created) != 0 ||
         jget_int(o, "u", &u->updated) != 0 || !json_is_boolean(x) ||
+        !json_is_array(b) || json_array_size(b) > GH_BINDINGS_MAX ||
         !id_ok(u->id) || !tenant_ok(u->tenant) || !email_ok(u->email) ||
-        !text_ok(u->name, GH_NAME_MAX) || !roles_ok(u->roles))
+        !text_ok(u->name, GH_NAME_MAX)) {
         rc = GH_ESTORE;
-    else
-        u->disabled = json_is_true(x);
+        goto out;
+    }
+    json_array_foreach(b, i, e) {
+        json_t *r = json_array_get(e, 0), *t = json_array_get(e, 1);
+        gh_binding_t *bd = &u->bindings[i];
+
+        if (!json_is_array(e) || json_array_size(e) != 2 ||
+            !json_is_string(r) || !json_is_integer(t) ||
+            json_string_length(r) > GH_ROLE_NAME_MAX ||
+            json_integer_value(t) < 0) {
+            rc = GH_ESTORE;
+            goto out;
+        }
+        memcpy(bd->role, json_string_value(r), json_string_length(r) + 1);
+        bd->until = (int64_t)json_integer_value(t);
+        if (!role_ok(bd->role)) {
+            rc = GH_ESTORE;
+            goto out;
+        }
+        u->nbindings++;
+    }
+    u->disabled = json_is_true(x);
+    user_roles_text(u);
+out:
     json_decref(o);
     return rc;
 }
@@ -502,6 +565,7 @@ static int open_dbs(gh_store_t *st, int create)
         { "users_by_email", offsetof(gh_store_t, by_email) },
         { "credentials",    offsetof(gh_store_t, creds) },
         { "sessions",       offsetof(gh_store_t, sessions) },
+        { "policy",         offsetof(gh_store_t, policy) },
     };
     unsigned dflags = create ? MDB_CREATE : 0;
     MDB_txn *txn = NULL;
@@ -596,6 +660,8 @@ int gh_store_open(gh_store_t **out, const char *datadir, unsigned flags)
     st->flags = flags;
     if (flags & GH_STORE_RDONLY)
         eflags |= MDB_RDONLY;
+    if (flags & GH_STORE_NOSYNC)
+        eflags |= MDB_NOSYNC;
 
     rc = mdb_env_create(&st->env);
     if (rc != 0) {
@@ -886,6 +952,37 @@ static int sessions_del_uid(gh_store_t *st, MDB_txn *txn, const char *uid)
     return rc;
 }
 
+/* Initial bindings (no end date) from a comma-separated list; duplicates
+ * collapse into one. */
+static int bindings_from_text(gh_user_t *u, const char *roles)
+{
+    const char *p = roles, *comma;
+    size_t n, i;
+
+    u->nbindings = 0;
+    while (*p != '\0') {
+        comma = strchr(p, ',');
+        n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == 0 || n > GH_ROLE_NAME_MAX)
+            return GH_EINVAL;
+        for (i = 0; i < u->nbindings; i++)
+            if (strlen(u->bindings[i].role) == n &&
+                memcmp(u->bindings[i].role, p, n) == 0)
+                break;
+        if (i == u->nbindings) {
+            if (u->nbindings == GH_BINDINGS_MAX)
+                return GH_ETOOBIG;
+            memcpy(u->bindings[i].role, p, n);
+            u->bindings[i].role[n] = '\0';
+            u->bindings[i].until = 0;
+            u->nbindings++;
+        }
+        p += n + (comma ? 1 : 0);
+    }
+    user_roles_text(u);
+    return 0;
+}
+
 /* Add a user and its email index entry in one write transaction. */
 int gh_user_add(gh_store_t *st, const gh_user_t *in,
                 char id_out[GH_ID_HEXLEN + 1])
@@ -910,7 +1007,9 @@ int gh_user_add(gh_store_t *st, const gh_user_t *in,
     memcpy(u.tenant, in->tenant, strlen(in->tenant) + 1);
     memcpy(u.email, in->email, strlen(in->email) + 1);
     memcpy(u.name, in->name, strlen(in->name) + 1);
-    memcpy(u.roles, in->roles, strlen(in->roles) + 1);
+    rc = bindings_from_text(&u, in->roles);
+    if (rc != 0)
+        return rc;
     u.disabled = in->disabled ? 1 : 0;
     u.created = u.updated = gh_now();
     rc = user_encode(&u, &buf, &len);
@@ -1097,6 +1196,250 @@ int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled)
 out:
     txn_abort(&txn);
     free(buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* role bindings                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Read user id, let mutate() change it, write it back: one write
+ * transaction, so concurrent grants never lose each other's change. */
+static int user_rewrite(gh_store_t *st, const char *id,
+                        int (*mutate)(gh_user_t *, const void *),
+                        const void *arg)
+{
+    gh_user_t u;
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || id == NULL)
+        return GH_EINVAL;
+    if (strnlen(id, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(id))
+        return GH_ENOTFOUND;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = user_get_txn(st, txn, id, &u);
+    if (rc != 0)
+        goto out;
+    rc = mutate(&u, arg);
+    if (rc != 0)
+        goto out;
+    u.updated = gh_now();
+    rc = user_encode(&u, &buf, &len);
+    if (rc != 0)
+        goto out;
+    k = mval(u.id, GH_ID_HEXLEN);
+    v = mval(buf, len);
+    rc = mdb_err(mdb_put(txn, st->users, &k, &v, 0));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    free(buf);
+    return rc;
+}
+
+static int binding_find(const gh_user_t *u, const char *role)
+{
+    unsigned i;
+
+    for (i = 0; i < u->nbindings; i++)
+        if (strcmp(u->bindings[i].role, role) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int grant_mutate(gh_user_t *u, const void *arg)
+{
+    const gh_binding_t *b = arg;
+    int i = binding_find(u, b->role);
+
+    if (i < 0) {
+        if (u->nbindings == GH_BINDINGS_MAX)
+            return GH_ETOOBIG;
+        i = (int)u->nbindings++;
+    }
+    u->bindings[i] = *b;
+    return 0;
+}
+
+static int revoke_mutate(gh_user_t *u, const void *arg)
+{
+    int i = binding_find(u, arg);
+
+    if (i < 0)
+        return GH_ENOTFOUND;
+    memmove(&u->bindings[i], &u->bindings[i + 1],
+            (u->nbindings - (unsigned)i - 1) * sizeof u->bindings[0]);
+    u->nbindings--;
+    return 0;
+}
+
+/* Grant role until `until` (0: no end); see store.h. */
+int gh_role_grant(gh_store_t *st, const char *uid, const char *role,
+                  int64_t until)
+{
+    gh_binding_t b;
+
+    if (role == NULL || !role_ok(role) || until < 0)
+        return GH_EINVAL;
+    memset(&b, 0, sizeof b);
+    memcpy(b.role, role, strlen(role) + 1);
+    b.until = until;
+    return user_rewrite(st, uid, grant_mutate, &b);
+}
+
+/* Revoke role; GH_ENOTFOUND when the user does not hold it. */
+int gh_role_revoke(gh_store_t *st, const char *uid, const char *role)
+{
+    if (role == NULL || !role_ok(role))
+        return GH_EINVAL;
+    return user_rewrite(st, uid, revoke_mutate, role);
+}
+
+/* The roles in force at now; pure, no store access. */
+size_t gh_user_active_roles(const gh_user_t *u, int64_t now,
+                            const char *out[GH_BINDINGS_MAX])
+{
+    size_t n = 0;
+    unsigned i;
+
+    for (i = 0; i < u->nbindings && i < GH_BINDINGS_MAX; i++)
+        if (u->bindings[i].until == 0 || u->bindings[i].until > now)
+            out[n++] = u->bindings[i].role;
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* policy                                                             */
+/* ------------------------------------------------------------------ */
+
+#define POLICY_TEXT_KEY    "text"
+#define POLICY_VERSION_KEY "version"
+#define POLICY_TEXT_MAX    (4u * 1024 * 1024)
+
+/* The version record is 8 bytes, big-endian. */
+static int policy_version_txn(gh_store_t *st, MDB_txn *txn, uint64_t *ver)
+{
+    MDB_val k = mval(POLICY_VERSION_KEY, strlen(POLICY_VERSION_KEY)), v;
+    const unsigned char *p;
+    int rc = mdb_err(mdb_get(txn, st->policy, &k, &v)), i;
+
+    *ver = 0;
+    if (rc == GH_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != 8)
+        return GH_ESTORE;
+    p = v.mv_data;
+    for (i = 0; i < 8; i++)
+        *ver = *ver << 8 | p[i];
+    return 0;
+}
+
+/* Store text and bump the version in one transaction. */
+int gh_policy_put(gh_store_t *st, const char *text, size_t len,
+                  uint64_t *version_out)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    unsigned char be[8];
+    uint64_t ver;
+    int rc, i;
+
+    if (st == NULL || text == NULL || len == 0)
+        return GH_EINVAL;
+    if (len > POLICY_TEXT_MAX)
+        return GH_ETOOBIG;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = policy_version_txn(st, txn, &ver);
+    if (rc != 0)
+        goto out;
+    ver++;
+    for (i = 7; i >= 0; i--) {
+        be[i] = (unsigned char)(ver & 0xff);
+        ver >>= 8;
+    }
+    k = mval(POLICY_TEXT_KEY, strlen(POLICY_TEXT_KEY));
+    v = mval(text, len);
+    rc = mdb_err(mdb_put(txn, st->policy, &k, &v, 0));
+    if (rc != 0)
+        goto out;
+    k = mval(POLICY_VERSION_KEY, strlen(POLICY_VERSION_KEY));
+    v = mval(be, sizeof be);
+    rc = mdb_err(mdb_put(txn, st->policy, &k, &v, 0));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
+    if (rc == 0 && version_out != NULL)
+        rc = gh_policy_version(st, version_out);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* A malloc'd copy of the live policy text and its version. */
+int gh_policy_get(gh_store_t *st, char **text, size_t *len,
+                  uint64_t *version)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || text == NULL || len == NULL || version == NULL)
+        return GH_EINVAL;
+    *text = NULL;
+    *len = 0;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = policy_version_txn(st, txn, version);
+    if (rc != 0)
+        goto out;
+    k = mval(POLICY_TEXT_KEY, strlen(POLICY_TEXT_KEY));
+    rc = mdb_err(mdb_get(txn, st->policy, &k, &v));
+    if (rc != 0)
+        goto out;
+    if (v.mv_size == 0 || v.mv_size > POLICY_TEXT_MAX) {
+        rc = GH_ESTORE;
+        goto out;
+    }
+    *text = malloc(v.mv_size + 1);
+    if (*text == NULL) {
+        rc = GH_ENOMEM;
+        goto out;
+    }
+    memcpy(*text, v.mv_data, v.mv_size);
+    (*text)[v.mv_size] = '\0';
+    *len = v.mv_size;
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* The live version only (0: none stored). */
+int gh_policy_version(gh_store_t *st, uint64_t *version)
+{
+    MDB_txn *txn = NULL;
+    int rc;
+
+    if (st == NULL || version == NULL)
+        return GH_EINVAL;
+    *version = 0;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    rc = policy_version_txn(st, txn, version);
+    txn_abort(&txn);
     return rc;
 }
 

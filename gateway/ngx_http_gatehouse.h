@@ -16,6 +16,8 @@
 
 #include "gatehouse/store.h"
 #include "gatehouse/session.h"
+#include "gatehouse/netset.h"
+#include "gatehouse/policy.h"
 
 #define GH_PREFIX           "/.gatehouse/"
 #define GH_CSRF_COOKIE      "__Host-gatehouse-csrf"
@@ -33,6 +35,9 @@ typedef struct {
     const char         **hosts;           /* the same, NUL-terminated */
     ngx_uint_t           nhosts;
     ngx_array_t         *strip;           /* gatehouse_strip_header, lower-case */
+    ngx_array_t         *trusted;         /* gatehouse_trusted_proxies */
+    gh_netset_t         *trusted_set;     /* the same, compiled */
+    ngx_open_file_t     *decision_log;    /* gatehouse_decision_log */
     ngx_flag_t           used;            /* some server turned us on */
 } ngx_http_gatehouse_main_conf_t;
 
@@ -49,6 +54,14 @@ typedef struct {
     unsigned             authenticated:1;
     unsigned             store_failed:1;  /* could not decide: fail closed */
     unsigned             csrf_new:1;      /* csrf cookie must be set */
+    unsigned             decided:1;       /* a policy decision was made */
+    unsigned             allowed:1;
+    ngx_uint_t           status;          /* refusal: 400, 401, 403, 503 */
+    const char          *reason;          /* refusal/decision code (static) */
+    u_char               rule[GH_RULE_NAME_MAX + 1];
+    gh_addr_t            addr;            /* the client, see gh_client_addr */
+    u_char               addr_text[GH_ADDR_TEXT_MAX];
+    char                 roles_text[GH_ROLES_MAX + 1];  /* active roles */
     u_char               request_id[33];
     gh_user_t            user;
     gh_session_t         session;
@@ -74,6 +87,11 @@ ngx_int_t gh_send(ngx_http_request_t *r, ngx_uint_t status,
 /* A small JSON object {"error": code, "reason": reason}. */
 ngx_int_t gh_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *reason);
+
+/* The 403 page (HTML for browsers, JSON otherwise): reason code and
+ * request id, never the policy. */
+ngx_int_t gh_send_forbidden(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx, ngx_uint_t html);
 
 /* The login page, with ctx->message, ctx->username, ctx->rd, ctx->csrf. */
 ngx_int_t gh_send_login_page(ngx_http_request_t *r,

@@ -15,8 +15,11 @@
 
 #include <openssl/rand.h>
 
+#include <jansson.h>
+
 #include "gatehouse/error.h"
 #include "gatehouse/login.h"
+#include "gatehouse/path.h"
 #include "gatehouse/redirect.h"
 
 static ngx_int_t ngx_http_gatehouse_preconf(ngx_conf_t *cf);
@@ -38,6 +41,10 @@ static ngx_int_t ngx_http_gatehouse_access(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gatehouse_endpoint(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gatehouse_refuse(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gatehouse_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gatehouse_log(ngx_http_request_t *r);
+static void gh_netset_cleanup(void *data);
+static char *ngx_http_gatehouse_decision_log(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_gatehouse_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -48,6 +55,9 @@ static gh_store_t      *gh_store;
 static gh_login_ctx_t   gh_login;
 static ngx_uint_t       gh_login_ready;
 static ngx_uint_t       gh_touch_pending;
+static gh_policy_t     *gh_policy;          /* compiled live policy */
+static uint64_t         gh_policy_ver;      /* its store version */
+static uint64_t         gh_policy_bad_ver;  /* a version that failed to compile */
 
 
 static ngx_command_t  ngx_http_gatehouse_commands[] = {
@@ -115,6 +125,20 @@ static ngx_command_t  ngx_http_gatehouse_commands[] = {
       offsetof(ngx_http_gatehouse_main_conf_t, allowed_hosts),
       NULL },
 
+    { ngx_string("gatehouse_trusted_proxies"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, trusted),
+      NULL },
+
+    { ngx_string("gatehouse_decision_log"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_gatehouse_decision_log,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("gatehouse_strip_header"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_conf_set_str_array_slot,
@@ -158,7 +182,7 @@ ngx_module_t  ngx_http_gatehouse_module = {
 
 enum {
     GH_VAR_USER, GH_VAR_EMAIL, GH_VAR_NAME, GH_VAR_TENANT, GH_VAR_ROLES,
-    GH_VAR_AUTH, GH_VAR_REQUEST_ID, GH_VAR_APP
+    GH_VAR_AUTH, GH_VAR_REQUEST_ID, GH_VAR_APP, GH_VAR_CLIENT_ADDR
 };
 
 static ngx_http_variable_t  ngx_http_gatehouse_vars[] = {
@@ -178,6 +202,8 @@ static ngx_http_variable_t  ngx_http_gatehouse_vars[] = {
       GH_VAR_REQUEST_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
     { ngx_string("gatehouse_app"), NULL, ngx_http_gatehouse_variable,
       GH_VAR_APP, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("gatehouse_client_addr"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_CLIENT_ADDR, NGX_HTTP_VAR_NOCACHEABLE, 0 },
       ngx_http_null_variable
 };
 
@@ -240,6 +266,10 @@ ngx_http_gatehouse_variable(ngx_http_request_t *r,
     }
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_gatehouse_module);
+    if (data == GH_VAR_CLIENT_ADDR && ctx != NULL && ctx->addr_text[0]) {
+        s = (const char *) ctx->addr_text;
+        goto found;
+    }
     if (ctx == NULL || !ctx->authenticated) {
         v->not_found = 1;
         return NGX_OK;
@@ -250,7 +280,7 @@ ngx_http_gatehouse_variable(ngx_http_request_t *r,
     case GH_VAR_EMAIL:  s = ctx->user.email; break;
     case GH_VAR_NAME:   s = ctx->user.name; break;
     case GH_VAR_TENANT: s = ctx->user.tenant; break;
-    case GH_VAR_ROLES:  s = ctx->user.roles; break;
+    case GH_VAR_ROLES:  s = ctx->roles_text; break;
     case GH_VAR_AUTH:   s = ctx->session.amr; break;
     default:
         v->not_found = 1;
@@ -301,6 +331,7 @@ ngx_http_gatehouse_create_main_conf(ngx_conf_t *cf)
     mcf->lifetime = NGX_CONF_UNSET;
     mcf->allowed_hosts = NGX_CONF_UNSET_PTR;
     mcf->strip = NGX_CONF_UNSET_PTR;
+    mcf->trusted = NGX_CONF_UNSET_PTR;
     return mcf;
 }
 
@@ -309,6 +340,7 @@ static char *
 ngx_http_gatehouse_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_gatehouse_main_conf_t  *mcf = conf;
+    ngx_pool_cleanup_t              *cln;
     ngx_str_t                       *h;
     ngx_uint_t                       i;
     u_char                          *p;
@@ -328,6 +360,38 @@ ngx_http_gatehouse_init_main_conf(ngx_conf_t *cf, void *conf)
     }
     if (mcf->strip == NGX_CONF_UNSET_PTR) {
         mcf->strip = NULL;
+    }
+    if (mcf->trusted == NGX_CONF_UNSET_PTR) {
+        mcf->trusted = NULL;
+    }
+
+    /* Trusted proxies, compiled once for the life of this configuration. */
+    mcf->trusted_set = gh_netset_new();
+    if (mcf->trusted_set == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        gh_netset_free(mcf->trusted_set);
+        return NGX_CONF_ERROR;
+    }
+    cln->handler = gh_netset_cleanup;
+    cln->data = mcf->trusted_set;
+    if (mcf->trusted != NULL) {
+        h = mcf->trusted->elts;
+        for (i = 0; i < mcf->trusted->nelts; i++) {
+            if (gh_netset_add(mcf->trusted_set, (const char *) h[i].data,
+                              h[i].len) != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "gatehouse: invalid trusted proxy \"%V\"",
+                                   &h[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+    if (gh_netset_compile(mcf->trusted_set) != 0) {
+        return NGX_CONF_ERROR;
     }
 
     /* The redirect allow list as C strings, for gh_redirect_ok(). */
@@ -355,6 +419,36 @@ ngx_http_gatehouse_init_main_conf(ngx_conf_t *cf, void *conf)
         for (i = 0; i < mcf->strip->nelts; i++) {
             ngx_strlow(h[i].data, h[i].data, h[i].len);
         }
+    }
+    return NGX_CONF_OK;
+}
+
+
+static void
+gh_netset_cleanup(void *data)
+{
+    gh_netset_free(data);
+}
+
+
+/* "gatehouse_decision_log PATH|off": JSON lines, one per decided request. */
+static char *
+ngx_http_gatehouse_decision_log(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf = conf;
+    ngx_str_t                       *value;
+
+    if (mcf->decision_log != NULL) {
+        return "is duplicate";
+    }
+    value = cf->args->elts;
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        return NGX_CONF_OK;
+    }
+    mcf->decision_log = ngx_conf_open_file(cf->cycle, &value[1]);
+    if (mcf->decision_log == NULL) {
+        return NGX_CONF_ERROR;
     }
     return NGX_CONF_OK;
 }
@@ -448,8 +542,9 @@ ngx_http_gatehouse_postconf(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    /* Creates the pool with nginx's defaults unless a thread_pool directive
-     * named it already. */
+    /* Registers the pool name; nginx then requires a matching
+     * "thread_pool NAME threads=N;" line in the main context (only the pool
+     * named "default" is created implicitly). */
     if (ngx_thread_pool_add(cf, &mcf->pool_name) == NULL) {
         return NGX_ERROR;
     }
@@ -465,6 +560,12 @@ ngx_http_gatehouse_postconf(ngx_conf_t *cf)
         return NGX_ERROR;
     }
     *h = ngx_http_gatehouse_access;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    *h = ngx_http_gatehouse_log;
 
     return NGX_OK;
 }
@@ -536,6 +637,8 @@ ngx_http_gatehouse_exit_process(ngx_cycle_t *cycle)
     }
     gh_wipe(&gh_login, sizeof(gh_login));
     gh_login_ready = 0;
+    gh_policy_free(gh_policy);
+    gh_policy = NULL;
 }
 
 
@@ -675,54 +778,77 @@ gh_own_cookie(u_char *p, size_t len)
 }
 
 
+/* Rewrite one Cookie header without our cookies. Returns 1 when nothing
+ * is left, 0 otherwise, NGX_ERROR on allocation failure. */
+static ngx_int_t
+gh_filter_cookie_header(ngx_http_request_t *r, ngx_table_elt_t *h)
+{
+    u_char  *p, *end, *semi, *out, *o;
+
+    out = ngx_pnalloc(r->pool, h->value.len);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+    o = out;
+    p = h->value.data;
+    end = p + h->value.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ';')) {
+            p++;
+        }
+        semi = ngx_strlchr(p, end, ';');
+        if (semi == NULL) {
+            semi = end;
+        }
+        if (semi > p && !gh_own_cookie(p, semi - p)) {
+            if (o != out) {
+                *o++ = ';';
+                *o++ = ' ';
+            }
+            o = ngx_cpymem(o, p, semi - p);
+        }
+        p = semi;
+    }
+    h->value.data = out;
+    h->value.len = o - out;
+    return o == out;
+}
+
+
 /* Our cookies stay between the browser and the gateway: a backend never
  * receives a session token it could replay. Other cookies pass unchanged
- * (re-joined with "; "). */
+ * (re-joined with "; "). Walks the live header list (what the proxy
+ * sends), not r->headers_in.cookies: once gh_drop_headers rebuilt the
+ * list, those pointers name stale copies. */
 static ngx_int_t
 gh_strip_own_cookies(ngx_http_request_t *r,
     ngx_http_gatehouse_main_conf_t *mcf)
 {
-    ngx_table_elt_t  **hh;
-    ngx_uint_t         i, emptied;
-    u_char            *p, *end, *semi, *out, *o;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    ngx_uint_t        i, emptied;
+    ngx_int_t         rc;
 
-    hh = r->headers_in.cookies.elts;
     emptied = 0;
-    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
-        if (ngx_strlcasestrn(hh[i]->value.data,
-                             hh[i]->value.data + hh[i]->value.len,
-                             (u_char *) "__Host-gatehouse",
-                             sizeof("__Host-gatehouse") - 2) == NULL)
-        {
-            continue;
-        }
-        out = ngx_pnalloc(r->pool, hh[i]->value.len);
-        if (out == NULL) {
-            return NGX_ERROR;
-        }
-        o = out;
-        p = hh[i]->value.data;
-        end = p + hh[i]->value.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ';')) {
-                p++;
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len != 6
+                || ngx_strncasecmp(h[i].key.data, (u_char *) "cookie", 6)
+                   != 0
+                || ngx_strlcasestrn(h[i].value.data,
+                                    h[i].value.data + h[i].value.len,
+                                    (u_char *) "__Host-gatehouse",
+                                    sizeof("__Host-gatehouse") - 2) == NULL)
+            {
+                continue;
             }
-            semi = ngx_strlchr(p, end, ';');
-            if (semi == NULL) {
-                semi = end;
+            rc = gh_filter_cookie_header(r, &h[i]);
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
             }
-            if (semi > p && !gh_own_cookie(p, semi - p)) {
-                if (o != out) {
-                    *o++ = ';';
-                    *o++ = ' ';
-                }
-                o = ngx_cpymem(o, p, semi - p);
-            }
-            p = semi;
+            emptied += rc;
         }
-        hh[i]->value.data = out;
-        hh[i]->value.len = o - out;
-        emptied += (o == out);
     }
     if (emptied && gh_drop_headers(r, mcf, gh_empty_cookie_header)
                    == NGX_ERROR)
@@ -804,6 +930,250 @@ gh_resolve_session(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
 }
 
 
+/* The client address: the TCP peer, or — only when the peer is a trusted
+ * proxy — the X-Forwarded-For chain read right to left, stopping at the
+ * first hop that is not itself a trusted proxy. The same address is used
+ * for decisions and logs. NGX_DECLINED when a trusted proxy sent a chain we
+ * cannot read (the request is refused: guessing could open an allowlist). */
+static ngx_int_t
+gh_client_addr(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
+    ngx_http_gatehouse_ctx_t *ctx)
+{
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *xff[8];
+    ngx_uint_t        i, n;
+    ngx_int_t         k;
+    u_char           *p, *end, *start;
+    gh_addr_t         hop;
+
+    if (gh_addr_from_sockaddr(r->connection->sockaddr, &ctx->addr) != 0) {
+        return NGX_DECLINED;
+    }
+
+    if (gh_netset_count(mcf->trusted_set) > 0
+        && gh_netset_contains(mcf->trusted_set, &ctx->addr))
+    {
+        n = 0;
+        for (part = &r->headers_in.headers.part; part; part = part->next) {
+            h = part->elts;
+            for (i = 0; i < part->nelts; i++) {
+                if (h[i].key.len == sizeof("x-forwarded-for") - 1
+                    && ngx_strncasecmp(h[i].key.data,
+                                       (u_char *) "x-forwarded-for",
+                                       h[i].key.len) == 0)
+                {
+                    if (n == sizeof(xff) / sizeof(xff[0])) {
+                        return NGX_DECLINED;
+                    }
+                    xff[n++] = &h[i];
+                }
+            }
+        }
+
+        /* Right to left over all the headers' items, in order. */
+        for (k = (ngx_int_t) n - 1; k >= 0; k--) {
+            start = xff[k]->value.data;
+            end = start + xff[k]->value.len;
+            while (end > start) {
+                p = end;
+                while (p > start && p[-1] != ',') {
+                    p--;
+                }
+                /* item [p, end), trimmed */
+                {
+                    u_char *a = p, *b = end;
+
+                    while (a < b && (*a == ' ' || *a == '\t')) a++;
+                    while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+                    if (a == b
+                        || gh_addr_parse((const char *) a, b - a, &hop) != 0)
+                    {
+                        return NGX_DECLINED;
+                    }
+                }
+                ctx->addr = hop;
+                if (!gh_netset_contains(mcf->trusted_set, &hop)) {
+                    goto done;
+                }
+                end = p > start ? p - 1 : start;
+            }
+        }
+    }
+
+done:
+    gh_addr_format(&ctx->addr, (char *) ctx->addr_text);
+    return NGX_OK;
+}
+
+
+/* The compiled policy for the live stored version: one LMDB read per
+ * request; a recompile only when an operator applied a new file. A text
+ * that fails to compile (it was validated at apply: only version skew can
+ * cause this) leaves the previous policy live. NGX_ERROR when the store
+ * cannot be read — callers refuse. */
+static ngx_int_t
+gh_policy_current(ngx_log_t *log)
+{
+    gh_policy_t  *fresh;
+    uint64_t      ver;
+    char         *text, err[256];
+    size_t        len;
+    int           rc;
+
+    if (gh_policy_version(gh_store, &ver) != 0) {
+        return NGX_ERROR;
+    }
+    if (ver == gh_policy_ver || ver == gh_policy_bad_ver) {
+        return NGX_OK;
+    }
+    if (ver == 0) {
+        gh_policy_free(gh_policy);
+        gh_policy = NULL;
+        gh_policy_ver = 0;
+        return NGX_OK;
+    }
+
+    rc = gh_policy_get(gh_store, &text, &len, &ver);
+    if (rc != 0) {
+        return NGX_ERROR;
+    }
+    rc = gh_policy_compile(text, len, &fresh, err, sizeof(err));
+    free(text);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "gatehouse: stored policy version %uL does not compile "
+                      "(%s): keeping version %uL", ver, err, gh_policy_ver);
+        gh_policy_bad_ver = ver;
+        return NGX_OK;
+    }
+    gh_policy_free(gh_policy);
+    gh_policy = fresh;
+    gh_policy_ver = ver;
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "gatehouse: policy version %uL is live", ver);
+    return NGX_OK;
+}
+
+
+/* A tenant may shorten (or lengthen) the gateway's session lifetimes. */
+static void
+gh_tenant_session_check(ngx_http_gatehouse_main_conf_t *mcf,
+    ngx_http_gatehouse_ctx_t *ctx)
+{
+    const gh_policy_tenant_t  *t;
+    gh_session_policy_t        pol;
+
+    if (!ctx->authenticated || gh_policy == NULL) {
+        return;
+    }
+    t = gh_policy_tenant(gh_policy, ctx->user.tenant);
+    if (t == NULL || (t->idle == 0 && t->lifetime == 0)) {
+        return;
+    }
+    pol.idle = t->idle ? t->idle : mcf->idle;
+    pol.lifetime = t->lifetime ? t->lifetime : mcf->lifetime;
+    if (gh_session_live(&ctx->session, &pol, ngx_time()) != 0) {
+        ctx->authenticated = 0;
+    }
+}
+
+
+/* The raw path must read one way only and be the path nginx decided on
+ * (include/gatehouse/path.h). */
+static ngx_int_t
+gh_path_agrees(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    u_char      *q;
+    size_t       rawlen, outlen;
+    const char  *why;
+    char        *out;
+
+    q = ngx_strlchr(r->unparsed_uri.data,
+                    r->unparsed_uri.data + r->unparsed_uri.len, '?');
+    rawlen = (q ? q : r->unparsed_uri.data + r->unparsed_uri.len)
+             - r->unparsed_uri.data;
+    out = ngx_pnalloc(r->pool, rawlen + 1);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+    if (gh_path_canonical((const char *) r->unparsed_uri.data, rawlen, out,
+                          rawlen + 1, &outlen, &why) != 0
+        || outlen != r->uri.len
+        || ngx_memcmp(out, r->uri.data, outlen) != 0)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "gatehouse: refused ambiguous path: %s",
+                      why ? why : "differs from the normalised path");
+        return NGX_DECLINED;
+    }
+    return NGX_OK;
+}
+
+
+/* Run the policy for this request; fills ctx's decision fields and the
+ * active-roles text. No allocation on this path. */
+static void
+gh_decide(ngx_http_request_t *r, ngx_http_gatehouse_loc_conf_t *lcf,
+    ngx_http_gatehouse_ctx_t *ctx)
+{
+    const char     *roles[GH_BINDINGS_MAX];
+    gh_request_t    req;
+    gh_decision_t   d;
+    char            app[GH_RULE_NAME_MAX + 1];
+    size_t          n, i, off, len;
+
+    n = gh_user_active_roles(&ctx->user, ngx_time(), roles);
+    off = 0;
+    for (i = 0; i < n; i++) {
+        len = ngx_strlen(roles[i]);
+        if (off + len + 2 > sizeof(ctx->roles_text)) {
+            break;
+        }
+        if (off) {
+            ctx->roles_text[off++] = ',';
+        }
+        ngx_memcpy(ctx->roles_text + off, roles[i], len);
+        off += len;
+    }
+    ctx->roles_text[off] = '\0';
+
+    ctx->decided = 1;
+    ctx->allowed = 0;
+    ctx->rule[0] = '\0';
+
+    if (gh_policy == NULL) {
+        ctx->reason = "no_policy";
+        return;
+    }
+    if (lcf->app.len == 0 || lcf->app.len >= sizeof(app)) {
+        ctx->reason = "unknown_app";
+        return;
+    }
+    ngx_memcpy(app, lcf->app.data, lcf->app.len);
+    app[lcf->app.len] = '\0';
+
+    req.tenant = ctx->user.tenant;
+    req.roles = roles;
+    req.nroles = n;
+    req.method = gh_method_bit((const char *) r->method_name.data,
+                               r->method_name.len);
+    req.path = (const char *) r->uri.data;
+    req.path_len = r->uri.len;
+    req.addr = &ctx->addr;
+    req.mfa = ngx_strstr(ctx->session.amr, "otp") != NULL;
+
+    if (gh_policy_decide(gh_policy, app, &req, &d, NULL, NULL) != 0) {
+        ctx->reason = "bad_request";
+        return;
+    }
+    ctx->allowed = d.allow ? 1 : 0;
+    ctx->reason = d.reason;
+    if (d.rule != NULL) {
+        ngx_cpystrn(ctx->rule, (u_char *) d.rule, sizeof(ctx->rule));
+    }
+}
+
+
 static ngx_int_t
 ngx_http_gatehouse_access(ngx_http_request_t *r)
 {
@@ -821,6 +1191,7 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+    r->content_handler = ngx_http_gatehouse_refuse;   /* until allowed */
 
     /* 1. identity headers: gone before any decision (again here, for a
      *    location-level "gatehouse on" the post-read phase did not see). */
@@ -831,10 +1202,23 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
         ctx->stripped = 1;
     }
 
-    /* 2. session: cookie -> LMDB read -> live session of an enabled user. */
-    gh_resolve_session(r, mcf, ctx);
+    /* 2. address: the peer, or a trusted proxy's forwarded client. */
+    if (gh_client_addr(r, mcf, ctx) != NGX_OK) {
+        ctx->status = NGX_HTTP_BAD_REQUEST;
+        ctx->reason = "bad_forwarded_for";
+        return NGX_OK;
+    }
 
-    /* 3. our own endpoints answer for themselves, whatever the location's
+    /* 3. session: cookie -> LMDB read -> live session of an enabled user,
+     *    within its tenant's lifetimes. */
+    if (gh_store == NULL || gh_policy_current(r->connection->log) != NGX_OK) {
+        ctx->store_failed = 1;
+    } else {
+        gh_resolve_session(r, mcf, ctx);
+        gh_tenant_session_check(mcf, ctx);
+    }
+
+    /* 4. our own endpoints answer for themselves, whatever the location's
      *    content handler (proxy_pass) would have been. */
     if (r->uri.len >= sizeof(GH_PREFIX) - 1
         && ngx_strncmp(r->uri.data, GH_PREFIX, sizeof(GH_PREFIX) - 1) == 0)
@@ -843,14 +1227,46 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    /* 4. decision. Default deny: only a resolved session passes. */
-    if (ctx->authenticated && !ctx->store_failed) {
-        if (gh_strip_own_cookies(r, mcf) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (ctx->store_failed) {
+        ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        ctx->reason = "store_unavailable";
         return NGX_OK;
     }
-    r->content_handler = ngx_http_gatehouse_refuse;
+    if (!ctx->authenticated) {
+        ctx->status = NGX_HTTP_UNAUTHORIZED;
+        ctx->reason = "unauthenticated";
+        return NGX_OK;
+    }
+
+    /* 5. the path we decide on is the path we proxy. */
+    if (gh_path_agrees(r, ctx) != NGX_OK) {
+        ctx->status = NGX_HTTP_BAD_REQUEST;
+        ctx->reason = "ambiguous_path";
+        return NGX_OK;
+    }
+
+    /* 6. decision: tenant, networks, roles, rules. Default deny. */
+    gh_decide(r, lcf, ctx);
+    if (!ctx->allowed) {
+        ctx->status = NGX_HTTP_FORBIDDEN;
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "gatehouse: deny user=%s tenant=%s app=%V "
+                      "reason=%s rule=%s", ctx->user.id, ctx->user.tenant,
+                      &lcf->app, ctx->reason, ctx->rule);
+        return NGX_OK;
+    }
+
+    /* 7. allowed: our cookies stay with us; the variables carry the rest. */
+    if (gh_strip_own_cookies(r, mcf) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    r->content_handler = NULL;
+    {
+        ngx_http_core_loc_conf_t  *clcf;
+
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+        r->content_handler = clcf->handler;
+    }
     return NGX_OK;
 }
 
@@ -879,13 +1295,26 @@ gh_header_in(ngx_http_request_t *r, const char *name)
 }
 
 
+static ngx_uint_t
+gh_wants_html(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *accept;
+
+    accept = gh_header_in(r, "accept");
+    return accept != NULL
+           && ngx_strlcasestrn(accept->value.data,
+                               accept->value.data + accept->value.len,
+                               (u_char *) "text/html", 9 - 1) != NULL;
+}
+
+
 /* Content handler for a refused request: 503 when we could not decide,
- * else 302 to the login page for browsers and 401 JSON for API clients. */
+ * 400 for an unreadable request, 403 with a reason code for a denial, and
+ * for no session a 302 to the login page (browsers) or a 401 (API). */
 static ngx_int_t
 ngx_http_gatehouse_refuse(ngx_http_request_t *r)
 {
     ngx_http_gatehouse_ctx_t  *ctx;
-    ngx_table_elt_t           *accept;
     ngx_str_t                  rd, loc;
     ngx_int_t                  rc;
     u_char                    *p;
@@ -896,17 +1325,21 @@ ngx_http_gatehouse_refuse(ngx_http_request_t *r)
     }
 
     ctx = gh_ctx(r);
-    if (ctx == NULL || ctx->store_failed) {
+    if (ctx == NULL || ctx->status == 0
+        || ctx->status == NGX_HTTP_SERVICE_UNAVAILABLE)
+    {
         return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                              "unavailable", "the session store is unavailable");
     }
+    if (ctx->status == NGX_HTTP_BAD_REQUEST) {
+        return gh_send_error(r, NGX_HTTP_BAD_REQUEST, ctx->reason,
+                             "the request cannot be decided safely");
+    }
+    if (ctx->status == NGX_HTTP_FORBIDDEN) {
+        return gh_send_forbidden(r, ctx, gh_wants_html(r));
+    }
 
-    accept = gh_header_in(r, "accept");
-    if (accept == NULL
-        || ngx_strlcasestrn(accept->value.data,
-                            accept->value.data + accept->value.len,
-                            (u_char *) "text/html", 9 - 1) == NULL)
-    {
+    if (!gh_wants_html(r)) {
         return gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
                              "sign in at " GH_PREFIX "login");
     }
@@ -925,6 +1358,63 @@ ngx_http_gatehouse_refuse(ngx_http_request_t *r)
 
     return gh_send(r, NGX_HTTP_MOVED_TEMPORARILY, "text/plain", NULL, &loc,
                    NULL, 0);
+}
+
+
+/* ---- log phase: one decision record per decided request ---- */
+
+static ngx_int_t
+ngx_http_gatehouse_log(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    ngx_http_gatehouse_loc_conf_t   *lcf;
+    ngx_http_gatehouse_ctx_t        *ctx;
+    json_t                          *o;
+    char                            *line;
+    size_t                           n;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_gatehouse_module);
+    if (mcf->decision_log == NULL || ctx == NULL || !ctx->decided
+        || r != r->main)
+    {
+        return NGX_OK;
+    }
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_gatehouse_module);
+
+    o = json_pack("{s:I, s:s, s:s, s:s, s:s%, s:s%, s:s%, s:s, s:s, s:s, "
+                  "s:s, s:i}",
+                  "time", (json_int_t) ngx_time(),
+                  "request_id", (const char *) ctx->request_id,
+                  "tenant", ctx->user.tenant,
+                  "user", ctx->user.id,
+                  "app", (const char *) lcf->app.data, lcf->app.len,
+                  "method", (const char *) r->method_name.data,
+                  r->method_name.len,
+                  "path", (const char *) r->uri.data, r->uri.len,
+                  "addr", (const char *) ctx->addr_text,
+                  "decision", ctx->allowed ? "allow" : "deny",
+                  "rule", (const char *) ctx->rule,
+                  "reason", ctx->reason ? ctx->reason : "",
+                  "status", (int) r->headers_out.status);
+    if (o == NULL) {
+        /* a path that is not UTF-8: log it escaped by nginx instead */
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "gatehouse: decision %s reason=%s (record not "
+                      "written: path is not UTF-8)",
+                      ctx->allowed ? "allow" : "deny", ctx->reason);
+        return NGX_OK;
+    }
+    line = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (line == NULL) {
+        return NGX_OK;
+    }
+    n = ngx_strlen(line);
+    line[n] = '\n';   /* json_dumps leaves room for the NUL we overwrite */
+    (void) ngx_write_fd(mcf->decision_log->fd, line, n + 1);
+    free(line);
+    return NGX_OK;
 }
 
 

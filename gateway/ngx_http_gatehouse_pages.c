@@ -507,3 +507,60 @@ gh_echo_handler(ngx_http_request_t *r)
                     "headers", headers);
     return gh_send_json(r, NGX_HTTP_OK, obj);
 }
+
+
+/* The 403 answer: a reason code and the request id — enough for a person
+ * to ask an administrator, nothing about the policy itself. */
+ngx_int_t
+gh_send_forbidden(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_uint_t html)
+{
+    static const char  head[] =
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        "<title>Access denied &middot; gatehouse</title><style>"
+        "body{margin:0;min-height:100vh;display:flex;align-items:center;"
+        "justify-content:center;background:#f3f4f6;color:#111827;"
+        "font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}"
+        "main{max-width:28rem;padding:2rem;background:#fff;border-radius:.75rem;"
+        "box-shadow:0 10px 30px rgba(0,0,0,.08)}"
+        "h1{margin:0 0 1rem;font-size:1.4rem}code{background:#f3f4f6;"
+        "padding:.1rem .3rem;border-radius:.25rem}"
+        "</style></head><body><main><h1>Access denied</h1>"
+        "<p>You are signed in, but this page is not open to you.</p>"
+        "<p>Reason: <code id=\"reason\">";
+    static const char  mid[] = "</code><br>Request: <code id=\"request-id\">";
+    static const char  tail[] =
+        "</code></p><p>Ask an administrator if you need access.</p>"
+        "</main></body></html>\n";
+    const char        *reason;
+    ngx_str_t          body;
+    u_char            *p;
+    size_t             rlen;
+
+    reason = ctx->reason ? ctx->reason : "denied";
+    if (!html) {
+        return gh_send_json(r, NGX_HTTP_FORBIDDEN,
+                            json_pack("{s:s, s:s, s:s}", "error", "forbidden",
+                                      "reason", reason,
+                                      "request_id",
+                                      (const char *) ctx->request_id));
+    }
+
+    /* reason codes are static [a-z_] strings and the id is hex: no escaping
+     * needed, but the buffer is sized for them exactly */
+    rlen = ngx_strlen(reason);
+    body.data = ngx_pnalloc(r->pool, sizeof(head) + rlen + sizeof(mid) + 32
+                                     + sizeof(tail));
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    p = ngx_cpymem(body.data, head, sizeof(head) - 1);
+    p = ngx_cpymem(p, reason, rlen);
+    p = ngx_cpymem(p, mid, sizeof(mid) - 1);
+    p = ngx_cpymem(p, ctx->request_id, 32);
+    p = ngx_cpymem(p, tail, sizeof(tail) - 1);
+    body.len = p - body.data;
+    return gh_send(r, NGX_HTTP_FORBIDDEN, "text/html; charset=utf-8", &body,
+                   NULL, NULL, 0);
+}

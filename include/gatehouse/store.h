@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include "gatehouse/util.h"
 
-#define GH_STORE_SCHEMA   1
+#define GH_STORE_SCHEMA   2
 #define GH_STORE_FILE     "gatehouse.mdb"   /* directory under the data dir */
 
 typedef struct gh_store gh_store_t;
@@ -25,6 +25,8 @@ typedef struct gh_store gh_store_t;
 enum {
     GH_STORE_CREATE = 1 << 0,   /* create the environment and databases */
     GH_STORE_RDONLY = 1 << 1,   /* read-only environment (health checks) */
+    GH_STORE_NOSYNC = 1 << 2,   /* no fsync at commit: benchmarks and bulk
+                                   loads only, never a live gateway */
 };
 
 /* Open (or with GH_STORE_CREATE, create) the store under datadir/GH_STORE_FILE.
@@ -60,12 +62,28 @@ int gh_tenant_list(gh_store_t *st, int (*cb)(const gh_tenant_t *, void *),
 
 /* ---- users ---- */
 
+#define GH_ROLE_NAME_MAX  63    /* [a-z0-9._:-] */
+#define GH_BINDINGS_MAX   32    /* roles one user may hold */
+
+/* A role binding: the user holds role within their tenant until `until`
+ * (epoch seconds, exclusive; 0 = no end). Bindings live in the user record,
+ * so the one read that fetches the user on each request also fetches them
+ * fresh: a grant or revoke applies to the next request. */
+typedef struct {
+    char    role[GH_ROLE_NAME_MAX + 1];
+    int64_t until;
+} gh_binding_t;
+
 typedef struct {
     char    id[GH_ID_HEXLEN + 1];        /* stable, never reused */
     char    tenant[GH_TENANT_MAX + 1];
     char    email[GH_EMAIL_MAX + 1];     /* normalised, unique in the store */
     char    name[GH_NAME_MAX + 1];
-    char    roles[GH_ROLES_MAX + 1];     /* comma-separated, may be empty */
+    char    roles[GH_ROLES_MAX + 1];     /* on add: initial roles, comma-
+                                            separated; on read: every bound
+                                            role, expired or not */
+    gh_binding_t bindings[GH_BINDINGS_MAX];
+    unsigned     nbindings;
     int     disabled;
     int64_t created;
     int64_t updated;
@@ -84,6 +102,32 @@ int gh_user_list(gh_store_t *st, const char *tenant,
 /* Disable or enable. Disabling deletes every session of the user in the same
  * transaction, so the user's next request is refused. */
 int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled);
+
+/* Grant role to the user until `until` (0 = no end); granting a role the
+ * user holds replaces its end date. GH_EINVAL for a bad role name,
+ * GH_ETOOBIG past GH_BINDINGS_MAX, GH_ENOTFOUND for an unknown user. */
+int gh_role_grant(gh_store_t *st, const char *uid, const char *role,
+                  int64_t until);
+/* GH_ENOTFOUND when the user does not hold the role. */
+int gh_role_revoke(gh_store_t *st, const char *uid, const char *role);
+/* The roles of u in force at now (until == 0 or until > now): pointers
+ * into u, at most GH_BINDINGS_MAX. Returns the count. */
+size_t gh_user_active_roles(const gh_user_t *u, int64_t now,
+                            const char *out[GH_BINDINGS_MAX]);
+
+/* ---- the access policy (YAML text, see policy.h) ---- */
+
+/* Store a new policy text (already validated by the caller) and bump the
+ * policy version, in one transaction. version_out may be NULL. */
+int gh_policy_put(gh_store_t *st, const char *text, size_t len,
+                  uint64_t *version_out);
+/* A malloc'd, NUL-terminated copy of the live text (caller frees) and its
+ * version. GH_ENOTFOUND when no policy was ever stored. */
+int gh_policy_get(gh_store_t *st, char **text, size_t *len,
+                  uint64_t *version);
+/* Only the version: what workers read on each request to notice a change.
+ * 0 when no policy was ever stored. */
+int gh_policy_version(gh_store_t *st, uint64_t *version);
 
 /* ---- credentials (Argon2id PHC strings) ---- */
 

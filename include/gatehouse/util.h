@@ -12,7 +12,7 @@
 #define GH_EMAIL_MAX     254
 #define GH_NAME_MAX      127   /* a person's display name */
 #define GH_TENANT_MAX     63   /* tenant identifier: [a-z0-9-], starts alnum */
-#define GH_ROLES_MAX     255   /* comma-separated role names */
+#define GH_ROLES_MAX    2079   /* comma-separated role names (32 x 64) */
 #define GH_ID_HEXLEN      32   /* user ids: 16 random bytes as lower-case hex */
 
 /* Wall clock in seconds since the epoch. Tests may override it with

@@ -178,6 +178,7 @@ class Gateway:
         self.echo_port = None
         self.errlog = os.path.join(self.data, "nginx", "error.log")
         self.outlog = os.path.join(self.base, "nginx.out")
+        self._seen = {}         # log file -> bytes already checked
 
     # -- life cycle --
     def start(self):
@@ -194,6 +195,11 @@ class Gateway:
         self.port = free_port()
         self.echo_port = free_port()
         os.makedirs(os.path.join(self.data, "nginx"), exist_ok=True)
+        self._render()
+        self._launch()
+        return self
+
+    def _render(self):
         conf = subprocess.run(
             [RENDER, self.data, MODULE, "127.0.0.1:%d" % self.port,
              self.backend.address, "127.0.0.1:%d" % self.echo_port, "",
@@ -204,20 +210,26 @@ class Gateway:
         with open(self.conf, "w") as f:
             f.write(conf.stdout)
 
+    def _launch(self):
         env = dict(os.environ)
         env["LD_PRELOAD"] = LIBASAN
         env["ASAN_OPTIONS"] = ("detect_leaks=0:abort_on_error=0:log_path=%s"
                                % os.path.join(self.data, "asan"))
         env["UBSAN_OPTIONS"] = ("print_stacktrace=1:log_path=%s"
                                 % os.path.join(self.data, "ubsan"))
-        self._out = open(self.outlog, "wb")
+        self._out = open(self.outlog, "ab")
         self.proc = subprocess.Popen(
             [NGINX, "-p", os.path.join(self.data, "nginx"), "-c", self.conf,
              "-e", self.errlog, "-g", "daemon off;"],
             stdin=subprocess.DEVNULL, stdout=self._out,
             stderr=subprocess.STDOUT, env=env)
         self._wait_ready()
-        return self
+
+    def restart(self):
+        """Stop nginx and start it again on the same data, ports and
+        backend (after a crash, so that later tests get a sound gateway)."""
+        self._stop_nginx()
+        self._launch()
 
     def _wait_ready(self):
         deadline = time.monotonic() + START_TIMEOUT
@@ -240,8 +252,14 @@ class Gateway:
                     % (START_TIMEOUT, last, self.logs()))
 
     def stop(self):
+        """Stop nginx, then the backend."""
+        self._stop_nginx()
+        if self.backend is not None:
+            self.backend.stop()
+
+    def _stop_nginx(self):
         """Stop nginx (our pid only): SIGQUIT, then SIGTERM, then SIGKILL,
-        each with a bounded wait; then the backend."""
+        each with a bounded wait."""
         if self.proc is not None and self.proc.poll() is None:
             for sig in (signal.SIGQUIT, signal.SIGTERM, signal.SIGKILL):
                 try:
@@ -256,21 +274,28 @@ class Gateway:
         if getattr(self, "_out", None):
             self._out.close()
             self._out = None
-        if self.backend is not None:
-            self.backend.stop()
 
-    def problems(self):
-        """Sanitizer reports and fatal log lines, as text ('' if none)."""
+    def problems(self, consume=False):
+        """Sanitizer reports and fatal log lines not reported before, as
+        text ('' if none). consume=True marks them reported."""
         found = []
         for pat in ("asan*", "ubsan*"):
             for f in sorted(glob.glob(os.path.join(self.data, pat))):
                 with open(f, errors="replace") as fh:
                     found.append("== %s\n%s" % (f, fh.read()))
+                if consume:
+                    os.rename(f, os.path.join(self.base, "reported-%s"
+                                              % os.path.basename(f)))
         for f in (self.errlog, self.outlog):
             if not os.path.exists(f):
                 continue
-            with open(f, errors="replace") as fh:
-                lines = [l for l in fh if any(m in l for m in SANITIZER_MARKS)]
+            with open(f, "rb") as fh:
+                fh.seek(self._seen.get(f, 0))
+                chunk = fh.read()
+            lines = [l for l in chunk.decode(errors="replace").splitlines(True)
+                     if any(m in l for m in SANITIZER_MARKS)]
+            if consume:
+                self._seen[f] = self._seen.get(f, 0) + len(chunk)
             if lines:
                 found.append("== %s\n%s" % (f, "".join(lines)))
         return "\n".join(found)
@@ -285,7 +310,7 @@ class Gateway:
 
     def finish(self):
         self.stop()
-        bad = self.problems()
+        bad = self.problems(consume=True)
         if bad:
             pytest.fail("gateway at %s reported problems:\n%s"
                         % (self.data, bad), pytrace=False)
@@ -338,6 +363,31 @@ class Gateway:
             return r.status, r.getheaders(), r.read()
         finally:
             conn.close()
+
+    def exchange(self, data, quiet=1.0, alpn="http/1.1"):
+        """Send raw bytes on one TLS connection and return every byte the
+        server sends back until it closes or stays quiet for `quiet`
+        seconds (bounded: at most 10 s in all)."""
+        ctx = self.ssl_context()
+        ctx.set_alpn_protocols([alpn])
+        out = b""
+        deadline = time.monotonic() + 10
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=HTTP_TIMEOUT) as sock:
+            with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+                tls.sendall(data)
+                tls.settimeout(quiet)
+                while time.monotonic() < deadline:
+                    try:
+                        chunk = tls.recv(65536)
+                    except (socket.timeout, TimeoutError):
+                        break
+                    except (ConnectionError, ssl.SSLError):
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+        return out
 
     # -- login --
     def login_page(self, s, rd=None):
@@ -416,11 +466,28 @@ def make_gateway(tmp_path_factory):
     errors = []
     for gw in started:
         gw.stop()
-        bad = gw.problems()
+        bad = gw.problems(consume=True)
         if bad:
             errors.append("gateway at %s:\n%s" % (gw.data, bad))
     if errors:
         pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_watch(request):
+    """Pin a sanitizer report or a crash on the test that caused it, then
+    restart the module's nginx so that the tests after it still run."""
+    if "gateway" not in request.fixturenames:
+        yield
+        return
+    gw = request.getfixturevalue("gateway")
+    yield
+    time.sleep(0.05)        # let a dying worker finish its report
+    bad = gw.problems(consume=True)
+    if bad:
+        gw.restart()
+        pytest.fail("the gateway reported problems during this test:\n%s"
+                    % bad, pytrace=False)
 
 
 @pytest.fixture

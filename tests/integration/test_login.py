@@ -204,8 +204,8 @@ HOSTILE_RD = [
     " //evil.example",
     "/x/../../evil.example",
     "evil.example",
+    "/" + "a" * 2048,
     "/" + "a" * 5000,
-    "/" + "a" * 100000,
 ]
 
 
@@ -213,7 +213,7 @@ HOSTILE_RD = [
 def test_hostile_rd_falls_back_to_root(gateway, rd):
     # through the query string of the login page...
     s = gateway.session()
-    page, csrf = gateway.login_page(s, rd=rd if len(rd) < 6000 else None)
+    page, csrf = gateway.login_page(s, rd=rd)
     assert "evil" not in (input_value(page.text, "rd") or "")
     # ...and posted straight in the form
     r = gateway.post(LOGIN, s, data={"username": ADMIN_EMAIL,
@@ -364,10 +364,11 @@ def test_non_form_content_type_is_415(gateway):
              % (ADMIN_EMAIL, ADMIN_PASSWORD, csrf)),
             ("application/x-www-form-urlencodedX", "username=%s&password=%s&csrf=%s"
              % (ADMIN_EMAIL, ADMIN_PASSWORD, csrf))):
-        r = gateway.post(LOGIN, s, data=body, headers={"Content-Type": ctype})
+        r = gateway.post(LOGIN, s, data=body, headers={
+            "Content-Type": ctype, "Connection": "close"})
         assert r.status_code == 415, (ctype, r.status_code)
         no_session_cookie(r)
-    r = gateway.post(LOGIN, s, data=b"")
+    r = gateway.post(LOGIN, s, data=b"", headers={"Connection": "close"})
     assert r.status_code == 415, "no content type"
     _healthy(gateway)
 
@@ -445,3 +446,45 @@ def test_garbage_session_cookies_are_401(gateway, backend):
     assert status == 401
     assert backend.requests() == []
     _healthy(gateway)
+
+
+SMUGGLED = b"GET /.gatehouse/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("method,path,ctype,extra", [
+    ("POST", LOGIN, "text/plain", ""),                       # 415
+    ("PUT", LOGIN, "application/x-www-form-urlencoded", ""),  # 405
+    ("DELETE", LOGIN, "text/plain", ""),                      # 405
+    ("GET", LOGIN, "text/plain", ""),                         # 200 page
+    ("GET", LOGOUT, "text/plain", ""),                        # 405
+    ("POST", LOGOUT, "text/plain", "Origin: https://evil.example\r\n"),  # 403
+    ("POST", LOGOUT, "text/plain", ""),                       # 303
+    ("POST", "/.gatehouse/nope", "text/plain", ""),           # 404
+    ("POST", WHOAMI, "text/plain", ""),                       # 401
+    ("POST", HEALTHZ, "text/plain", ""),                      # 200
+    ("POST", "/app", "text/plain", ""),                       # 401
+])
+def test_refused_request_body_is_never_read_as_a_request(gateway, method,
+                                                          path, ctype, extra):
+    """A body the gateway does not want must be consumed (or the connection
+    closed), never parsed as the next request on the connection: that is
+    request smuggling behind any shared front proxy."""
+    head = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sContent-Type: %s\r\n"
+            "Content-Length: %d\r\n\r\n" % (method, path, gateway.port, extra,
+                                            ctype, len(SMUGGLED)))
+    out = gateway.exchange(head.encode() + SMUGGLED)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3})", out)
+    assert len(statuses) == 1, \
+        "the body was answered as a request of its own: %r" % statuses
+
+
+def test_oversized_form_body_is_never_read_as_a_request(gateway):
+    pad = b"a=" + b"x" * 20000
+    head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: "
+            "application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n"
+            % (LOGIN, gateway.port, len(pad) + len(SMUGGLED)))
+    out = gateway.exchange(head.encode() + pad + SMUGGLED)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3})", out)
+    assert statuses[:1] == [b"413"], statuses
+    assert len(statuses) == 1, \
+        "the rest of a refused body was parsed as requests: %r" % statuses

@@ -175,16 +175,22 @@ static void schema_mismatch_refused(void **state)
 {
     fx_t *fx = *state;
 
+    char other[16], junk[16], cur[16];
+    int n_other, n_junk, n_cur;
+
+    n_other = snprintf(other, sizeof other, "%d", GH_STORE_SCHEMA + 1);
+    n_junk = snprintf(junk, sizeof junk, "%dx", GH_STORE_SCHEMA);
+    n_cur = snprintf(cur, sizeof cur, "%d", GH_STORE_SCHEMA);
     gh_store_close(fx->st);
     fx->st = NULL;
-    raw_put(fx->dir, "meta", "schema", 6, "2", 1);
+    raw_put(fx->dir, "meta", "schema", 6, other, (size_t)n_other);
     assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), GH_ESCHEMA);
     assert_null(fx->st);
     /* CREATE must not "repair" a foreign store either. */
     assert_int_equal(gh_store_open(&fx->st, fx->dir, GH_STORE_CREATE), GH_ESCHEMA);
-    raw_put(fx->dir, "meta", "schema", 6, "1x", 2);
+    raw_put(fx->dir, "meta", "schema", 6, junk, (size_t)n_junk);
     assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), GH_ESCHEMA);
-    raw_put(fx->dir, "meta", "schema", 6, "1", 1);
+    raw_put(fx->dir, "meta", "schema", 6, cur, (size_t)n_cur);
     assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
     assert_int_equal(gh_store_check(fx->st), 0);
 }
@@ -619,6 +625,93 @@ static void corrupt_records_are_store_errors_not_overflows(void **state)
     assert_int_equal(gh_session_del_user(fx->st, id), 0);
 }
 
+
+static void role_grant_applies_and_revoke_removes(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1];
+    const char *act[GH_BINDINGS_MAX];
+    gh_user_t u;
+
+    add_user(fx->st, "rita@example.com", id);
+    assert_int_equal(gh_role_grant(fx->st, id, "admin", 0), 0);
+    assert_int_equal(gh_user_get(fx->st, id, &u), 0);
+    assert_int_equal(u.nbindings, 2);
+    assert_string_equal(u.roles, "member,admin");
+    assert_int_equal(gh_user_active_roles(&u, 1000, act), 2);
+
+    /* granting again only moves the end date, never duplicates */
+    assert_int_equal(gh_role_grant(fx->st, id, "admin", 5000), 0);
+    assert_int_equal(gh_user_get(fx->st, id, &u), 0);
+    assert_int_equal(u.nbindings, 2);
+    assert_int_equal(u.bindings[1].until, 5000);
+
+    assert_int_equal(gh_role_revoke(fx->st, id, "member"), 0);
+    assert_int_equal(gh_role_revoke(fx->st, id, "member"), GH_ENOTFOUND);
+    assert_int_equal(gh_user_get(fx->st, id, &u), 0);
+    assert_string_equal(u.roles, "admin");
+}
+
+static void expired_grant_is_not_active(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1];
+    const char *act[GH_BINDINGS_MAX];
+    gh_user_t u;
+
+    add_user(fx->st, "tim@example.com", id);
+    assert_int_equal(gh_role_grant(fx->st, id, "finance", 2000), 0);
+    assert_int_equal(gh_user_get(fx->st, id, &u), 0);
+    assert_int_equal(gh_user_active_roles(&u, 1999, act), 2);
+    /* until is exclusive: at 2000 the grant has ended */
+    assert_int_equal(gh_user_active_roles(&u, 2000, act), 1);
+    assert_string_equal(act[0], "member");
+}
+
+static void role_grant_refuses_bad_names_and_too_many(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1], role[16];
+    int i;
+
+    add_user(fx->st, "ola@example.com", id);
+    assert_int_equal(gh_role_grant(fx->st, id, "", 0), GH_EINVAL);
+    assert_int_equal(gh_role_grant(fx->st, id, "Admin", 0), GH_EINVAL);
+    assert_int_equal(gh_role_grant(fx->st, id, "a,b", 0), GH_EINVAL);
+    assert_int_equal(gh_role_grant(fx->st, id, "x y", 0), GH_EINVAL);
+    assert_int_equal(gh_role_grant(fx->st, id, "ok", -1), GH_EINVAL);
+    assert_int_equal(gh_role_grant(fx->st, "0123456789abcdef0123456789abcdef",
+                                   "ok", 0), GH_ENOTFOUND);
+    for (i = 1; i < GH_BINDINGS_MAX; i++) {
+        snprintf(role, sizeof role, "r%d", i);
+        assert_int_equal(gh_role_grant(fx->st, id, role, 0), 0);
+    }
+    assert_int_equal(gh_role_grant(fx->st, id, "one-too-many", 0), GH_ETOOBIG);
+}
+
+static void policy_put_bumps_version_and_get_returns_text(void **state)
+{
+    fx_t *fx = *state;
+    uint64_t v = 99, v2 = 0;
+    char *text = NULL;
+    size_t len = 0;
+
+    assert_int_equal(gh_policy_version(fx->st, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(gh_policy_get(fx->st, &text, &len, &v), GH_ENOTFOUND);
+    assert_null(text);
+    assert_int_equal(gh_policy_put(fx->st, "version: 1\n", 11, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(gh_policy_put(fx->st, "version: 1 # b\n", 15, &v), 0);
+    assert_int_equal(v, 2);
+    assert_int_equal(gh_policy_get(fx->st, &text, &len, &v2), 0);
+    assert_int_equal(v2, 2);
+    assert_int_equal(len, 15);
+    assert_string_equal(text, "version: 1 # b\n");
+    free(text);
+    assert_int_equal(gh_policy_put(fx->st, "", 0, NULL), GH_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +719,10 @@ int main(void)
         cmocka_unit_test(open_missing_datadir_is_notinit),
         cmocka_unit_test_setup_teardown(env_dir_is_0700_and_files_0600, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_mismatch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(role_grant_applies_and_revoke_removes, setup, teardown),
+        cmocka_unit_test_setup_teardown(expired_grant_is_not_active, setup, teardown),
+        cmocka_unit_test_setup_teardown(role_grant_refuses_bad_names_and_too_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(policy_put_bumps_version_and_get_returns_text, setup, teardown),
         cmocka_unit_test_setup_teardown(store_values_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(rdonly_store_reads_but_refuses_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(meta_get_reports_unset_and_small_buffer, setup, teardown),
