@@ -28,7 +28,7 @@
 #include "gatehouse/store.h"
 #include "gatehouse/util.h"
 
-#define EXIT_USAGE 2
+#include "cli.h"
 
 #define GEN_PASSWORD_LEN   20
 #define ARGON2_PASSES_MAX  64
@@ -57,6 +57,12 @@ static const char usage_text[] =
 "  user disable --email E [--tenant T]\n"
 "  user enable --email E [--tenant T]\n"
 "  user passwd --email E --password-stdin\n"
+"  policy apply FILE | show\n"
+"  policy explain --tenant T --email E --url URL [--method M] [--ip A] [--mfa]\n"
+"                 [--app APP]\n"
+"  role grant --tenant T --email E ROLE [--until YYYY-MM-DD]\n"
+"  role revoke --tenant T --email E ROLE\n"
+"  role list [--tenant T] [--email E]\n"
 "  argon2 show\n"
 "  argon2 set [--passes N] [--memory-mib N]   (workers pick it up on reload)\n"
 "\n"
@@ -65,9 +71,7 @@ static const char usage_text[] =
 
 /* Print "gatehouse: <message>" as exactly one line on stderr and return code.
  * Control characters (from user input echoed in the message) become '?'. */
-static int fail(int code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int fail(int code, const char *fmt, ...)
+int fail(int code, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -84,9 +88,7 @@ static int fail(int code, const char *fmt, ...)
 }
 
 /* A usage error: one line, exit status 2. */
-static int usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+int usage_error(const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -98,7 +100,7 @@ static int usage_error(const char *fmt, ...)
 }
 
 /* Report a getopt failure for the option just scanned. */
-static int bad_option(int c, char **argv)
+int bad_option(int c, char **argv)
 {
     const char *opt = argv[optind - 1];
 
@@ -108,7 +110,7 @@ static int bad_option(int c, char **argv)
 }
 
 /* Parse a decimal integer in [min, max] with full strtol checks. */
-static int parse_long(const char *s, long min, long max, long *out)
+int parse_long(const char *s, long min, long max, long *out)
 {
     char *end;
     long v;
@@ -196,7 +198,7 @@ static void generate_password(char out[GEN_PASSWORD_LEN + 1])
 }
 
 /* Open the store for a command; prints the error line itself. */
-static int open_store(const char *dir, gh_store_t **st)
+int open_store(const char *dir, gh_store_t **st)
 {
     int rc = gh_store_open(st, dir, 0);
 
@@ -291,7 +293,7 @@ static int roles_arg_ok(const char *r)
 }
 
 /* Normalise an email argument, or print the standard error. */
-static int email_arg(const char *in, char out[GH_EMAIL_MAX + 1])
+int email_arg(const char *in, char out[GH_EMAIL_MAX + 1])
 {
     if (gh_email_normalize(in, strlen(in), out) != 0)
         return fail(1, "not a valid email address: %s", in);
@@ -526,6 +528,11 @@ static int cmd_init(const char *dir, int argc, char **argv)
         rc = fail(1, "cannot add admin user %s: %s", email, gh_strerror(rc));
         goto out;
     }
+    rc = policy_store_default(st, tenant);
+    if (rc != 0) {
+        rc = fail(1, "cannot store the default policy: %s", gh_strerror(rc));
+        goto out;
+    }
     printf("initialised %s: tenant %s, admin %s\n", dir, tenant, email);
     if (!pw_stdin)
         printf("admin password: %s\n", pw);
@@ -636,7 +643,7 @@ static int print_user(const gh_user_t *u, void *arg)
 }
 
 /* Find the user named by --email (and, when given, in --tenant). */
-static int find_user(gh_store_t *st, const char *email, const char *tenant,
+int find_user(gh_store_t *st, const char *email, const char *tenant,
                      gh_user_t *u)
 {
     gh_tenant_t t;
@@ -922,6 +929,8 @@ static const struct {
     { "tenant", cmd_tenant },
     { "user",   cmd_user },
     { "argon2", cmd_argon2 },
+    { "policy", cmd_policy },
+    { "role",   cmd_role },
 };
 
 int main(int argc, char **argv)

@@ -10,7 +10,7 @@ extra=$2
 top=$(cd "$(dirname "$0")/.." && pwd)
 src=/usr/share/nginx/src
 work=$top/$out/nginx
-stamp="$extra"
+stamp="$extra $(sha1sum "$top/gateway/config" | cut -c1-40)"
 
 if [ ! -f "$work/objs/Makefile" ] || [ "$(cat "$work/.gh-flags" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$work"

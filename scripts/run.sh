@@ -27,6 +27,7 @@ if [ ! -e "$DATA/gatehouse.mdb" ]; then
     "$GH" --data "$DATA" init --admin-email "$ADMIN_EMAIL" --cert-cn 127.0.0.1
     echo "admin: $ADMIN_EMAIL (the password above is shown only once)"
   fi
+  "$GH" --data "$DATA" policy apply "$top/conf/policy.example.yaml"
 fi
 
 mkdir -p "$DATA/nginx"

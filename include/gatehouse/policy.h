@@ -13,12 +13,17 @@
  *                                          -> deny  "network_not_allowed"
  *   4. user holds no role but "visitor" and A does not admit visitors
  *                                          -> deny  "visitors_not_allowed"
+ *      (counting only roles the policy defines — a name it does not
+ *      define grants nothing and is ignored everywhere. A user with no
+ *      role at all is treated as a visitor: least privilege.)
  *   5. T requires MFA, session has none    -> deny  "mfa_required"
  *   6. a deny rule matches                 -> deny  "denied_by_rule" (rule)
  *   7. an allow rule matches               -> allow "allowed" (rule)
  *   8. an allow rule matches but for its "mfa: required"
  *                                          -> deny  "mfa_required" (rule)
  *   9. otherwise                           -> deny  "no_matching_rule"
+ * Steps 6-8 pick, in file order, the first matching rule of each kind, so
+ * the order of rules never changes the outcome.
  * A rule matches when every condition it states holds: roles (any of),
  * methods (any of), paths (any prefix, on '/' boundaries — "/admin" covers
  * "/admin" and "/admin/x", not "/administrator"), networks (any of). A
@@ -120,7 +125,9 @@ typedef void (*gh_explain_fn)(const char *line, void *arg);
 
 /* Decide. explain may be NULL (the request path passes NULL: then no
  * allocation and no formatting happens). Returns 0, or GH_EINVAL for a
- * malformed request (e.g. too many roles) — callers deny on any error. */
+ * malformed request (e.g. too many roles, an invalid tenant name, a path
+ * not starting with '/', method not exactly one GH_M_* bit) — d is then
+ * filled as deny "invalid_request"; callers deny on any error. */
 int gh_policy_decide(const gh_policy_t *p, const char *app,
                      const gh_request_t *req, gh_decision_t *d,
                      gh_explain_fn explain, void *arg);

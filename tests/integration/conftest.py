@@ -163,8 +163,10 @@ def assert_hsts(resp):
 class Gateway:
     """nginx + module + recording backend over a fresh data directory."""
 
+    live = []       # running gateways, checked after every test
+
     def __init__(self, base, idle="30m", lifetime="12h", argon2_passes=1,
-                 argon2_memory_mib=8, workers=1):
+                 argon2_memory_mib=8, workers=1, http=False):
         self.base = str(base)
         self.data = os.path.join(self.base, "data")
         self.idle = idle
@@ -172,6 +174,8 @@ class Gateway:
         self.passes = argon2_passes
         self.memory = argon2_memory_mib
         self.workers = workers
+        self.http = http
+        self.http_port = None
         self.proc = None
         self.backend = None
         self.port = None
@@ -194,6 +198,8 @@ class Gateway:
         self.backend = RecordingBackend().start()
         self.port = free_port()
         self.echo_port = free_port()
+        if self.http:
+            self.http_port = free_port()
         os.makedirs(os.path.join(self.data, "nginx"), exist_ok=True)
         self._render()
         self._launch()
@@ -202,7 +208,8 @@ class Gateway:
     def _render(self):
         conf = subprocess.run(
             [RENDER, self.data, MODULE, "127.0.0.1:%d" % self.port,
-             self.backend.address, "127.0.0.1:%d" % self.echo_port, "",
+             self.backend.address, "127.0.0.1:%d" % self.echo_port,
+             "127.0.0.1:%d" % self.http_port if self.http_port else "",
              self.idle, self.lifetime, self.errlog, str(self.workers)],
             capture_output=True, text=True, timeout=30)
         assert conf.returncode == 0, conf.stderr
@@ -223,6 +230,8 @@ class Gateway:
              "-e", self.errlog, "-g", "daemon off;"],
             stdin=subprocess.DEVNULL, stdout=self._out,
             stderr=subprocess.STDOUT, env=env)
+        if self not in Gateway.live:
+            Gateway.live.append(self)
         self._wait_ready()
 
     def restart(self):
@@ -253,6 +262,8 @@ class Gateway:
 
     def stop(self):
         """Stop nginx, then the backend."""
+        if self in Gateway.live:
+            Gateway.live.remove(self)
         self._stop_nginx()
         if self.backend is not None:
             self.backend.stop()
@@ -353,7 +364,9 @@ class Gateway:
                                            timeout=HTTP_TIMEOUT,
                                            context=self.ssl_context())
         try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
+            conn.putrequest(method, path, skip_accept_encoding=True,
+                            skip_host=any(k.lower() == "host"
+                                          for k, _ in headers))
             for k, v in headers:
                 conn.putheader(k, v)
             if body is not None:
@@ -474,20 +487,22 @@ def make_gateway(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _sanitizer_watch(request):
+def _sanitizer_watch():
     """Pin a sanitizer report or a crash on the test that caused it, then
-    restart the module's nginx so that the tests after it still run."""
-    if "gateway" not in request.fixturenames:
-        yield
-        return
-    gw = request.getfixturevalue("gateway")
+    restart that nginx so that the tests after it still run."""
     yield
-    time.sleep(0.05)        # let a dying worker finish its report
-    bad = gw.problems(consume=True)
-    if bad:
-        gw.restart()
+    if not Gateway.live:
+        return
+    time.sleep(0.02)        # let a dying worker finish its report
+    found = []
+    for gw in list(Gateway.live):
+        bad = gw.problems(consume=True)
+        if bad:
+            found.append(bad)
+            gw.restart()
+    if found:
         pytest.fail("the gateway reported problems during this test:\n%s"
-                    % bad, pytrace=False)
+                    % "\n".join(found), pytrace=False)
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER, CSRF_COOKIE, HEALTHZ, LOGIN,
                       SESSION_COOKIE, WHOAMI, input_value, local_location,
                       set_cookies)
@@ -282,3 +284,68 @@ def test_healthz(gateway, backend):
     assert r.headers["Content-Type"].startswith("application/json")
     assert r.json() == {"status": "ok"}
     assert backend.requests() == []
+
+
+# ---- our cookies stay between the browser and the gateway ---------------------
+
+def _cookies_seen(record):
+    return [v for k, v in record["headers"] if k.lower() == "cookie"]
+
+
+def test_gatehouse_cookies_are_not_forwarded(gateway, backend):
+    s = gateway.logged_in()
+    token = s.cookies.get(SESSION_COOKIE)
+    csrf = s.cookies.get(CSRF_COOKIE)
+    assert token and csrf
+    # only ours: the Cookie header disappears
+    r = gateway.get("/only-ours", s, headers=API)
+    assert r.status_code == 200
+    # ours between the backend's own cookies: theirs pass unchanged
+    status, _, _ = gateway.raw("GET", "/mixed", [
+        ("Accept", "application/json"),
+        ("Cookie", "app=1; %s=%s; %s=%s; other=two"
+         % (SESSION_COOKIE, token, CSRF_COOKIE, csrf))])
+    assert status == 200
+    # two Cookie header lines
+    status, _, _ = gateway.raw("GET", "/two-lines", [
+        ("Accept", "application/json"), ("Cookie", "app=1"),
+        ("Cookie", "%s=%s" % (SESSION_COOKIE, token))])
+    assert status == 200
+    recs = {r["path"]: r for r in backend.requests()}
+    assert _cookies_seen(recs["/only-ours"]) == []
+    assert _cookies_seen(recs["/mixed"]) == ["app=1; other=two"]
+    assert _cookies_seen(recs["/two-lines"]) == ["app=1"]
+    for rec in recs.values():
+        for k, v in rec["headers"]:
+            assert token not in v and csrf not in v, (rec["path"], k)
+
+
+def test_session_token_never_reaches_the_backend_under_another_spelling(
+        gateway, backend):
+    s = gateway.logged_in()
+    token = s.cookies.get(SESSION_COOKIE)
+    for name in ("__HOST-GATEHOUSE", "__host-gatehouse", "__Host-Gatehouse"):
+        status, _, _ = gateway.raw("GET", "/spelling", [
+            ("Accept", "application/json"),
+            ("Cookie", "%s=%s; z=1" % (name, token))])
+        assert status in (200, 401), (name, status)
+    for rec in backend.requests():
+        for k, v in rec["headers"]:
+            assert token not in v, "token forwarded in %s: %s" % (k, v)
+
+
+@pytest.mark.parametrize("pairs", [10, 200, 2500])
+def test_cookie_rewrite_with_many_short_cookies(gateway, backend, pairs):
+    """Removing our cookie re-joins the others with "; ": input written
+    with bare ';' grows. It must neither overflow nor drop a cookie."""
+    s = gateway.logged_in()
+    token = s.cookies.get(SESSION_COOKIE)
+    value = "%s=%s;" % (SESSION_COOKIE, token) + ";".join(["a"] * pairs)
+    status, _, _ = gateway.raw("GET", "/many-cookies", [
+        ("Accept", "application/json"), ("Cookie", value)])
+    assert status == 200
+    recs = backend.requests()
+    assert len(recs) == 1
+    seen = _cookies_seen(recs[0])
+    assert len(seen) == 1 and token not in seen[0]
+    assert [c.strip() for c in seen[0].split(";")] == ["a"] * pairs

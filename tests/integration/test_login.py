@@ -361,8 +361,6 @@ def test_non_form_content_type_is_415(gateway):
              % (ADMIN_EMAIL, ADMIN_PASSWORD, csrf)),
             ("multipart/form-data; boundary=x", "--x--"),
             ("text/plain", "username=%s&password=%s&csrf=%s"
-             % (ADMIN_EMAIL, ADMIN_PASSWORD, csrf)),
-            ("application/x-www-form-urlencodedX", "username=%s&password=%s&csrf=%s"
              % (ADMIN_EMAIL, ADMIN_PASSWORD, csrf))):
         r = gateway.post(LOGIN, s, data=body, headers={
             "Content-Type": ctype, "Connection": "close"})
@@ -371,6 +369,24 @@ def test_non_form_content_type_is_415(gateway):
     r = gateway.post(LOGIN, s, data=b"", headers={"Connection": "close"})
     assert r.status_code == 415, "no content type"
     _healthy(gateway)
+
+
+@pytest.mark.parametrize("ctype,ok", [
+    ("application/x-www-form-urlencoded", True),
+    ("application/x-www-form-urlencoded; charset=UTF-8", True),
+    ("Application/X-WWW-Form-Urlencoded", True),
+    ("application/x-www-form-urlencodedX", False),
+    ("application/x-www-form-urlencoded-json", False),
+    ("application/x-www-form-urlencoded+xml", False),
+])
+def test_form_content_type_is_matched_exactly(gateway, ctype, ok):
+    s = gateway.session()
+    _, csrf = gateway.login_page(s)
+    body = "username=%s&password=%s&csrf=%s" % (
+        "admin%40example.com", ADMIN_PASSWORD.replace(" ", "+"), csrf)
+    r = gateway.post(LOGIN, s, data=body, headers={
+        "Content-Type": ctype, "Connection": "close"})
+    assert r.status_code == (303 if ok else 415), (ctype, r.status_code)
 
 
 @pytest.mark.parametrize("tamper", [
@@ -488,3 +504,24 @@ def test_oversized_form_body_is_never_read_as_a_request(gateway):
     assert statuses[:1] == [b"413"], statuses
     assert len(statuses) == 1, \
         "the rest of a refused body was parsed as requests: %r" % statuses
+
+
+def test_email_is_case_insensitive_at_login(gateway):
+    s, r = gateway.login(email=ADMIN_EMAIL.upper())
+    assert r.status_code == 303
+    assert gateway.get(WHOAMI, s).json()["email"] == ADMIN_EMAIL
+
+
+@pytest.mark.parametrize("email,password", [
+    (ADMIN_EMAIL, "x" * 1025),
+    (ADMIN_EMAIL, ADMIN_PASSWORD + "\0"),
+    (ADMIN_EMAIL, ADMIN_PASSWORD + " "),
+    ("a" * 700 + "@example.com", "x"),
+    (ADMIN_EMAIL + "\0", ADMIN_PASSWORD),
+    ("\u00e4dmin@example.com", ADMIN_PASSWORD),
+])
+def test_odd_credentials_are_plain_failures(gateway, email, password):
+    s, r = gateway.login(email=email, password=password)
+    assert r.status_code == 401, (r.status_code, r.text[:200])
+    no_session_cookie(r)
+    assert GENERIC in r.text
