@@ -30,7 +30,7 @@ REL_OBJ    := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ    := $(LIB_SRC:%.c=build/san/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 
-.PHONY: all san deps run test unit integration clean
+.PHONY: all san deps run test unit integration bench clean
 all: build/libgatehouse.a build/ngx_http_gatehouse_module.so build/gatehouse
 
 san: build/san/libgatehouse.a build/san/ngx_http_gatehouse_module.so build/san/gatehouse $(UNIT_BIN)
@@ -82,6 +82,13 @@ integration: build/san/ngx_http_gatehouse_module.so build/san/gatehouse
 test: deps
 	@$(MAKE) --no-print-directory all san
 	@scripts/test.sh all
+
+# The benchmark: gatehouse vs plain nginx vs auth_request (bench/README.md).
+build/decide_bench: bench/decide_bench.c build/libgatehouse.a $(HDRS)
+	$(CC) $(REL_CFLAGS) bench/decide_bench.c build/libgatehouse.a $(LIBS) -o $@
+
+bench: deps all build/decide_bench
+	@bench/run.sh
 
 clean:
 	rm -rf build

@@ -770,7 +770,9 @@ gh_own_cookie(u_char *p, size_t len)
 
     for (i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
         n = ngx_strlen(own[i]);
-        if (len >= n && ngx_strncmp(p, own[i], n) == 0) {
+        /* nginx finds cookies case-insensitively (that is how the session
+         * is read), so strip them the same way */
+        if (len >= n && ngx_strncasecmp(p, (u_char *) own[i], n) == 0) {
             return 1;
         }
     }
@@ -785,7 +787,9 @@ gh_filter_cookie_header(ngx_http_request_t *r, ngx_table_elt_t *h)
 {
     u_char  *p, *end, *semi, *out, *o;
 
-    out = ngx_pnalloc(r->pool, h->value.len);
+    /* re-joining with "; " can grow input written with bare ';': at most
+     * two bytes per pair, and a pair takes at least two input bytes */
+    out = ngx_pnalloc(r->pool, 2 * h->value.len + 2);
     if (out == NULL) {
         return NGX_ERROR;
     }
@@ -1677,7 +1681,7 @@ gh_login_body(ngx_http_request_t *r)
     gh_job_t                  *job;
     ngx_chain_t               *cl;
     ngx_str_t                  body, csrf, rd;
-    ngx_int_t                  rc;
+    ngx_int_t                  rc, status;
     size_t                     len;
     u_char                    *p;
 
@@ -1711,6 +1715,7 @@ gh_login_body(ngx_http_request_t *r)
 
     job = ngx_pcalloc(r->pool, sizeof(*job));
     if (job == NULL) {
+        gh_wipe(body.data, body.len);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -1725,7 +1730,7 @@ gh_login_body(ngx_http_request_t *r)
     }
 
     if (gh_csrf_prepare(r, ctx) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
         goto wipe;
     }
     if (gh_same_origin(r) != NGX_OK
@@ -1740,8 +1745,7 @@ gh_login_body(ngx_http_request_t *r)
         ngx_str_set(&ctx->message,
                     "This form expired or came from another site. "
                     "Please sign in again.");
-        ngx_http_finalize_request(r,
-            gh_send_login_page(r, ctx, NGX_HTTP_FORBIDDEN));
+        status = gh_send_login_page(r, ctx, NGX_HTTP_FORBIDDEN);
         goto wipe;
     }
 
@@ -1749,8 +1753,7 @@ gh_login_body(ngx_http_request_t *r)
                        &job->password);
     if (rc == NGX_ERROR || job->email.len == 0) {
         ngx_str_set(&ctx->message, "Incorrect email or password.");
-        ngx_http_finalize_request(r,
-            gh_send_login_page(r, ctx, NGX_HTTP_UNAUTHORIZED));
+        status = gh_send_login_page(r, ctx, NGX_HTTP_UNAUTHORIZED);
         goto wipe;
     }
     if (rc == NGX_DECLINED) {
@@ -1766,19 +1769,20 @@ gh_login_body(ngx_http_request_t *r)
     job->request = r;
     job->finish = gh_login_finish;
     if (gh_job_post(r, job, gh_job_thread_login) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                          "the gateway is busy, try again"));
+        status = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                               "the gateway is busy, try again");
         goto wipe;
     }
     gh_wipe(body.data, body.len);
-    return;
+    return;   /* gh_login_finish answers when the thread is done */
 
 wipe:
+    /* Before finalizing: finalizing may free the pool these live in. */
     gh_wipe(body.data, body.len);
     if (job->password.len) {
         gh_wipe(job->password.data, job->password.len);
     }
+    ngx_http_finalize_request(r, status);
 }
 
 
@@ -1828,6 +1832,32 @@ gh_login_finish(ngx_http_request_t *r, gh_job_t *job)
 }
 
 
+/* Exactly application/x-www-form-urlencoded, optionally with parameters
+ * (";charset=..."): a prefix match would accept "...urlencodedX". */
+static ngx_uint_t
+gh_is_form(ngx_http_request_t *r)
+{
+    static const char  form[] = "application/x-www-form-urlencoded";
+    ngx_str_t         *ct;
+    u_char             c;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+    ct = &r->headers_in.content_type->value;
+    if (ct->len < sizeof(form) - 1
+        || ngx_strncasecmp(ct->data, (u_char *) form, sizeof(form) - 1) != 0)
+    {
+        return 0;
+    }
+    if (ct->len == sizeof(form) - 1) {
+        return 1;
+    }
+    c = ct->data[sizeof(form) - 1];
+    return c == ';' || c == ' ' || c == '\t';
+}
+
+
 static ngx_int_t
 gh_login_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
@@ -1861,21 +1891,20 @@ gh_login_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
         return gh_send_login_page(r, ctx, NGX_HTTP_OK);
     }
 
+    /* From here on the body stays unread when we refuse: never let it be
+     * parsed as the next request on this connection. */
     if (!(r->method & NGX_HTTP_POST)) {
+        r->keepalive = 0;
         return gh_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
                              "use GET or POST");
     }
-    if (r->headers_in.content_type == NULL
-        || r->headers_in.content_type->value.len
-           < sizeof("application/x-www-form-urlencoded") - 1
-        || ngx_strncasecmp(r->headers_in.content_type->value.data,
-                           (u_char *) "application/x-www-form-urlencoded",
-                           sizeof("application/x-www-form-urlencoded") - 1))
-    {
+    if (!gh_is_form(r)) {
+        r->keepalive = 0;
         return gh_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                              "bad_form", "expected a urlencoded form");
     }
     if (r->headers_in.content_length_n > GH_FORM_MAX) {
+        r->keepalive = 0;
         return gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                              "too_large", "the form is too large");
     }
@@ -1925,7 +1954,6 @@ static ngx_int_t
 gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
     gh_job_t   *job;
-    ngx_int_t   rc;
 
     if (!(r->method & NGX_HTTP_POST)) {
         return gh_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
@@ -1934,10 +1962,6 @@ gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     if (gh_same_origin(r) != NGX_OK) {
         return gh_send_error(r, NGX_HTTP_FORBIDDEN, "cross_origin",
                              "cross-site sign-out refused");
-    }
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
     }
 
     if (!ctx->authenticated) {
@@ -1964,14 +1988,56 @@ gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 static ngx_str_t  gh_health_ok = ngx_string("{\"status\":\"ok\"}\n");
 
 static ngx_int_t
-ngx_http_gatehouse_endpoint(ngx_http_request_t *r)
+gh_healthz_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    if (gh_store == NULL || gh_store_check(gh_store) != 0) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                             "unavailable", "store unreadable");
+    }
+    return gh_send(r, NGX_HTTP_OK, "application/json", &gh_health_ok,
+                   NULL, NULL, 0);
+}
+
+
+static ngx_int_t
+gh_whoami_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
     ngx_http_gatehouse_main_conf_t  *mcf;
-    ngx_http_gatehouse_ctx_t        *ctx;
-    ngx_str_t                        ep;
-    ngx_int_t                        rc;
 
+    if (!ctx->authenticated) {
+        return gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+                             "no valid session");
+    }
     mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    return gh_send_whoami(r, ctx, mcf->idle, mcf->lifetime);
+}
+
+
+/* The endpoints under /.gatehouse/. Unless an endpoint reads the body
+ * itself, the body is discarded before it answers: an unread body must
+ * never be parsed as the next request on a keep-alive connection. */
+static const struct {
+    ngx_str_t    name;
+    ngx_uint_t   reads_body;
+    ngx_uint_t   needs_store;
+    ngx_int_t  (*handler)(ngx_http_request_t *r,
+                          ngx_http_gatehouse_ctx_t *ctx);
+} gh_endpoints[] = {
+    { ngx_string("healthz"), 0, 0, gh_healthz_endpoint },
+    { ngx_string("login"),   1, 1, gh_login_endpoint },
+    { ngx_string("logout"),  0, 1, gh_logout_endpoint },
+    { ngx_string("whoami"),  0, 1, gh_whoami_endpoint },
+};
+
+
+static ngx_int_t
+ngx_http_gatehouse_endpoint(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_ctx_t  *ctx;
+    ngx_str_t                  ep;
+    ngx_uint_t                 i, n;
+    ngx_int_t                  rc;
+
     ctx = gh_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1979,52 +2045,31 @@ ngx_http_gatehouse_endpoint(ngx_http_request_t *r)
 
     ep.data = r->uri.data + sizeof(GH_PREFIX) - 1;
     ep.len = r->uri.len - (sizeof(GH_PREFIX) - 1);
+    n = sizeof(gh_endpoints) / sizeof(gh_endpoints[0]);
+    for (i = 0; i < n; i++) {
+        if (ep.len == gh_endpoints[i].name.len
+            && ngx_strncmp(ep.data, gh_endpoints[i].name.data, ep.len) == 0)
+        {
+            break;
+        }
+    }
 
-#define GH_EP(s)  (ep.len == sizeof(s) - 1 && ngx_strncmp(ep.data, s, ep.len) == 0)
-
-    if (GH_EP("healthz")) {
+    if (i == n || !gh_endpoints[i].reads_body) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
-        if (gh_store == NULL || gh_store_check(gh_store) != 0) {
-            return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "unavailable", "store unreadable");
-        }
-        return gh_send(r, NGX_HTTP_OK, "application/json", &gh_health_ok,
-                       NULL, NULL, 0);
     }
-
-    if (ctx->store_failed) {
+    if (i == n) {
+        return gh_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                             "no such gatehouse endpoint");
+    }
+    if (gh_endpoints[i].needs_store && ctx->store_failed) {
+        r->keepalive = 0;   /* the body may be unread */
         return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
                              "the session store is unavailable");
     }
-
-    if (GH_EP("login")) {
-        return gh_login_endpoint(r, ctx);
-    }
-    if (GH_EP("logout")) {
-        return gh_logout_endpoint(r, ctx);
-    }
-    if (GH_EP("whoami")) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-        if (!ctx->authenticated) {
-            return gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
-                                 "no valid session");
-        }
-        return gh_send_whoami(r, ctx, mcf->idle, mcf->lifetime);
-    }
-#undef GH_EP
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-    return gh_send_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                         "no such gatehouse endpoint");
+    return gh_endpoints[i].handler(r, ctx);
 }
 
 

@@ -334,7 +334,9 @@ gh_cookie_header(ngx_pool_t *pool, const char *name, ngx_str_t *value,
     }
     p = ngx_cpymem(out->data, name, nlen);
     *p++ = '=';
-    p = ngx_cpymem(p, value->data, value->len);
+    if (value->len) {
+        p = ngx_cpymem(p, value->data, value->len);   /* data may be NULL */
+    }
     p = ngx_cpymem(p, attrs, sizeof(attrs) - 1);
     if (expire) {
         p = ngx_cpymem(p, gone, sizeof(gone) - 1);

@@ -18,6 +18,7 @@ import html
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -188,6 +189,11 @@ class Gateway:
     def start(self):
         if not os.path.exists(MODULE):
             pytest.fail("module not built: %s" % MODULE)
+        # load a private copy: a rebuild that overwrites the .so in place
+        # would crash a running nginx that has it mapped
+        os.makedirs(self.base, exist_ok=True)
+        self.module = os.path.join(self.base, os.path.basename(MODULE))
+        shutil.copy2(MODULE, self.module)
         if LIBASAN is None:
             pytest.fail("gcc -print-file-name=libasan.so found nothing")
         os.makedirs(self.data, exist_ok=True)
@@ -207,7 +213,7 @@ class Gateway:
 
     def _render(self):
         conf = subprocess.run(
-            [RENDER, self.data, MODULE, "127.0.0.1:%d" % self.port,
+            [RENDER, self.data, self.module, "127.0.0.1:%d" % self.port,
              self.backend.address, "127.0.0.1:%d" % self.echo_port,
              "127.0.0.1:%d" % self.http_port if self.http_port else "",
              self.idle, self.lifetime, self.errlog, str(self.workers)],

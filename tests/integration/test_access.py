@@ -236,22 +236,24 @@ def test_forged_identity_headers_are_stripped_after_login(gateway, backend):
     assert HEX32.match(idh["x-gatehouse-request-id"][0])
 
 
-def test_forged_roles_do_not_fill_an_empty_identity_field(gateway, backend):
-    """A user without roles: a forged X-Gatehouse-Roles must not slip into
-    the empty slot the gateway leaves."""
-    gateway.add_user("noroles@example.com", "no roles pw 123", roles="")
-    s = gateway.logged_in("noroles@example.com", "no roles pw 123")
-    status, _, body = gateway.raw("GET", "/roles-check", FORGED + [
+def test_forged_headers_do_not_fill_an_empty_identity_field(gateway, backend):
+    """A user without a display name: the gateway has no X-Gatehouse-Name
+    to send, and a forged one must not slip into the empty slot."""
+    gateway.add_user("noname@example.com", "no name pw 123", roles="member")
+    s = gateway.logged_in("noname@example.com", "no name pw 123")
+    assert gateway.get(WHOAMI, s).json()["name"] == ""
+    status, _, body = gateway.raw("GET", "/name-check", FORGED + [
         ("Cookie", _cookie_header(s)),
-        ("X-Gatehouse-Roles", "gatehouse-admin")])
+        ("X-Gatehouse-Name", "Mallory"), ("x-gatehouse-name", "Mallory")])
     assert status == 200, body
     recs = backend.requests()
     assert len(recs) == 1
     idh = identity_headers(recs[0])
-    assert idh.get("x-gatehouse-roles", [""]) == [""], idh
-    assert idh["x-gatehouse-email"] == ["noroles@example.com"]
+    assert idh.get("x-gatehouse-name", [""]) == [""], idh
+    assert idh["x-gatehouse-email"] == ["noname@example.com"]
+    assert idh["x-gatehouse-roles"] == ["member"]
     for k, v in recs[0]["headers"]:
-        assert "attacker" not in v.lower() and "gatehouse-admin" not in v, (k, v)
+        assert "attacker" not in v.lower() and "Mallory" not in v, (k, v)
 
 
 # ---- 13. whoami, 14. healthz ---------------------------------------------------
