@@ -28,4 +28,7 @@ fi
 # The module links our static library, which objs/Makefile does not track: relink every time.
 rm -f "$work/objs/ngx_http_gatehouse_module.so"
 make -s -C "$work" -f objs/Makefile modules GH_LIBDIR="$top/$out"
-cp "$work/objs/ngx_http_gatehouse_module.so" "$top/$out/"
+# Replace atomically: a running nginx has the old file mapped, and writing
+# over it in place crashes that nginx.
+cp "$work/objs/ngx_http_gatehouse_module.so" "$top/$out/.ngx_http_gatehouse_module.so.new"
+mv -f "$top/$out/.ngx_http_gatehouse_module.so.new" "$top/$out/ngx_http_gatehouse_module.so"

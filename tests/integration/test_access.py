@@ -6,7 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER, CSRF_COOKIE, HEALTHZ, LOGIN,
+from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER, CSRF_COOKIE,
+                      HEALTHZ, HSTS, LOGIN,
                       SESSION_COOKIE, WHOAMI, input_value, local_location,
                       set_cookies)
 
@@ -210,8 +211,9 @@ def test_forged_identity_headers_never_authenticate(gateway, backend):
 def test_forged_identity_headers_are_stripped_after_login(gateway, backend):
     s = gateway.logged_in()
     me = gateway.get(WHOAMI, s).json()
-    status, _, body = gateway.raw("GET", "/forged?h=1",
-                                  FORGED + [("Cookie", _cookie_header(s))])
+    status, _, body = gateway.raw("GET", "/forged?h=1", FORGED + [
+        ("Cookie", _cookie_header(s)),
+        ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Proto", "http")])
     assert status == 200, body
     status, _, body = gateway.raw("GET", WHOAMI,
                                   FORGED + [("Cookie", _cookie_header(s))])
@@ -233,6 +235,11 @@ def test_forged_identity_headers_are_stripped_after_login(gateway, backend):
     assert idh["x-gatehouse-roles"] == ["gatehouse-admin,manager"]
     assert "x-gatehouse-assertion" not in idh
     assert "x-gatehouse-anything-else" not in idh
+    # the client's own claims about its address and scheme are replaced
+    fwd = [v for k, v in rec["headers"] if k.lower() == "x-forwarded-for"]
+    assert fwd == ["127.0.0.1"], fwd
+    proto = [v for k, v in rec["headers"] if k.lower() == "x-forwarded-proto"]
+    assert proto == ["https"], proto
     assert HEX32.match(idh["x-gatehouse-request-id"][0])
 
 
@@ -351,3 +358,111 @@ def test_cookie_rewrite_with_many_short_cookies(gateway, backend, pairs):
     seen = _cookies_seen(recs[0])
     assert len(seen) == 1 and token not in seen[0]
     assert [c.strip() for c in seen[0].split(";")] == ["a"] * pairs
+
+
+# ---- odd request targets and odd identities ------------------------------------
+
+def test_redirect_target_cannot_inject_headers(gateway, backend):
+    for target in ("/x%0d%0aSet-Cookie:%20a=b", "/x%0aLocation:%20https://evil.example",
+                   "/%ff%fe?q=%00", "/x?rd=https://evil.example"):
+        status, headers, _ = gateway.raw("GET", target, [("Accept", "text/html")])
+        assert status == 302, (target, status)
+        names = [k.lower() for k, _ in headers]
+        assert "set-cookie" not in names
+        locs = [v for k, v in headers if k.lower() == "location"]
+        assert len(locs) == 1 and locs[0].startswith(LOGIN + "?rd="), locs
+        assert "\r" not in locs[0] and "\n" not in locs[0]
+        assert not re.search(r"[\x00-\x20\x7f-\xff]", locs[0]), locs[0]
+    # raw bytes outside ASCII in the request line
+    out = gateway.exchange(b"GET /\xff\xfe\x80?q=\xc3 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           b"Accept: text/html\r\nConnection: close\r\n\r\n")
+    head = out.split(b"\r\n\r\n")[0]
+    status = int(re.match(rb"HTTP/1\.1 (\d{3})", head).group(1))
+    assert status in (302, 400), head
+    for line in head.split(b"\r\n")[1:]:
+        assert all(0x20 <= c < 0x7f for c in line), line
+    assert backend.requests() == []
+
+
+def test_absolute_form_request_target_stays_local(gateway, backend):
+    status, headers, _ = gateway.raw("GET", "https://evil.example/x?y=1",
+                                     [("Accept", "text/html")])
+    if status == 302:
+        loc = [v for k, v in headers if k.lower() == "location"][0]
+        assert loc.startswith(LOGIN + "?rd="), loc
+        rd = parse_qs(urlsplit(loc).query)["rd"][0]
+        # whatever rd carries, logging in with it must land on this origin
+        s, r = gateway.login(rd=rd)
+        assert r.status_code == 303
+        assert "evil" not in r.headers["Location"]
+        local_location(r, gateway.port)
+    else:
+        assert status in (400, 401), status
+    assert backend.requests() == []
+
+
+def test_very_long_path_redirects_and_falls_back_to_root(gateway, backend):
+    path = "/" + "p" * 6000 + "?q=1"
+    r = gateway.get(path, headers=BROWSER)
+    assert r.status_code == 302
+    rd = parse_qs(urlsplit(r.headers["Location"]).query)["rd"][0]
+    assert rd == path
+    s, r = gateway.login(rd=rd)
+    assert r.status_code == 303
+    assert local_location(r, gateway.port) == "/"     # over GH_RD_MAX
+
+
+def test_http10_without_host_is_handled(gateway, backend):
+    for req in (b"GET / HTTP/1.0\r\nAccept: text/html\r\n\r\n",
+                b"GET /x HTTP/1.0\r\n\r\n",
+                b"GET /.gatehouse/login HTTP/1.0\r\n\r\n",
+                b"GET /.gatehouse/whoami HTTP/1.0\r\n\r\n",
+                b"POST /.gatehouse/logout HTTP/1.0\r\nOrigin: https://evil.example\r\n"
+                b"Content-Length: 0\r\n\r\n",
+                b"POST /.gatehouse/login HTTP/1.0\r\nContent-Type: "
+                b"application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\nusername="):
+        out = gateway.exchange(req)
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", out)
+        assert m, (req, out[:200])
+        assert int(m.group(1)) < 500, (req, out[:300])
+        assert b"Strict-Transport-Security: " + HSTS.encode() in out
+    assert backend.requests() == []
+    assert gateway.get(HEALTHZ).status_code == 200
+
+
+def test_many_forged_headers_are_all_stripped(gateway, backend):
+    s = gateway.logged_in()
+    forged = []
+    for i in range(40):
+        forged.append(("X-Gatehouse-User", "attacker%d" % i))
+        forged.append(("X-Ordinary-%d" % i, "ok%d" % i))
+    status, _, body = gateway.raw("GET", "/many-forged",
+                                  forged + [("Cookie", _cookie_header(s))])
+    assert status == 200, body
+    rec = backend.requests()[0]
+    idh = identity_headers(rec)
+    assert len(idh["x-gatehouse-user"]) == 1
+    assert HEX32.match(idh["x-gatehouse-user"][0])
+    ordinary = [k for k, _ in rec["headers"] if k.lower().startswith("x-ordinary-")]
+    assert len(ordinary) == 40, "other headers must pass untouched"
+    for k, v in rec["headers"]:
+        assert "attacker" not in v
+
+
+def test_identity_with_odd_characters_is_encoded_safely(gateway, backend):
+    name = 'Zo\u00eb "Q" \\ </script> \U0001F600'
+    gateway.add_user("odd@example.com", "odd name pw 123", roles="member",
+                     name=name)
+    s = gateway.logged_in("odd@example.com", "odd name pw 123")
+    r = gateway.get(WHOAMI, s)
+    assert r.status_code == 200
+    assert r.json()["name"] == name
+    assert "</script>" not in r.text or r.headers["Content-Type"].startswith(
+        "application/json")
+    r = gateway.get("/odd", s, headers=API)
+    assert r.status_code == 200
+    rec = backend.requests()[0]
+    names = [v for k, v in rec["headers"] if k.lower() == "x-gatehouse-name"]
+    assert len(names) == 1
+    # http.server decodes header bytes as latin-1: undo that to compare
+    assert names[0].encode("latin-1").decode("utf-8") == name

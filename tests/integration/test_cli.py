@@ -176,3 +176,21 @@ def test_init_has_no_leaks(tmp_path):
                  "--cert-cn", "127.0.0.1"], data=str(tmp_path / "d"),
                 input=PW, leaks=True)
     assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("name", ["a\r\nX-Gatehouse-User: evil", "tab\there",
+                                  "nul?\x01", "x" * 500])
+def test_display_name_with_control_characters_is_refused(data, name):
+    p = run_cli(["user", "add", "--tenant", "demo", "--email",
+                 "ctl%d@example.com" % len(name), "--name", name,
+                 "--password-stdin"], data=data, input=PW)
+    one_line_error(p, "name %r" % name)
+
+
+@pytest.mark.parametrize("roles", ["Admin", "a b", "a,,b", ",a", "a\r\nb",
+                                   "x" * 300])
+def test_bad_roles_are_refused(data, roles):
+    p = run_cli(["user", "add", "--tenant", "demo", "--email",
+                 "roles%d@example.com" % len(roles), "--roles", roles,
+                 "--password-stdin"], data=data, input=PW)
+    one_line_error(p, "roles %r" % roles)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER, CSRF_COOKIE,
+from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER,
                       HEALTHZ, LOGIN, LOGOUT, SESSION_COOKIE, WHOAMI,
                       assert_hsts, input_value, local_location, set_cookies)
 
@@ -454,6 +454,8 @@ def test_garbage_session_cookies_are_401(gateway, backend):
         ("Accept", "application/json"),
         ("Cookie", "%s=%s" % (SESSION_COOKIE, "A" * 10240))])
     assert status in (400, 401), status
+    assert ("Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains") in headers
     # several cookies of our name: none of them garbage-authenticates
     status, _, _ = gateway.raw("GET", "/x", [
         ("Accept", "application/json"),

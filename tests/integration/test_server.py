@@ -6,9 +6,7 @@ import statistics
 import threading
 import time
 
-import pytest
-
-from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, HEALTHZ, HSTS,
+from conftest import (ADMIN_EMAIL, API, HEALTHZ, HSTS,
                       SESSION_COOKIE, WHOAMI)
 
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import API, BROWSER, SESSION_COOKIE, WHOAMI, set_cookies
+from conftest import API, BROWSER, SESSION_COOKIE, WHOAMI
 
 PW = "a user's password 1"
 
