@@ -139,6 +139,14 @@ int
 gh_session_create(gh_store_t *st, const gh_user_t *u, const char *amr,
                   int64_t now, char token[GH_TOKEN_LEN + 1])
 {
+    return gh_session_start(st, u, amr, 0, now, token);
+}
+
+/* gh_session_create with session flags (GH_SESSION_*). */
+int
+gh_session_start(gh_store_t *st, const gh_user_t *u, const char *amr,
+                 unsigned flags, int64_t now, char token[GH_TOKEN_LEN + 1])
+{
     gh_session_t s;
     uint8_t key[32];
     size_t amr_len;
@@ -154,7 +162,7 @@ gh_session_create(gh_store_t *st, const gh_user_t *u, const char *amr,
     if (amr_len > GH_AMR_MAX)
         return GH_ETOOBIG;
     if (strnlen(u->id, sizeof u->id) != GH_ID_HEXLEN ||
-        !gh_tenant_name_valid(u->tenant))
+        !gh_tenant_name_valid(u->tenant) || (flags & ~GH_SESSION_FLAGS) != 0)
         return GH_EINVAL;
 
     memset(&s, 0, sizeof s);
@@ -163,6 +171,7 @@ gh_session_create(gh_store_t *st, const gh_user_t *u, const char *amr,
     memcpy(s.amr, amr, amr_len + 1);
     s.created = now;
     s.last_seen = now;
+    s.flags = flags;
 
     rc = GH_EEXIST;
     for (attempt = 0; attempt < 2 && rc == GH_EEXIST; attempt++) {

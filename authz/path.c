@@ -61,6 +61,11 @@ int gh_path_canonical(const char *raw, size_t len, char *out, size_t cap,
             *why = "backslash in path";
             return GH_EINVAL;
         }
+        /* "/admin;x" is "/admin" to servlet containers (path parameters) */
+        if (c == ';') {
+            *why = "';' in path (path parameters)";
+            return GH_EINVAL;
+        }
         out[o++] = (char)c;
     }
     out[o] = '\0';

@@ -597,6 +597,7 @@ static int compile_tenant(struct cx *c, yaml_node_t *kn, yaml_node_t *vn,
         if ((rc = get_enum(c, k[3].val, profiles, N(profiles), &v, w2)) != 0)
             return rc;
         t->password_profile = profiles[v];
+        t->password_profile_set = 1;
     }
     snprintf(w2, sizeof w2, "networks of %s", what);
     if ((rc = get_nets(c, k[4].val, &nets, w2)) != 0)

@@ -2,6 +2,7 @@
 #ifndef GATEHOUSE_CLI_H
 #define GATEHOUSE_CLI_H
 
+#include "gatehouse/password.h"
 #include "gatehouse/store.h"
 #include "gatehouse/util.h"
 
@@ -28,5 +29,53 @@ int cmd_policy(const char *dir, int argc, char **argv);
 int cmd_role(const char *dir, int argc, char **argv);
 /* Store the built-in default policy (used by init). 0 or a GH_E* code. */
 int policy_store_default(gh_store_t *st, const char *tenant);
+
+/* cli/keys.c */
+int cmd_keys(const char *dir, int argc, char **argv);
+int cmd_jwt(const char *dir, int argc, char **argv);
+/* A new signing key (sealed under DIR/master.key), signing from sign_from.
+ * Prints its own error; 0 or 1. */
+int keys_create(gh_store_t *st, const char *dir, int64_t sign_from,
+                char kid_out[44]);
+
+/* The data directory of this run (set by main) and whether it exists yet
+ * (audit records go there). */
+extern const char *cli_datadir;
+extern int cli_datadir_ready;
+/* The usage summary on stdout. */
+void print_usage(void);
+
+/* cli/passwords.c */
+/* tenant set|show (sub), options after the subcommand. */
+int cmd_tenant_pw(const char *dir, const char *sub, int argc, char **argv);
+/* Check pw (len bytes) for user u (email, name, tenant filled; cred: the
+ * current credential for the history rule, or NULL) against the tenant's
+ * stored policy and hash its NFC form into hash; *keep receives how many
+ * earlier hashes the history needs. Prints the verdict line: 0 or 1. */
+int password_accept(gh_store_t *st, const gh_user_t *u,
+                    const gh_credential_t *cred, const char *pw, size_t len,
+                    char hash[GH_HASH_MAX], unsigned *keep);
+/* The check alone, against given settings (init: before the store
+ * exists). keep may be NULL. 0 or 1 (verdict line printed). */
+int password_verdict(const gh_pwsettings_t *pws, int mfa, const gh_user_t *u,
+                     const char *tenant_display, const gh_credential_t *cred,
+                     const char *pw, size_t len, unsigned *keep);
+/* Hash the NFC form of pw. 0 or 1 (error printed). */
+int password_hash_nfc(const gh_pwhash_params_t *params, const char *pw,
+                      size_t len, char hash[GH_HASH_MAX]);
+/* policy apply: a stated password_profile into the tenant record. */
+int tenant_profile_from_policy(gh_store_t *st, const char *tenant,
+                               const char *profile);
+/* user unlock. */
+int user_unlock(gh_store_t *st, const char *dir, const gh_user_t *u);
+/* One audit record from the CLI (actor "cli:<login>"); a failure is a
+ * warning on stderr. */
+void cli_audit(const char *dir, const char *tenant, const char *event,
+               const char *detail);
+
+/* cli/policy.c: the tenant's MFA requirement in the live policy (0 when
+ * no policy was applied or it does not name the tenant). Prints its own
+ * error: 0 or 1. */
+int tenant_mfa_required(gh_store_t *st, const char *tenant, int *mfa);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "gatehouse/error.h"
 #include "gatehouse/keys.h"
+#include "gatehouse/throttle.h"
 #include "gatehouse/password.h"
 #include "gatehouse/session.h"
 #include "gatehouse/store.h"
@@ -52,22 +53,42 @@ static const char usage_text[] =
 "       [--argon2-passes N] [--argon2-memory-mib N] [--cert-cn CN] [--if-needed]\n"
 "  tenant add NAME [--display D]\n"
 "  tenant list\n"
+"  tenant set --tenant T [--password-profile nist|classes] [--password-min N]\n"
+"             [--password-max N] [--password-classes N] [--password-history N]\n"
+"             [--password-max-age DAYS|off] [--blocklist on|off]\n"
+"             (each value may also be \"default\": the profile's)\n"
+"  tenant show --tenant T\n"
 "  user add --tenant T --email E [--name N] [--roles r1,r2] [--password-stdin]\n"
+"           [--must-change]\n"
 "  user list [--tenant T]\n"
 "  user disable --email E [--tenant T]\n"
 "  user enable --email E [--tenant T]\n"
-"  user passwd --email E --password-stdin\n"
+"  user passwd --email E [--password-stdin] [--must-change]\n"
+"  user unlock --email E [--tenant T]\n"
 "  policy apply FILE | show\n"
 "  policy explain --tenant T --email E --url URL [--method M] [--ip A] [--mfa]\n"
 "                 [--app APP]\n"
 "  role grant --tenant T --email E ROLE [--until YYYY-MM-DD]\n"
 "  role revoke --tenant T --email E ROLE\n"
 "  role list [--tenant T] [--email E]\n"
+"  keys list\n"
+"  keys rotate [--grace 1h] [--token-lifetime 5m]\n"
+"  jwt verify --aud AUDIENCE [--iss ISSUER]   (token on standard input)\n"
 "  argon2 show\n"
 "  argon2 set [--passes N] [--memory-mib N]   (workers pick it up on reload)\n"
 "\n"
-"--password-stdin reads one line from standard input.\n"
+"--password-stdin reads one line from standard input. Passwords must pass\n"
+"the tenant's password policy; $GATEHOUSE_PASSWORD_BLOCKLIST names an extra\n"
+"blocklist file (docs/password-policy.md).\n"
 "exit status: 0 ok, 1 failure, 2 usage error\n";
+
+const char *cli_datadir;
+int cli_datadir_ready;
+
+void print_usage(void)
+{
+    fputs(usage_text, stdout);
+}
 
 /* Print "gatehouse: <message>" as exactly one line on stderr and return code.
  * Control characters (from user input echoed in the message) become '?'. */
@@ -207,28 +228,56 @@ int open_store(const char *dir, gh_store_t **st)
     return fail(1, "cannot open data directory %s: %s", dir, gh_strerror(rc));
 }
 
-/* Hash a password with the store's parameters and store it for uid. */
-static int set_password(gh_store_t *st, const char *uid, const char *pw,
-                        size_t len)
+/* Check pw against u's tenant policy (history from its credential) and
+ * store it: the old hash joins the history, the must-change flag is set as
+ * asked, and every session of the user ends — one transaction. Returns 0
+ * or 1 (message printed); *ended receives the number of sessions ended. */
+static int set_password(gh_store_t *st, const gh_user_t *u, const char *pw,
+                        size_t len, int must_change, int *ended)
 {
-    gh_pwhash_params_t p;
+    gh_credential_t *cur;
+    gh_pwchange_t chg;
     char hash[GH_HASH_MAX];
+    unsigned keep = 0;
     int rc;
 
-    rc = gh_pwhash_params_load(st, &p);
-    if (rc != 0)
-        return fail(1, "cannot read password hashing parameters: %s",
-                    gh_strerror(rc));
-    rc = gh_password_hash(&p, pw, len, hash);
-    if (rc != 0) {
-        rc = fail(1, "cannot hash password: %s", gh_strerror(rc));
+    cur = calloc(1, sizeof *cur);
+    if (cur == NULL)
+        return fail(1, "out of memory");
+    rc = gh_credential_read(st, u->id, cur);
+    if (rc != 0 && rc != GH_ENOTFOUND) {
+        rc = fail(1, "cannot read the password of %s: %s", u->email,
+                  gh_strerror(rc));
         goto out;
     }
-    rc = gh_credential_set(st, uid, hash);
-    if (rc != 0)
+    memset(hash, 0, sizeof hash);
+    if (pw != NULL) {
+        rc = password_accept(st, u, cur, pw, len, hash, &keep);
+        if (rc != 0)
+            goto out;
+    } else if (cur->hash[0] == '\0') {
+        rc = fail(1, "%s has no password to change (give one with "
+                  "--password-stdin)", u->email);
+        goto out;
+    } else {
+        keep = cur->nhistory;   /* only the flag changes */
+    }
+    memset(&chg, 0, sizeof chg);
+    chg.hash = pw != NULL ? hash : NULL;
+    chg.must_change = must_change;
+    chg.keep = keep;
+    chg.now = gh_now();
+    rc = gh_credential_change(st, u->id, &chg);
+    if (rc < 0) {
         rc = fail(1, "cannot store password: %s", gh_strerror(rc));
+        goto out;
+    }
+    *ended = rc;
+    rc = 0;
 out:
     gh_wipe(hash, sizeof hash);
+    gh_wipe(cur, sizeof *cur);
+    free(cur);
     return rc;
 }
 
@@ -482,12 +531,26 @@ static int cmd_init(const char *dir, int argc, char **argv)
         generate_password(pw);
         pwlen = GEN_PASSWORD_LEN;
     }
-    /* The slow step first, so a bad parameter costs no half-made dir. */
-    rc = gh_password_hash(&params, pw, (size_t)pwlen, hash);
-    if (rc != 0) {
-        rc = fail(1, "cannot hash password: %s", gh_strerror(rc));
-        goto out;
+    /* The password policy of a new tenant (nist, no MFA in the default
+     * policy), then the slow step, so that neither a weak password nor a
+     * bad parameter costs a half-made dir. */
+    {
+        gh_pwsettings_t pws;
+
+        memset(&u, 0, sizeof u);
+        snprintf(u.tenant, sizeof u.tenant, "%s", tenant);
+        snprintf(u.email, sizeof u.email, "%s", email);
+        snprintf(u.name, sizeof u.name, "%s", name);
+        gh_pwsettings_default(&pws);
+        rc = password_verdict(&pws, 0, &u, strcmp(tenant, DEFAULT_TENANT) == 0
+                              ? DEFAULT_TENANT_DISPLAY : tenant, NULL, pw,
+                              (size_t)pwlen, NULL);
+        if (rc != 0)
+            goto out;
     }
+    rc = password_hash_nfc(&params, pw, (size_t)pwlen, hash);
+    if (rc != 0)
+        goto out;
     rc = 1;
     if (ensure_dir(dir, 0700, "data directory") != 0 ||
         init_master_key(dir) != 0 || init_tls(dir, cn) != 0)
@@ -526,6 +589,10 @@ static int cmd_init(const char *dir, int argc, char **argv)
         rc = gh_credential_set(st, uid, hash);
     if (rc != 0) {
         rc = fail(1, "cannot add admin user %s: %s", email, gh_strerror(rc));
+        goto out;
+    }
+    if (keys_create(st, dir, gh_now(), NULL) != 0) {
+        rc = 1;
         goto out;
     }
     rc = policy_store_default(st, tenant);
@@ -579,7 +646,8 @@ static int cmd_tenant(const char *dir, int argc, char **argv)
     int c, rc;
 
     if (argc < 2)
-        return usage_error("%s", "tenant needs a subcommand: add or list");
+        return usage_error("%s", "tenant needs a subcommand: add, list, set "
+                           "or show");
     sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
         fputs(usage_text, stdout);
@@ -587,6 +655,8 @@ static int cmd_tenant(const char *dir, int argc, char **argv)
     }
     argc--;
     argv++;
+    if (strcmp(sub, "set") == 0 || strcmp(sub, "show") == 0)
+        return cmd_tenant_pw(dir, sub, argc, argv);
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': display = optarg; break;
@@ -676,22 +746,25 @@ static int cmd_user(const char *dir, int argc, char **argv)
         { "name",           required_argument, NULL, 'n' },
         { "roles",          required_argument, NULL, 'r' },
         { "password-stdin", no_argument,       NULL, 'p' },
+        { "must-change",    no_argument,       NULL, 'm' },
         { "help",           no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *sub, *tenant = NULL, *email_in = NULL, *name = NULL;
     const char *roles = NULL;
     char email[GH_EMAIL_MAX + 1], pw[GH_PASSWORD_MAX + 2];
-    char uid[GH_ID_HEXLEN + 1];
+    char uid[GH_ID_HEXLEN + 1], hash[GH_HASH_MAX], detail[96];
     gh_store_t *st = NULL;
     gh_user_t u;
     long pwlen = 0;
-    int c, rc = 1, pw_stdin = 0;
+    unsigned keep = 0;
+    int c, rc = 1, pw_stdin = 0, must_change = 0, ended = 0;
 
     memset(pw, 0, sizeof pw);
+    memset(hash, 0, sizeof hash);
     if (argc < 2)
-        return usage_error("%s",
-            "user needs a subcommand: add, list, disable, enable or passwd");
+        return usage_error("%s", "user needs a subcommand: add, list, "
+                           "disable, enable, passwd or unlock");
     sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
         fputs(usage_text, stdout);
@@ -706,6 +779,7 @@ static int cmd_user(const char *dir, int argc, char **argv)
         case 'n': name = optarg; break;
         case 'r': roles = optarg; break;
         case 'p': pw_stdin = 1; break;
+        case 'm': must_change = 1; break;
         case 'h': fputs(usage_text, stdout); return 0;
         default:  return bad_option(c, argv);
         }
@@ -714,7 +788,8 @@ static int cmd_user(const char *dir, int argc, char **argv)
         return usage_error("unexpected argument: %s", argv[optind]);
 
     if (strcmp(sub, "list") == 0) {
-        if (email_in != NULL || name != NULL || roles != NULL || pw_stdin)
+        if (email_in != NULL || name != NULL || roles != NULL || pw_stdin ||
+            must_change)
             return usage_error("%s", "user list takes only --tenant");
         if (open_store(dir, &st) != 0)
             return 1;
@@ -738,7 +813,8 @@ static int cmd_user(const char *dir, int argc, char **argv)
     }
 
     if (strcmp(sub, "add") != 0 && strcmp(sub, "disable") != 0 &&
-        strcmp(sub, "enable") != 0 && strcmp(sub, "passwd") != 0)
+        strcmp(sub, "enable") != 0 && strcmp(sub, "passwd") != 0 &&
+        strcmp(sub, "unlock") != 0)
         return usage_error("unknown user command: %s", sub);
     if (email_in == NULL)
         return usage_error("user %s needs --email", sub);
@@ -748,10 +824,16 @@ static int cmd_user(const char *dir, int argc, char **argv)
         return usage_error("%s", "user add needs --tenant");
     if (strcmp(sub, "passwd") == 0 && tenant != NULL)
         return usage_error("%s", "user passwd takes no --tenant");
-    if (strcmp(sub, "passwd") == 0 && !pw_stdin)
-        return usage_error("%s", "user passwd needs --password-stdin");
-    if ((strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) && pw_stdin)
-        return usage_error("--password-stdin is not for user %s", sub);
+    if (strcmp(sub, "passwd") == 0 && !pw_stdin && !must_change)
+        return usage_error("%s", "user passwd needs --password-stdin or "
+                           "--must-change");
+    if (strcmp(sub, "add") == 0 && must_change && !pw_stdin)
+        return usage_error("%s", "user add --must-change needs "
+                           "--password-stdin");
+    if ((strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0 ||
+         strcmp(sub, "unlock") == 0) && (pw_stdin || must_change))
+        return usage_error("--password-stdin and --must-change are not for "
+                           "user %s", sub);
     if (email_arg(email_in, email) != 0)
         return 1;
 
@@ -774,9 +856,12 @@ static int cmd_user(const char *dir, int argc, char **argv)
             return fail(1, "unknown tenant: %s", tenant);
         if (open_store(dir, &st) != 0)
             return 1;
-        /* Read the password before writing anything: a bad line must not
-         * leave a password-less user behind. */
-        if (pw_stdin && get_password_stdin(pw, sizeof pw, &pwlen) != 0)
+        /* Read and judge the password before writing anything: a bad line
+         * or a refused password must not leave a password-less user
+         * behind. */
+        if (pw_stdin && (get_password_stdin(pw, sizeof pw, &pwlen) != 0 ||
+                         password_accept(st, &u, NULL, pw, (size_t)pwlen,
+                                         hash, &keep) != 0))
             goto out;
         rc = gh_user_add(st, &u, uid);
         if (rc == GH_EBADTENANT)
@@ -789,10 +874,26 @@ static int cmd_user(const char *dir, int argc, char **argv)
             rc = fail(1, "cannot add user %s: %s", email, gh_strerror(rc));
         if (rc != 0)
             goto out;
+        /* failures counted against this address before it existed are
+         * not the new user's */
+        (void)gh_throttle_unlock(st, email);
         if (pw_stdin) {
-            rc = set_password(st, uid, pw, (size_t)pwlen);
-            if (rc != 0)
+            gh_pwchange_t chg;
+
+            memset(&chg, 0, sizeof chg);
+            chg.hash = hash;
+            chg.must_change = must_change;
+            chg.keep = keep;
+            chg.now = gh_now();
+            rc = gh_credential_change(st, uid, &chg);
+            if (rc < 0) {
+                rc = fail(1, "user %s added but the password not stored: %s",
+                          email, gh_strerror(rc));
                 goto out;
+            }
+            rc = 0;
+            cli_audit(dir, tenant, "password_set", must_change
+                      ? "new user, must change at first login" : "new user");
         }
         printf("added user %s (id %s) to tenant %s\n", email, uid, tenant);
         if (!pw_stdin)
@@ -806,22 +907,33 @@ static int cmd_user(const char *dir, int argc, char **argv)
         return 1;
     if (find_user(st, email, tenant, &u) != 0)
         goto out;
+    if (strcmp(sub, "unlock") == 0) {
+        rc = user_unlock(st, dir, &u);
+        goto out;
+    }
     if (strcmp(sub, "passwd") == 0) {
-        if (get_password_stdin(pw, sizeof pw, &pwlen) != 0)
+        if (pw_stdin && get_password_stdin(pw, sizeof pw, &pwlen) != 0)
             goto out;
-        rc = set_password(st, u.id, pw, (size_t)pwlen);
+        /* A reset usually follows a suspected compromise: the user's
+         * sessions end with it (same transaction), so the old password's
+         * holder is logged out. */
+        rc = set_password(st, &u, pw_stdin ? pw : NULL, (size_t)pwlen,
+                          must_change, &ended);
         if (rc != 0)
             goto out;
-        /* A reset usually follows a suspected compromise: end the user's
-         * existing sessions so the old password's holder is logged out. */
-        rc = gh_session_del_user(st, u.id);
-        if (rc < 0) {
-            rc = fail(1, "password changed but sessions not ended: %s",
-                      gh_strerror(rc));
-            goto out;
-        }
-        printf("password changed for %s (%d session%s ended)\n", email, rc,
-               rc == 1 ? "" : "s");
+        snprintf(detail, sizeof detail, "%s%s; %d session%s ended",
+                 pw_stdin ? "administrator reset" : "administrator",
+                 must_change ? ", must change at next login" : "", ended,
+                 ended == 1 ? "" : "s");
+        cli_audit(dir, u.tenant, pw_stdin ? "password_change"
+                  : "password_must_change", detail);
+        if (pw_stdin)
+            printf("password changed for %s (%s%d session%s ended)\n", email,
+                   must_change ? "must change at next login; " : "", ended,
+                   ended == 1 ? "" : "s");
+        else
+            printf("%s must change the password at next login (%d session%s "
+                   "ended)\n", email, ended, ended == 1 ? "" : "s");
         rc = 0;
         goto out;
     }
@@ -835,6 +947,7 @@ static int cmd_user(const char *dir, int argc, char **argv)
 out:
     gh_store_close(st);
     gh_wipe(pw, sizeof pw);
+    gh_wipe(hash, sizeof hash);
     return rc;
 }
 
@@ -931,6 +1044,8 @@ static const struct {
     { "argon2", cmd_argon2 },
     { "policy", cmd_policy },
     { "role",   cmd_role },
+    { "keys",   cmd_keys },
+    { "jwt",    cmd_jwt },
 };
 
 int main(int argc, char **argv)
@@ -983,6 +1098,12 @@ int main(int argc, char **argv)
     if (strlen(dir) > PATH_MAX - 64)
         return fail(1, "data directory path too long");
 
+    cli_datadir = dir;
+    {
+        struct stat sb;
+
+        cli_datadir_ready = stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+    }
     optind = 1;
     rc = commands[c].run(dir, argc - i, argv + i);
     if (fflush(stdout) != 0 && rc == 0)

@@ -106,7 +106,8 @@ static int read_file(const char *path, char **out, size_t *len)
 }
 
 /* Create the tenants a policy configures that the store does not have yet:
- * the file is declarative. */
+ * the file is declarative. A password_profile the file states is copied
+ * into the tenant record (which `tenant set` otherwise owns). */
 static int ensure_tenant(const gh_policy_tenant_t *t, void *arg)
 {
     gh_store_t *st = arg;
@@ -121,6 +122,8 @@ static int ensure_tenant(const gh_policy_tenant_t *t, void *arg)
     }
     if (rc != 0)
         return fail(1, "cannot create tenant %s: %s", t->name, gh_strerror(rc));
+    if (t->password_profile_set)
+        return tenant_profile_from_policy(st, t->name, t->password_profile);
     return 0;
 }
 
@@ -150,6 +153,13 @@ static int policy_apply(gh_store_t *st, const char *path)
         goto out;
     }
     printf("policy version %llu is live\n", (unsigned long long)ver);
+    {
+        char detail[48];
+
+        snprintf(detail, sizeof detail, "policy version %llu",
+                 (unsigned long long)ver);
+        cli_audit(cli_datadir, NULL, "policy_apply", detail);
+    }
 out:
     gh_policy_free(p);
     free(text);
@@ -191,6 +201,31 @@ static int live_policy(gh_store_t *st, gh_policy_t **p)
     free(text);
     if (rc != 0)
         return fail(1, "the stored policy does not compile: %s", err);
+    return 0;
+}
+
+/* The tenant's MFA requirement in the live policy (0 when none). */
+int tenant_mfa_required(gh_store_t *st, const char *tenant, int *mfa)
+{
+    const gh_policy_tenant_t *t;
+    gh_policy_t *p = NULL;
+    char *text = NULL, err[512];
+    size_t len;
+    uint64_t ver;
+    int rc = gh_policy_get(st, &text, &len, &ver);
+
+    *mfa = 0;
+    if (rc == GH_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return fail(1, "cannot read the policy: %s", gh_strerror(rc));
+    rc = gh_policy_compile(text, len, &p, err, sizeof err);
+    free(text);
+    if (rc != 0)
+        return fail(1, "the stored policy does not compile: %s", err);
+    t = gh_policy_tenant(p, tenant);
+    *mfa = t != NULL && t->mfa_required;
+    gh_policy_free(p);
     return 0;
 }
 
@@ -368,14 +403,22 @@ static int parse_until(const char *s, int64_t *until)
     time_t t;
 
     memset(&tm, 0, sizeof tm);
+    if (strlen(s) != 10)
+        return -1;
     end = strptime(s, "%Y-%m-%d", &tm);
     if (end == NULL || *end != '\0' || strlen(s) != 10)
         return -1;
-    tm.tm_mday += 1;
-    t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    *until = (int64_t)t;
+    {
+        /* strptime takes "2027-02-30": refuse dates that do not exist */
+        struct tm back;
+        int y = tm.tm_year, m = tm.tm_mon, d = tm.tm_mday;
+
+        t = timegm(&tm);
+        if (t == (time_t)-1 || gmtime_r(&t, &back) == NULL ||
+            back.tm_year != y || back.tm_mon != m || back.tm_mday != d)
+            return -1;
+    }
+    *until = (int64_t)t + 86400;
     return 0;
 }
 

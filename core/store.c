@@ -6,8 +6,11 @@
  *   tenants         tenant name       -> tenant record
  *   users           user id (32 hex)  -> user record
  *   users_by_email  normalised email  -> user id (32 hex, raw)
- *   credentials     user id           -> credential record
+ *   credentials     user id           -> credential record (hash, when set,
+ *                                        must-change flag, earlier hashes)
  *   sessions        SHA-256(token)    -> session record
+ *   throttle        'a:' email        -> login failure counter of an account
+ *                   'n:' 16 bytes     -> login failure counter of an address
  *
  * Records are compact JSON objects with short keys; each record type has one
  * encode and one decode function below and nothing else touches the format.
@@ -51,7 +54,9 @@ struct gh_store {
     MDB_dbi  by_email;
     MDB_dbi  creds;
     MDB_dbi  sessions;
+    MDB_dbi  throttle;
     MDB_dbi  policy;
+    MDB_dbi  jwtkeys;
     unsigned flags;
 };
 
@@ -338,12 +343,73 @@ static int jget_int(json_t *o, const char *k, int64_t *out)
     return 0;
 }
 
-/* tenant: {"n":name,"d":display,"c":created} */
+/* Password settings: a known profile, every parameter GH_PWSET_DEFAULT
+ * or within 0..GH_PWSET_MAXVAL (pwpolicy.c narrows each one). */
+static int pwsettings_ok(const gh_pwsettings_t *p)
+{
+    const int v[] = { p->min_length, p->max_length, p->min_classes,
+                      p->history, p->max_age_days, p->blocklist };
+    size_t i;
+
+    if (p->profile != GH_PWPROFILE_NIST && p->profile != GH_PWPROFILE_CLASSES)
+        return 0;
+    for (i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (v[i] != GH_PWSET_DEFAULT && (v[i] < 0 || v[i] > GH_PWSET_MAXVAL))
+            return 0;
+    return 1;
+}
+
+void gh_pwsettings_default(gh_pwsettings_t *s)
+{
+    s->profile = GH_PWPROFILE_NIST;
+    s->min_length = s->max_length = s->min_classes = GH_PWSET_DEFAULT;
+    s->history = s->max_age_days = s->blocklist = GH_PWSET_DEFAULT;
+}
+
+/* tenant: {"n":name,"d":display,"c":created,
+ *          "p":{"p":profile,"n":min,"x":max,"k":classes,"h":history,
+ *               "a":max_age_days,"b":blocklist}}
+ * ("p" is absent in records written before schema 3: the defaults.) */
 static int tenant_encode(const gh_tenant_t *t, char **buf, size_t *len)
 {
-    return json_finish(json_pack("{s:s,s:s,s:I}", "n", t->name,
-                                 "d", t->display, "c", (json_int_t)t->created),
+    const gh_pwsettings_t *p = &t->pw;
+
+    return json_finish(json_pack("{s:s,s:s,s:I,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}}",
+                                 "n", t->name, "d", t->display,
+                                 "c", (json_int_t)t->created,
+                                 "p", "p", p->profile, "n", p->min_length,
+                                 "x", p->max_length, "k", p->min_classes,
+                                 "h", p->history, "a", p->max_age_days,
+                                 "b", p->blocklist),
                        buf, len);
+}
+
+/* One small integer member of a settings object. */
+static int jget_small(json_t *o, const char *k, int *out)
+{
+    int64_t v;
+
+    if (jget_int(o, k, &v) != 0 || v < INT_MIN || v > INT_MAX)
+        return GH_ESTORE;
+    *out = (int)v;
+    return 0;
+}
+
+static int pwsettings_decode(json_t *p, gh_pwsettings_t *s)
+{
+    gh_pwsettings_default(s);
+    if (p == NULL)
+        return 0;
+    if (!json_is_object(p) ||
+        jget_small(p, "p", &s->profile) != 0 ||
+        jget_small(p, "n", &s->min_length) != 0 ||
+        jget_small(p, "x", &s->max_length) != 0 ||
+        jget_small(p, "k", &s->min_classes) != 0 ||
+        jget_small(p, "h", &s->history) != 0 ||
+        jget_small(p, "a", &s->max_age_days) != 0 ||
+        jget_small(p, "b", &s->blocklist) != 0 || !pwsettings_ok(s))
+        return GH_ESTORE;
+    return 0;
 }
 
 static int tenant_decode(const MDB_val *v, gh_tenant_t *t)
@@ -357,7 +423,8 @@ static int tenant_decode(const MDB_val *v, gh_tenant_t *t)
     if (jget_str(o, "n", t->name, sizeof t->name) != 0 ||
         jget_str(o, "d", t->display, sizeof t->display) != 0 ||
         jget_int(o, "c", &t->created) != 0 ||
-        !tenant_ok(t->name) || !text_ok(t->display, GH_NAME_MAX))
+        !tenant_ok(t->name) || !text_ok(t->display, GH_NAME_MAX) ||
+        pwsettings_decode(json_object_get(o, "p"), &t->pw) != 0)
         rc = GH_ESTORE;
     json_decref(o);
     return rc;
@@ -463,37 +530,76 @@ out:
     return rc;
 }
 
-/* credential: {"h":hash,"u":updated} — an object so password history can
- * join it without a schema change. */
-static int cred_encode(const char *hash, int64_t updated, char **buf,
-                       size_t *len)
+/* credential: {"h":hash,"u":updated,"m":must_change,"p":[earlier hashes,
+ * newest first]} ("m" and "p" are absent in records written before
+ * schema 3). */
+static int cred_encode(const gh_credential_t *c, char **buf, size_t *len)
 {
-    return json_finish(json_pack("{s:s,s:I}", "h", hash, "u",
-                                 (json_int_t)updated), buf, len);
+    json_t *p = json_array();
+    unsigned i;
+
+    if (p == NULL)
+        return GH_ENOMEM;
+    for (i = 0; i < c->nhistory && i < GH_PW_HISTORY_MAX; i++) {
+        if (json_array_append_new(p, json_string(c->history[i])) != 0) {
+            json_decref(p);
+            return GH_ENOMEM;
+        }
+    }
+    return json_finish(json_pack("{s:s,s:I,s:b,s:o}", "h", c->hash,
+                                 "u", (json_int_t)c->updated,
+                                 "m", c->must_change ? 1 : 0, "p", p),
+                       buf, len);
 }
 
-static int cred_decode(const MDB_val *v, char out[GH_HASH_MAX])
+static int cred_decode(const MDB_val *v, gh_credential_t *c)
 {
-    json_t *o;
+    json_t *o, *m, *p, *e;
+    size_t i;
     int rc = json_start(v, &o);
 
+    memset(c, 0, sizeof *c);
     if (rc != 0)
         return rc;
-    if (jget_str(o, "h", out, GH_HASH_MAX) != 0 || !hash_ok(out))
+    m = json_object_get(o, "m");
+    p = json_object_get(o, "p");
+    if (jget_str(o, "h", c->hash, GH_HASH_MAX) != 0 || !hash_ok(c->hash) ||
+        jget_int(o, "u", &c->updated) != 0 ||
+        (m != NULL && !json_is_boolean(m)) ||
+        (p != NULL && (!json_is_array(p) ||
+                       json_array_size(p) > GH_PW_HISTORY_MAX))) {
         rc = GH_ESTORE;
+        goto out;
+    }
+    c->must_change = json_is_true(m);
+    json_array_foreach(p, i, e) {
+        if (!json_is_string(e) || json_string_length(e) >= GH_HASH_MAX) {
+            rc = GH_ESTORE;
+            goto out;
+        }
+        memcpy(c->history[i], json_string_value(e), json_string_length(e) + 1);
+        if (!hash_ok(c->history[i])) {
+            rc = GH_ESTORE;
+            goto out;
+        }
+        c->nhistory++;
+    }
+out:
     json_decref(o);
     if (rc != 0)
-        out[0] = '\0';
+        gh_wipe(c, sizeof *c);
     return rc;
 }
 
-/* session: {"u":uid,"t":tenant,"a":amr,"c":created,"s":last_seen} */
+/* session: {"u":uid,"t":tenant,"a":amr,"c":created,"s":last_seen,
+ *           "f":flags} ("f" is absent in records written before schema 3) */
 static int session_encode(const gh_session_t *s, char **buf, size_t *len)
 {
-    return json_finish(json_pack("{s:s,s:s,s:s,s:I,s:I}", "u", s->uid,
+    return json_finish(json_pack("{s:s,s:s,s:s,s:I,s:I,s:i}", "u", s->uid,
                                  "t", s->tenant, "a", s->amr,
                                  "c", (json_int_t)s->created,
-                                 "s", (json_int_t)s->last_seen),
+                                 "s", (json_int_t)s->last_seen,
+                                 "f", (int)s->flags),
                        buf, len);
 }
 
@@ -512,6 +618,17 @@ static int session_decode(const MDB_val *v, gh_session_t *s)
         jget_int(o, "s", &s->last_seen) != 0 ||
         !id_ok(s->uid) || !tenant_ok(s->tenant) || !amr_ok(s->amr))
         rc = GH_ESTORE;
+    /* An unknown flag fails closed: a newer restriction must never be read
+     * as none. */
+    if (rc == 0 && json_object_get(o, "f") != NULL) {
+        int64_t f;
+
+        if (jget_int(o, "f", &f) != 0 || f < 0 ||
+            (f & ~(int64_t)GH_SESSION_FLAGS) != 0)
+            rc = GH_ESTORE;
+        else
+            s->flags = (unsigned)f;
+    }
     json_decref(o);
     return rc;
 }
@@ -530,15 +647,24 @@ static int index_decode(const MDB_val *v, char id[GH_ID_HEXLEN + 1])
 /* Open / close                                                       */
 /* ------------------------------------------------------------------ */
 
+/* The oldest schema this build upgrades in place. Schema 2 -> 3 only adds
+ * databases and optional record fields (older records decode with
+ * defaults), so the upgrade creates what is missing and rewrites the
+ * schema record, in one transaction. */
+#define GH_SCHEMA_UPGRADE_FROM 2
+
 /* Read and check the schema record inside txn: GH_ENOTFOUND when absent,
- * GH_ESCHEMA when present but not ours. */
-static int schema_check(MDB_txn *txn, MDB_dbi meta)
+ * GH_ESCHEMA when present but not ours (*found, when not NULL, receives
+ * the version read, or -1 when unreadable). */
+static int schema_read(MDB_txn *txn, MDB_dbi meta, long *found)
 {
     MDB_val k = mval(GH_SCHEMA_KEY, strlen(GH_SCHEMA_KEY)), v;
     char buf[16], *end;
     long n;
     int rc = mdb_get(txn, meta, &k, &v);
 
+    if (found != NULL)
+        *found = -1;
     if (rc != 0)
         return mdb_err(rc);
     if (v.mv_size == 0 || v.mv_size >= sizeof buf)
@@ -547,9 +673,16 @@ static int schema_check(MDB_txn *txn, MDB_dbi meta)
     buf[v.mv_size] = '\0';
     errno = 0;
     n = strtol(buf, &end, 10);
-    if (errno != 0 || end == buf || *end != '\0' || n != GH_STORE_SCHEMA)
+    if (errno != 0 || end == buf || *end != '\0')
         return GH_ESCHEMA;
-    return 0;
+    if (found != NULL)
+        *found = n;
+    return n == GH_STORE_SCHEMA ? 0 : GH_ESCHEMA;
+}
+
+static int schema_check(MDB_txn *txn, MDB_dbi meta)
+{
+    return schema_read(txn, meta, NULL);
 }
 
 /* Open (creating when asked) the named databases and check or write the
@@ -565,14 +698,18 @@ static int open_dbs(gh_store_t *st, int create)
         { "users_by_email", offsetof(gh_store_t, by_email) },
         { "credentials",    offsetof(gh_store_t, creds) },
         { "sessions",       offsetof(gh_store_t, sessions) },
+        { "throttle",       offsetof(gh_store_t, throttle) },
         { "policy",         offsetof(gh_store_t, policy) },
+        { "jwtkeys",        offsetof(gh_store_t, jwtkeys) },
     };
     unsigned dflags = create ? MDB_CREATE : 0;
     MDB_txn *txn = NULL;
     size_t i;
-    int rc, fresh = 0;
+    long found;
+    int rc, fresh = 0, upgrade = 0;
 
-    rc = txn_begin(st, !create, &txn);
+again:
+    rc = txn_begin(st, !(create || upgrade), &txn);
     if (rc != 0)
         goto out;
     rc = mdb_dbi_open(txn, "meta", dflags, &st->meta);
@@ -580,13 +717,24 @@ static int open_dbs(gh_store_t *st, int create)
         rc = rc == MDB_NOTFOUND ? GH_ENOTINIT : mdb_err(rc);
         goto out;
     }
-    rc = schema_check(txn, st->meta);
+    rc = schema_read(txn, st->meta, &found);
     if (rc == GH_ENOTFOUND) {
         if (!create) {
             rc = GH_ENOTINIT;
             goto out;
         }
         fresh = 1;
+    } else if (rc == GH_ESCHEMA && found == GH_SCHEMA_UPGRADE_FROM &&
+               !(st->flags & GH_STORE_RDONLY)) {
+        if (!upgrade) {
+            /* again, in a write transaction; another process may have
+             * upgraded in between (then the schema simply matches) */
+            txn_abort(&txn);
+            upgrade = 1;
+            dflags = MDB_CREATE;
+            goto again;
+        }
+        fresh = 1;   /* write the current schema below */
     } else if (rc != 0) {
         goto out;
     }
@@ -605,7 +753,8 @@ static int open_dbs(gh_store_t *st, int create)
         MDB_val k = mval(GH_SCHEMA_KEY, strlen(GH_SCHEMA_KEY));
         MDB_val val = mval(v, (size_t)n);
 
-        rc = mdb_err(mdb_put(txn, st->meta, &k, &val, MDB_NOOVERWRITE));
+        rc = mdb_err(mdb_put(txn, st->meta, &k, &val,
+                             upgrade ? 0 : MDB_NOOVERWRITE));
         if (rc != 0)
             goto out;
     }
@@ -811,6 +960,7 @@ int gh_tenant_add(gh_store_t *st, const char *name, const char *display)
     memcpy(t.name, name, strlen(name) + 1);
     memcpy(t.display, display, strlen(display) + 1);
     t.created = gh_now();
+    gh_pwsettings_default(&t.pw);
     rc = tenant_encode(&t, &buf, &len);
     if (rc != 0)
         goto out;
@@ -892,6 +1042,47 @@ out:
     return rc;
 }
 
+/* Replace a tenant's password settings (read-modify-write, one
+ * transaction). */
+int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
+                             const gh_pwsettings_t *pw)
+{
+    gh_tenant_t t;
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || name == NULL || pw == NULL || !pwsettings_ok(pw))
+        return GH_EINVAL;
+    if (!tenant_ok(name))
+        return GH_ENOTFOUND;
+    k = mval(name, strlen(name));
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_get(txn, st->tenants, &k, &v));
+    if (rc != 0)
+        goto out;
+    rc = tenant_decode(&v, &t);
+    if (rc != 0)
+        goto out;
+    t.pw = *pw;
+    rc = tenant_encode(&t, &buf, &len);
+    if (rc != 0)
+        goto out;
+    v = mval(buf, len);
+    rc = mdb_err(mdb_put(txn, st->tenants, &k, &v, 0));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    free(buf);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* users                                                              */
 /* ------------------------------------------------------------------ */
@@ -923,10 +1114,12 @@ static int email_index_get(gh_store_t *st, MDB_txn *txn, const char *email,
     return index_decode(&v, id);
 }
 
-/* Delete every session of uid inside the write transaction txn; returns the
- * count. Sessions whose record cannot be decoded are left alone: they cannot
- * be resolved either, so they grant nothing. */
-static int sessions_del_uid(gh_store_t *st, MDB_txn *txn, const char *uid)
+/* Delete every session of uid inside the write transaction txn, except
+ * the one stored under keep (when not NULL); returns the count. Sessions
+ * whose record cannot be decoded are left alone: they cannot be resolved
+ * either, so they grant nothing. */
+static int sessions_del_uid(gh_store_t *st, MDB_txn *txn, const char *uid,
+                            const uint8_t *keep)
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
@@ -940,6 +1133,8 @@ static int sessions_del_uid(gh_store_t *st, MDB_txn *txn, const char *uid)
     while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;   /* after mdb_cursor_del, NEXT yields the follower */
         if (session_decode(&v, &s) != 0 || strcmp(s.uid, uid) != 0)
+            continue;
+        if (keep != NULL && k.mv_size == 32 && memcmp(k.mv_data, keep, 32) == 0)
             continue;
         mrc = mdb_cursor_del(cur, 0);
         if (mrc != 0)
@@ -1188,7 +1383,7 @@ int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled)
         goto out;   /* already enabled: nothing to write */
     }
     if (disabled) {
-        rc = sessions_del_uid(st, txn, id);
+        rc = sessions_del_uid(st, txn, id, NULL);
         if (rc < 0)
             goto out;
     }
@@ -1447,86 +1642,299 @@ int gh_policy_version(gh_store_t *st, uint64_t *version)
 /* credentials                                                        */
 /* ------------------------------------------------------------------ */
 
-/* Store the password hash of an existing user (GH_ENOTFOUND otherwise). */
-int gh_credential_set(gh_store_t *st, const char *uid, const char *hash)
+static int session_in_ok(const gh_session_t *s);
+
+/* 1 when uid has the shape of a user id (cheap refusal before a lookup). */
+static int uid_ok(const char *uid)
 {
-    gh_user_t u;
-    MDB_txn *txn = NULL;
+    return uid != NULL && strnlen(uid, GH_ID_HEXLEN + 1) == GH_ID_HEXLEN &&
+           id_ok(uid);
+}
+
+/* The credential of uid within txn; GH_ENOTFOUND when none. */
+static int cred_get_txn(gh_store_t *st, MDB_txn *txn, const char *uid,
+                        gh_credential_t *c)
+{
+    MDB_val k = mval(uid, GH_ID_HEXLEN), v;
+    int rc = mdb_err(mdb_get(txn, st->creds, &k, &v));
+
+    if (rc != 0) {
+        memset(c, 0, sizeof *c);
+        return rc;
+    }
+    return cred_decode(&v, c);
+}
+
+/* Write c as uid's credential within txn; the serialised copy is wiped. */
+static int cred_put_txn(gh_store_t *st, MDB_txn *txn, const char *uid,
+                        const gh_credential_t *c)
+{
     MDB_val k, v;
     char *buf = NULL;
-    size_t len;
-    int rc;
+    size_t len = 0;
+    int rc = cred_encode(c, &buf, &len);
 
-    if (st == NULL || uid == NULL || hash == NULL)
-        return GH_EINVAL;
-    if (strnlen(uid, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(uid))
-        return GH_ENOTFOUND;
-    if (strnlen(hash, GH_HASH_MAX) >= GH_HASH_MAX)
-        return GH_ETOOBIG;
-    if (!hash_ok(hash))
-        return GH_EINVAL;
-    rc = cred_encode(hash, gh_now(), &buf, &len);
     if (rc != 0)
-        goto out;
+        return rc;
+    k = mval(uid, GH_ID_HEXLEN);
+    v = mval(buf, len);
+    rc = mdb_err(mdb_put(txn, st->creds, &k, &v, 0));
+    gh_wipe(buf, len);
+    free(buf);
+    return rc;
+}
+
+/* Read uid's credential (absent: a blank one), let mutate() change it and
+ * write it back, in one write transaction with the user's existence
+ * checked. */
+static int cred_rewrite(gh_store_t *st, const char *uid,
+                        int (*mutate)(gh_credential_t *, int have,
+                                      const void *),
+                        const void *arg)
+{
+    gh_credential_t *c = NULL;
+    gh_user_t u;
+    MDB_txn *txn = NULL;
+    int rc, have;
+
+    if (!uid_ok(uid))
+        return GH_ENOTFOUND;
+    c = malloc(sizeof *c);
+    if (c == NULL)
+        return GH_ENOMEM;
     rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         goto out;
     rc = user_get_txn(st, txn, uid, &u);
     if (rc != 0)
         goto out;
-    k = mval(uid, GH_ID_HEXLEN);
-    v = mval(buf, len);
-    rc = mdb_err(mdb_put(txn, st->creds, &k, &v, 0));
+    rc = cred_get_txn(st, txn, uid, c);
+    if (rc != 0 && rc != GH_ENOTFOUND)
+        goto out;
+    have = rc == 0;
+    rc = mutate(c, have, arg);
+    if (rc != 0)
+        goto out;
+    rc = cred_put_txn(st, txn, uid, c);
     if (rc != 0)
         goto out;
     rc = txn_commit(&txn);
 out:
     txn_abort(&txn);
-    if (buf != NULL) {
-        gh_wipe(buf, len);
-        free(buf);
+    if (c != NULL) {
+        gh_wipe(c, sizeof *c);
+        free(c);
     }
     return rc;
+}
+
+static int set_mutate(gh_credential_t *c, int have, const void *arg)
+{
+    const char *hash = arg;
+
+    (void)have;
+    memcpy(c->hash, hash, strlen(hash) + 1);
+    c->updated = gh_now();
+    c->must_change = 0;
+    return 0;
+}
+
+/* Store the password hash of an existing user (GH_ENOTFOUND otherwise). */
+int gh_credential_set(gh_store_t *st, const char *uid, const char *hash)
+{
+    if (st == NULL || uid == NULL || hash == NULL)
+        return GH_EINVAL;
+    if (!uid_ok(uid))
+        return GH_ENOTFOUND;
+    if (strnlen(hash, GH_HASH_MAX) >= GH_HASH_MAX)
+        return GH_ETOOBIG;
+    if (!hash_ok(hash))
+        return GH_EINVAL;
+    return cred_rewrite(st, uid, set_mutate, hash);
+}
+
+typedef struct {
+    const char *old;
+    const char *fresh;
+} rehash_arg_t;
+
+static int rehash_mutate(gh_credential_t *c, int have, const void *arg)
+{
+    const rehash_arg_t *a = arg;
+
+    if (!have || strcmp(c->hash, a->old) != 0)
+        return GH_EDENIED;
+    memcpy(c->hash, a->fresh, strlen(a->fresh) + 1);
+    return 0;
+}
+
+/* Swap the hash for one of the same password (see store.h). */
+int gh_credential_rehash(gh_store_t *st, const char *uid, const char *old,
+                         const char *fresh)
+{
+    rehash_arg_t a;
+
+    if (st == NULL || uid == NULL || old == NULL || fresh == NULL)
+        return GH_EINVAL;
+    if (!hash_ok(fresh))
+        return GH_EINVAL;
+    a.old = old;
+    a.fresh = fresh;
+    return cred_rewrite(st, uid, rehash_mutate, &a);
 }
 
 /* The user's password hash; GH_ENOTFOUND when none is set. */
 int gh_credential_get(gh_store_t *st, const char *uid, char out[GH_HASH_MAX])
 {
-    MDB_txn *txn = NULL;
-    MDB_val k, v;
+    gh_credential_t *c;
     int rc;
 
     if (st == NULL || uid == NULL || out == NULL)
         return GH_EINVAL;
     out[0] = '\0';
-    if (strnlen(uid, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(uid))
+    c = malloc(sizeof *c);
+    if (c == NULL)
+        return GH_ENOMEM;
+    rc = gh_credential_read(st, uid, c);
+    if (rc == 0)
+        memcpy(out, c->hash, strlen(c->hash) + 1);
+    gh_wipe(c, sizeof *c);
+    free(c);
+    return rc;
+}
+
+/* The whole credential record; GH_ENOTFOUND when none is set. */
+int gh_credential_read(gh_store_t *st, const char *uid, gh_credential_t *out)
+{
+    MDB_txn *txn = NULL;
+    int rc;
+
+    if (st == NULL || uid == NULL || out == NULL)
+        return GH_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!uid_ok(uid))
         return GH_ENOTFOUND;
-    k = mval(uid, GH_ID_HEXLEN);
     rc = txn_begin(st, 1, &txn);
     if (rc != 0)
         goto out;
-    rc = mdb_err(mdb_get(txn, st->creds, &k, &v));
-    if (rc != 0)
-        goto out;
-    rc = cred_decode(&v, out);
+    rc = cred_get_txn(st, txn, uid, out);
 out:
     txn_abort(&txn);
     return rc;
 }
 
-/* User and hash by email in one read transaction (consistent snapshot for
- * the login check). The email is normalised here as well. */
-int gh_login_lookup(gh_store_t *st, const char *email, gh_user_t *user,
-                    char hash_out[GH_HASH_MAX])
+/* A password change with its session consequences, one transaction (see
+ * store.h). */
+int gh_credential_change(gh_store_t *st, const char *uid,
+                         const gh_pwchange_t *c)
+{
+    gh_credential_t *cur = NULL;
+    gh_user_t u;
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len = 0;
+    unsigned i, n;
+    int rc, ended = 0;
+
+    if (st == NULL || uid == NULL || c == NULL || c->keep > GH_PW_HISTORY_MAX)
+        return GH_EINVAL;
+    if (c->hash != NULL && (strnlen(c->hash, GH_HASH_MAX) >= GH_HASH_MAX ||
+                            !hash_ok(c->hash)))
+        return GH_EINVAL;
+    if (c->new_key != NULL &&
+        (c->new_session == NULL || !session_in_ok(c->new_session) ||
+         strcmp(c->new_session->uid, uid) != 0))
+        return GH_EINVAL;
+    if (!uid_ok(uid))
+        return GH_ENOTFOUND;
+    if (c->new_key != NULL) {
+        rc = session_encode(c->new_session, &buf, &len);
+        if (rc != 0)
+            return rc;
+    }
+    cur = malloc(sizeof *cur);
+    if (cur == NULL) {
+        rc = GH_ENOMEM;
+        goto out;
+    }
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = user_get_txn(st, txn, uid, &u);
+    if (rc != 0)
+        goto out;
+    rc = cred_get_txn(st, txn, uid, cur);
+    if (rc == GH_ENOTFOUND && c->hash != NULL && c->expect == NULL)
+        rc = 0;   /* a first password */
+    if (rc != 0)
+        goto out;
+    if (c->expect != NULL && strcmp(cur->hash, c->expect) != 0) {
+        rc = GH_EDENIED;
+        goto out;
+    }
+    if (c->hash != NULL) {
+        /* the old hash becomes the newest earlier one */
+        n = cur->hash[0] != '\0' ? cur->nhistory + 1 : cur->nhistory;
+        if (n > c->keep)
+            n = c->keep;
+        if (cur->hash[0] != '\0' && n > 0) {
+            memmove(cur->history[1], cur->history[0],
+                    (size_t)(n - 1) * sizeof cur->history[0]);
+            memcpy(cur->history[0], cur->hash, sizeof cur->hash);
+        }
+        for (i = n; i < GH_PW_HISTORY_MAX; i++)
+            gh_wipe(cur->history[i], sizeof cur->history[i]);
+        cur->nhistory = n;
+        memset(cur->hash, 0, sizeof cur->hash);
+        memcpy(cur->hash, c->hash, strlen(c->hash) + 1);
+        cur->updated = c->now;
+    }
+    cur->must_change = c->must_change ? 1 : 0;
+    rc = cred_put_txn(st, txn, uid, cur);
+    if (rc != 0)
+        goto out;
+    ended = sessions_del_uid(st, txn, uid, c->keep_key);
+    if (ended < 0) {
+        rc = ended;
+        goto out;
+    }
+    if (c->new_key != NULL) {
+        k = mval(c->new_key, 32);
+        v = mval(buf, len);
+        rc = mdb_err(mdb_put(txn, st->sessions, &k, &v, 0));
+        if (rc != 0)
+            goto out;
+    }
+    rc = txn_commit(&txn);
+    if (rc == 0)
+        rc = ended;
+out:
+    txn_abort(&txn);
+    free(buf);
+    if (cur != NULL) {
+        gh_wipe(cur, sizeof *cur);
+        free(cur);
+    }
+    return rc;
+}
+
+/* User, whole credential and the tenant's password settings by email, one
+ * read transaction (a consistent snapshot for the login check). */
+int gh_login_read(gh_store_t *st, const char *email, gh_user_t *user,
+                  gh_credential_t *cred, gh_pwsettings_t *pw)
 {
     char norm[GH_EMAIL_MAX + 1], id[GH_ID_HEXLEN + 1];
+    gh_tenant_t t;
     MDB_txn *txn = NULL;
     MDB_val k, v;
     int rc;
 
-    if (st == NULL || email == NULL || user == NULL || hash_out == NULL)
+    if (st == NULL || email == NULL || user == NULL || cred == NULL ||
+        pw == NULL)
         return GH_EINVAL;
-    hash_out[0] = '\0';
+    memset(cred, 0, sizeof *cred);
+    gh_pwsettings_default(pw);
     if (gh_email_normalize(email, strlen(email), norm) != 0)
         return GH_ENOTFOUND;
     rc = txn_begin(st, 1, &txn);
@@ -1540,17 +1948,42 @@ int gh_login_lookup(gh_store_t *st, const char *email, gh_user_t *user,
         rc = rc == GH_ENOTFOUND ? GH_ESTORE : rc;
         goto out;
     }
-    k = mval(id, GH_ID_HEXLEN);
-    rc = mdb_err(mdb_get(txn, st->creds, &k, &v));
-    if (rc == GH_ENOTFOUND) {
-        rc = 0;
+    k = mval(user->tenant, strlen(user->tenant));
+    rc = mdb_err(mdb_get(txn, st->tenants, &k, &v));
+    if (rc == 0)
+        rc = tenant_decode(&v, &t);
+    if (rc != 0) {
+        rc = rc == GH_ENOTFOUND ? GH_ESTORE : rc;   /* a user's tenant */
         goto out;
     }
-    if (rc != 0)
-        goto out;
-    rc = cred_decode(&v, hash_out);
+    *pw = t.pw;
+    rc = cred_get_txn(st, txn, id, cred);
+    if (rc == GH_ENOTFOUND)
+        rc = 0;   /* no password: hash "" */
 out:
     txn_abort(&txn);
+    return rc;
+}
+
+/* User and hash by email (see gh_login_read). */
+int gh_login_lookup(gh_store_t *st, const char *email, gh_user_t *user,
+                    char hash_out[GH_HASH_MAX])
+{
+    gh_credential_t *c;
+    gh_pwsettings_t pw;
+    int rc;
+
+    if (st == NULL || email == NULL || user == NULL || hash_out == NULL)
+        return GH_EINVAL;
+    hash_out[0] = '\0';
+    c = malloc(sizeof *c);
+    if (c == NULL)
+        return GH_ENOMEM;
+    rc = gh_login_read(st, email, user, c, &pw);
+    if (rc == 0)
+        memcpy(hash_out, c->hash, strlen(c->hash) + 1);
+    gh_wipe(c, sizeof *c);
+    free(c);
     return rc;
 }
 
@@ -1562,7 +1995,8 @@ out:
 static int session_in_ok(const gh_session_t *s)
 {
     return strnlen(s->uid, GH_ID_HEXLEN + 1) == GH_ID_HEXLEN && id_ok(s->uid) &&
-           tenant_ok(s->tenant) && amr_ok(s->amr);
+           tenant_ok(s->tenant) && amr_ok(s->amr) &&
+           (s->flags & ~GH_SESSION_FLAGS) == 0;
 }
 
 /* Write (create or replace) the session stored under key. */
@@ -1707,6 +2141,13 @@ out:
 /* Delete every session of uid; returns how many went. */
 int gh_session_del_user(gh_store_t *st, const char *uid)
 {
+    return gh_session_del_user_except(st, uid, NULL);
+}
+
+/* Delete every session of uid but keep's; returns how many went. */
+int gh_session_del_user_except(gh_store_t *st, const char *uid,
+                               const uint8_t keep[32])
+{
     MDB_txn *txn = NULL;
     int rc, n;
 
@@ -1717,7 +2158,7 @@ int gh_session_del_user(gh_store_t *st, const char *uid)
     rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         goto out;
-    n = sessions_del_uid(st, txn, uid);
+    n = sessions_del_uid(st, txn, uid, keep);
     if (n < 0) {
         rc = n;
         goto out;
@@ -1725,6 +2166,445 @@ int gh_session_del_user(gh_store_t *st, const char *uid)
     rc = n == 0 ? 0 : txn_commit(&txn);
     if (rc == 0)
         rc = n;
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* login throttling counters                                          */
+/* ------------------------------------------------------------------ */
+
+#define THROTTLE_KEY_MAX (2 + GH_EMAIL_MAX)
+
+/* throttle: {"f":fails,"s":since,"l":last,"u":until,"x":locked} */
+static int throttle_encode(const gh_throttle_rec_t *r, char **buf,
+                           size_t *len)
+{
+    return json_finish(json_pack("{s:I,s:I,s:I,s:I,s:b}",
+                                 "f", (json_int_t)r->fails,
+                                 "s", (json_int_t)r->since,
+                                 "l", (json_int_t)r->last,
+                                 "u", (json_int_t)r->until,
+                                 "x", r->locked ? 1 : 0), buf, len);
+}
+
+static int throttle_decode(const MDB_val *v, gh_throttle_rec_t *r)
+{
+    json_t *o, *x;
+    int64_t f = 0;
+    int rc = json_start(v, &o);
+
+    memset(r, 0, sizeof *r);
+    if (rc != 0)
+        return rc;
+    x = json_object_get(o, "x");
+    if (jget_int(o, "f", &f) != 0 || f < 0 || f > UINT32_MAX ||
+        jget_int(o, "s", &r->since) != 0 || jget_int(o, "l", &r->last) != 0 ||
+        jget_int(o, "u", &r->until) != 0 || !json_is_boolean(x))
+        rc = GH_ESTORE;
+    r->fails = (uint32_t)f;
+    r->locked = json_is_true(x);
+    json_decref(o);
+    if (rc != 0)
+        memset(r, 0, sizeof *r);
+    return rc;
+}
+
+/* "a:" email or "n:" 16 bytes into out (THROTTLE_KEY_MAX); the length or
+ * GH_EINVAL. */
+static int throttle_key(const gh_throttle_key_t *key, unsigned char *out)
+{
+    if (key == NULL || key->id == NULL || key->len == 0 ||
+        key->len > GH_EMAIL_MAX ||
+        (key->kind != GH_THROTTLE_ACCOUNT && key->kind != GH_THROTTLE_ADDRESS) ||
+        (key->kind == GH_THROTTLE_ADDRESS && key->len != 16))
+        return GH_EINVAL;
+    out[0] = (unsigned char)key->kind;
+    out[1] = ':';
+    memcpy(out + 2, key->id, key->len);
+    return (int)(key->len + 2);
+}
+
+static int throttle_same(const gh_throttle_rec_t *a, const gh_throttle_rec_t *b)
+{
+    return a->fails == b->fails && a->since == b->since &&
+           a->last == b->last && a->until == b->until &&
+           (a->locked != 0) == (b->locked != 0);
+}
+
+/* Delete up to max records that expired() condemns, walking from a random
+ * key (wrapping once), skipping the n keys just written. Corrupt records
+ * are left alone: a damaged lock must not turn into an unlock. */
+static int throttle_sweep(gh_store_t *st, MDB_txn *txn,
+                          unsigned char keys[][THROTTLE_KEY_MAX],
+                          const int *klen, size_t n,
+                          int (*expired)(int, const gh_throttle_rec_t *, void *),
+                          unsigned max, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    gh_throttle_rec_t r;
+    unsigned char start[10];
+    unsigned seen = 0;
+    int rc, mrc, wrapped = 0;
+    size_t i;
+
+    gh_random(start + 2, sizeof start - 2);
+    start[0] = (start[2] & 1) ? GH_THROTTLE_ACCOUNT : GH_THROTTLE_ADDRESS;
+    start[1] = ':';
+    rc = mdb_err(mdb_cursor_open(txn, st->throttle, &cur));
+    if (rc != 0)
+        return rc;
+    k = mval(start, sizeof start);
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (seen < max) {
+        if (mrc == MDB_NOTFOUND && !wrapped) {
+            wrapped = 1;
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+            continue;
+        }
+        if (mrc != 0)
+            break;
+        seen++;
+        for (i = 0; i < n; i++)
+            if (k.mv_size == (size_t)klen[i] &&
+                memcmp(k.mv_data, keys[i], k.mv_size) == 0)
+                break;
+        if (i == n && k.mv_size > 2 && throttle_decode(&v, &r) == 0 &&
+            expired(((const unsigned char *)k.mv_data)[0], &r, arg)) {
+            mrc = mdb_cursor_del(cur, 0);
+            if (mrc != 0)
+                break;
+        }
+        /* after mdb_cursor_del, NEXT yields the follower */
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : mdb_err(mrc);
+}
+
+/* Judge and update up to GH_THROTTLE_KEYS_MAX counters in one write
+ * transaction (see store.h). */
+int gh_throttle_update(gh_store_t *st, const gh_throttle_key_t *keys,
+                       size_t n,
+                       int (*fn)(gh_throttle_rec_t *recs, void *arg),
+                       int (*expired)(int kind, const gh_throttle_rec_t *r,
+                                      void *arg),
+                       unsigned sweep, void *arg)
+{
+    unsigned char kb[GH_THROTTLE_KEYS_MAX][THROTTLE_KEY_MAX];
+    int klen[GH_THROTTLE_KEYS_MAX];
+    gh_throttle_rec_t recs[GH_THROTTLE_KEYS_MAX], orig[GH_THROTTLE_KEYS_MAX];
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len, i;
+    int rc;
+
+    if (st == NULL || keys == NULL || fn == NULL || n == 0 ||
+        n > GH_THROTTLE_KEYS_MAX)
+        return GH_EINVAL;
+    for (i = 0; i < n; i++) {
+        klen[i] = throttle_key(&keys[i], kb[i]);
+        if (klen[i] < 0)
+            return klen[i];
+    }
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    for (i = 0; i < n; i++) {
+        k = mval(kb[i], (size_t)klen[i]);
+        rc = mdb_err(mdb_get(txn, st->throttle, &k, &v));
+        if (rc == GH_ENOTFOUND)
+            memset(&recs[i], 0, sizeof recs[i]);
+        else if (rc != 0 || (rc = throttle_decode(&v, &recs[i])) != 0)
+            goto out;
+        orig[i] = recs[i];
+    }
+    rc = fn(recs, arg);
+    if (rc != 0)
+        goto out;
+    for (i = 0; i < n; i++) {
+        if (throttle_same(&recs[i], &orig[i]))
+            continue;
+        k = mval(kb[i], (size_t)klen[i]);
+        if (recs[i].fails == 0 && !recs[i].locked) {
+            rc = mdb_err(mdb_del(txn, st->throttle, &k, NULL));
+            if (rc == GH_ENOTFOUND)
+                rc = 0;
+        } else {
+            rc = throttle_encode(&recs[i], &buf, &len);
+            if (rc == 0) {
+                v = mval(buf, len);
+                rc = mdb_err(mdb_put(txn, st->throttle, &k, &v, 0));
+            }
+            free(buf);
+            buf = NULL;
+        }
+        if (rc != 0)
+            goto out;
+    }
+    if (sweep > 0 && expired != NULL) {
+        rc = throttle_sweep(st, txn, kb, klen, n, expired, sweep, arg);
+        if (rc != 0)
+            goto out;
+    }
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* One counter, for display (`gatehouse user show`) and tests. */
+int gh_throttle_get(gh_store_t *st, const gh_throttle_key_t *key,
+                    gh_throttle_rec_t *out)
+{
+    unsigned char kb[THROTTLE_KEY_MAX];
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc, n;
+
+    if (st == NULL || out == NULL)
+        return GH_EINVAL;
+    memset(out, 0, sizeof *out);
+    n = throttle_key(key, kb);
+    if (n < 0)
+        return n;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    k = mval(kb, (size_t)n);
+    rc = mdb_err(mdb_get(txn, st->throttle, &k, &v));
+    if (rc == 0)
+        rc = throttle_decode(&v, out);
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Forget one counter (an administrator's unlock, a new user). */
+int gh_throttle_del(gh_store_t *st, const gh_throttle_key_t *key)
+{
+    unsigned char kb[THROTTLE_KEY_MAX];
+    MDB_txn *txn = NULL;
+    MDB_val k;
+    int rc, n;
+
+    if (st == NULL)
+        return GH_EINVAL;
+    n = throttle_key(key, kb);
+    if (n < 0)
+        return n;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        return rc;
+    k = mval(kb, (size_t)n);
+    rc = mdb_err(mdb_del(txn, st->throttle, &k, NULL));
+    if (rc == 0)
+        rc = txn_commit(&txn);
+    txn_abort(&txn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* JWT signing keys                                                   */
+/* ------------------------------------------------------------------ */
+
+#define KEYS_VERSION_KEY "keys.version"
+
+/* Bump the key-set version (kept in the policy database, so that workers
+ * read both versions in one transaction). */
+static int keys_version_bump(gh_store_t *st, MDB_txn *txn)
+{
+    MDB_val k = mval(KEYS_VERSION_KEY, strlen(KEYS_VERSION_KEY)), v;
+    unsigned char be[8];
+    uint64_t ver = 0;
+    int rc = mdb_err(mdb_get(txn, st->policy, &k, &v)), i;
+
+    if (rc == 0 && v.mv_size == 8)
+        for (i = 0; i < 8; i++)
+            ver = ver << 8 | ((const unsigned char *)v.mv_data)[i];
+    else if (rc != 0 && rc != GH_ENOTFOUND)
+        return rc;
+    ver++;
+    for (i = 7; i >= 0; i--) {
+        be[i] = (unsigned char)(ver & 0xff);
+        ver >>= 8;
+    }
+    v = mval(be, sizeof be);
+    return mdb_err(mdb_put(txn, st->policy, &k, &v, 0));
+}
+
+/* jwt key: {"k":kid,"x":x,"y":y,"p":pub pem,"s":sealed private,
+ *           "c":created,"f":sign_from,"r":retire_at} */
+static int jwtkey_encode(const gh_jwtkey_t *k, char **buf, size_t *len)
+{
+    return json_finish(json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}",
+                                 "k", k->kid, "x", k->x, "y", k->y,
+                                 "p", k->pub_pem, "s", k->sealed,
+                                 "c", (json_int_t)k->created,
+                                 "f", (json_int_t)k->sign_from,
+                                 "r", (json_int_t)k->retire_at),
+                       buf, len);
+}
+
+static int jwtkey_decode(const MDB_val *v, gh_jwtkey_t *k)
+{
+    json_t *o;
+    int rc = json_start(v, &o);
+
+    if (rc != 0)
+        return rc;
+    memset(k, 0, sizeof *k);
+    if (jget_str(o, "k", k->kid, sizeof k->kid) != 0 ||
+        jget_str(o, "x", k->x, sizeof k->x) != 0 ||
+        jget_str(o, "y", k->y, sizeof k->y) != 0 ||
+        jget_str(o, "p", k->pub_pem, sizeof k->pub_pem) != 0 ||
+        jget_str(o, "s", k->sealed, sizeof k->sealed) != 0 ||
+        jget_int(o, "c", &k->created) != 0 ||
+        jget_int(o, "f", &k->sign_from) != 0 ||
+        jget_int(o, "r", &k->retire_at) != 0)
+        rc = GH_ESTORE;
+    json_decref(o);
+    return rc;
+}
+
+/* Add a key (GH_EEXIST for a kid already stored) and bump the version. */
+int gh_jwtkey_add(gh_store_t *st, const gh_jwtkey_t *k)
+{
+    MDB_txn *txn = NULL;
+    MDB_val kk, v;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || k == NULL || k->kid[0] == '\0')
+        return GH_EINVAL;
+    rc = jwtkey_encode(k, &buf, &len);
+    if (rc != 0)
+        return rc;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    kk = mval(k->kid, strlen(k->kid));
+    v = mval(buf, len);
+    rc = mdb_err(mdb_put(txn, st->jwtkeys, &kk, &v, MDB_NOOVERWRITE));
+    if (rc == 0)
+        rc = keys_version_bump(st, txn);
+    if (rc == 0)
+        rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    free(buf);
+    return rc;
+}
+
+/* Set retire_at of kid (only ever earlier, never reviving) and bump. */
+int gh_jwtkey_retire(gh_store_t *st, const char *kid, int64_t retire_at)
+{
+    MDB_txn *txn = NULL;
+    MDB_val kk, v;
+    gh_jwtkey_t k;
+    char *buf = NULL;
+    size_t len;
+    int rc;
+
+    if (st == NULL || kid == NULL || retire_at <= 0)
+        return GH_EINVAL;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    kk = mval(kid, strlen(kid));
+    rc = mdb_err(mdb_get(txn, st->jwtkeys, &kk, &v));
+    if (rc == 0)
+        rc = jwtkey_decode(&v, &k);
+    if (rc != 0)
+        goto out;
+    if (k.retire_at != 0 && k.retire_at <= retire_at)
+        goto out;   /* already retiring sooner */
+    k.retire_at = retire_at;
+    rc = jwtkey_encode(&k, &buf, &len);
+    if (rc != 0)
+        goto out;
+    v = mval(buf, len);
+    rc = mdb_err(mdb_put(txn, st->jwtkeys, &kk, &v, 0));
+    if (rc == 0)
+        rc = keys_version_bump(st, txn);
+    if (rc == 0)
+        rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    free(buf);
+    return rc;
+}
+
+/* Walk every stored key (any order); non-zero from cb stops the walk. */
+int gh_jwtkey_list(gh_store_t *st, int (*cb)(const gh_jwtkey_t *, void *),
+                   void *arg)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_FIRST;
+    gh_jwtkey_t key;
+    int rc, mrc;
+
+    if (st == NULL || cb == NULL)
+        return GH_EINVAL;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    rc = mdb_err(mdb_cursor_open(txn, st->jwtkeys, &cur));
+    if (rc != 0)
+        goto out;
+    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        rc = jwtkey_decode(&v, &key);
+        if (rc == 0)
+            rc = cb(&key, arg);
+        gh_wipe(key.sealed, sizeof key.sealed);
+        if (rc != 0)
+            goto out;
+    }
+    rc = mrc == MDB_NOTFOUND ? 0 : mdb_err(mrc);
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    txn_abort(&txn);
+    return rc;
+}
+
+/* Policy and key-set versions in one read transaction (0 when unset). */
+int gh_store_versions(gh_store_t *st, uint64_t *policy, uint64_t *keys)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc, i;
+
+    if (st == NULL || policy == NULL || keys == NULL)
+        return GH_EINVAL;
+    *keys = 0;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    rc = policy_version_txn(st, txn, policy);
+    if (rc != 0)
+        goto out;
+    k = mval(KEYS_VERSION_KEY, strlen(KEYS_VERSION_KEY));
+    rc = mdb_err(mdb_get(txn, st->policy, &k, &v));
+    if (rc == GH_ENOTFOUND) {
+        rc = 0;
+        goto out;
+    }
+    if (rc != 0)
+        goto out;
+    if (v.mv_size != 8) {
+        rc = GH_ESTORE;
+        goto out;
+    }
+    for (i = 0; i < 8; i++)
+        *keys = *keys << 8 | ((const unsigned char *)v.mv_data)[i];
 out:
     txn_abort(&txn);
     return rc;

@@ -18,8 +18,11 @@
 #include "gatehouse/session.h"
 #include "gatehouse/netset.h"
 #include "gatehouse/policy.h"
+#include "gatehouse/pwpolicy.h"
+#include "gatehouse/throttle.h"
 
 #define GH_PREFIX           "/.gatehouse/"
+#define GH_PASSWORD_PAGE    GH_PREFIX "account/password"
 #define GH_CSRF_COOKIE      "__Host-gatehouse-csrf"
 #define GH_FORM_MAX         16384     /* bytes of a login form body */
 #define GH_FIELD_MAX        2048      /* one decoded form field */
@@ -38,12 +41,22 @@ typedef struct {
     ngx_array_t         *trusted;         /* gatehouse_trusted_proxies */
     gh_netset_t         *trusted_set;     /* the same, compiled */
     ngx_open_file_t     *decision_log;    /* gatehouse_decision_log */
+    ngx_str_t            public_url;      /* gatehouse_public_url (JWT iss) */
+    time_t               jwt_lifetime;    /* gatehouse_jwt_lifetime */
+    ngx_array_t         *metrics_from;    /* gatehouse_metrics_allow */
+    gh_netset_t         *metrics_allow;   /* the same, compiled */
+    ngx_str_t            blocklist_path;  /* gatehouse_password_blocklist */
+    gh_blocklist_t      *blocklist;       /* john-data's list + that file,
+                                             loaded at configuration time */
+    gh_throttle_conf_t   throttle;        /* gatehouse_login_throttle */
+    ngx_flag_t           throttle_set;
     ngx_flag_t           used;            /* some server turned us on */
 } ngx_http_gatehouse_main_conf_t;
 
 typedef struct {
     ngx_flag_t           enable;          /* gatehouse on|off */
     ngx_str_t            app;             /* gatehouse_app */
+    ngx_str_t            audience;        /* gatehouse_jwt_audience */
     ngx_flag_t           hsts;            /* gatehouse_hsts */
     ngx_flag_t           echo;            /* gatehouse_echo (demo backend) */
 } ngx_http_gatehouse_loc_conf_t;
@@ -56,6 +69,9 @@ typedef struct {
     unsigned             csrf_new:1;      /* csrf cookie must be set */
     unsigned             decided:1;       /* a policy decision was made */
     unsigned             allowed:1;
+    unsigned             pwchange:1;      /* a live session that may only
+                                             change its password: treated
+                                             as no session elsewhere */
     ngx_uint_t           status;          /* refusal: 400, 401, 403, 503 */
     const char          *reason;          /* refusal/decision code (static) */
     u_char               rule[GH_RULE_NAME_MAX + 1];
@@ -70,6 +86,10 @@ typedef struct {
     ngx_str_t            message;         /* login page notice */
     ngx_str_t            username;        /* echoed back into the form */
     ngx_str_t            rd;              /* validated return target */
+    time_t               retry_after;     /* 429: seconds, for Retry-After */
+    const gh_verdict_t  *verdict;         /* password refused: the rules */
+    ngx_str_t            policy_text;     /* the password rules, for the
+                                             change page */
 } ngx_http_gatehouse_ctx_t;
 
 extern ngx_module_t  ngx_http_gatehouse_module;
@@ -84,6 +104,10 @@ ngx_int_t gh_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *ctype, ngx_str_t *body, ngx_str_t *location,
     ngx_str_t *cookies, ngx_uint_t ncookies);
 
+/* A public, cacheable answer (Cache-Control: public, max-age). */
+ngx_int_t gh_send_cacheable(ngx_http_request_t *r, const char *ctype,
+    ngx_str_t *body, ngx_uint_t max_age);
+
 /* A small JSON object {"error": code, "reason": reason}. */
 ngx_int_t gh_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *reason);
@@ -95,6 +119,12 @@ ngx_int_t gh_send_forbidden(ngx_http_request_t *r,
 
 /* The login page, with ctx->message, ctx->username, ctx->rd, ctx->csrf. */
 ngx_int_t gh_send_login_page(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx, ngx_uint_t status);
+
+/* The change-password page, with ctx->message, ctx->verdict,
+ * ctx->policy_text, ctx->rd, ctx->csrf (and Retry-After when
+ * ctx->retry_after). */
+ngx_int_t gh_send_password_page(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx, ngx_uint_t status);
 
 /* The signed-in identity as JSON (whoami). */
@@ -119,5 +149,19 @@ ngx_int_t gh_form_field(ngx_pool_t *pool, ngx_str_t *body, const char *name,
 
 /* Percent-encode everything but unreserved characters and '/'. */
 ngx_int_t gh_urlencode(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out);
+
+/* ---- jwt.c ---- */
+
+/* Reload the signing keys when the store's key-set version changed. */
+ngx_int_t gh_jwt_keys_refresh(gh_store_t *st, uint64_t ver,
+    ngx_str_t *datadir, ngx_log_t *log);
+void gh_jwt_exit(void);
+/* $gatehouse_assertion for an allowed request. */
+ngx_int_t gh_jwt_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, ngx_http_gatehouse_ctx_t *ctx);
+ngx_int_t gh_jwks_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
+ngx_int_t gh_metrics_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
 
 #endif

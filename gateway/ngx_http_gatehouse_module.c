@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "gatehouse/audit.h"
 #include "gatehouse/error.h"
 #include "gatehouse/login.h"
 #include "gatehouse/path.h"
@@ -35,6 +36,8 @@ static char *ngx_http_gatehouse_echo(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_gatehouse_enable(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *gh_conf_set_str_list(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 static ngx_int_t ngx_http_gatehouse_post_read(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gatehouse_access(ngx_http_request_t *r);
@@ -43,7 +46,13 @@ static ngx_int_t ngx_http_gatehouse_refuse(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gatehouse_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gatehouse_log(ngx_http_request_t *r);
 static void gh_netset_cleanup(void *data);
+static gh_netset_t *gh_conf_netset(ngx_conf_t *cf, ngx_array_t *values,
+    const char **defaults, const char *what);
+
+static const char  *gh_metrics_default[] = { "127.0.0.1/32", "::1/128", NULL };
 static char *ngx_http_gatehouse_decision_log(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_gatehouse_login_throttle(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_gatehouse_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -120,14 +129,14 @@ static ngx_command_t  ngx_http_gatehouse_commands[] = {
 
     { ngx_string("gatehouse_redirect_hosts"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_conf_set_str_array_slot,
+      gh_conf_set_str_list,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_gatehouse_main_conf_t, allowed_hosts),
       NULL },
 
     { ngx_string("gatehouse_trusted_proxies"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_conf_set_str_array_slot,
+      gh_conf_set_str_list,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_gatehouse_main_conf_t, trusted),
       NULL },
@@ -139,9 +148,51 @@ static ngx_command_t  ngx_http_gatehouse_commands[] = {
       0,
       NULL },
 
+    { ngx_string("gatehouse_public_url"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, public_url),
+      NULL },
+
+    { ngx_string("gatehouse_jwt_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, jwt_lifetime),
+      NULL },
+
+    { ngx_string("gatehouse_metrics_allow"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      gh_conf_set_str_list,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, metrics_from),
+      NULL },
+
+    { ngx_string("gatehouse_jwt_audience"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_loc_conf_t, audience),
+      NULL },
+
+    { ngx_string("gatehouse_password_blocklist"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, blocklist_path),
+      NULL },
+
+    { ngx_string("gatehouse_login_throttle"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_gatehouse_login_throttle,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("gatehouse_strip_header"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_conf_set_str_array_slot,
+      gh_conf_set_str_list,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_gatehouse_main_conf_t, strip),
       NULL },
@@ -182,7 +233,8 @@ ngx_module_t  ngx_http_gatehouse_module = {
 
 enum {
     GH_VAR_USER, GH_VAR_EMAIL, GH_VAR_NAME, GH_VAR_TENANT, GH_VAR_ROLES,
-    GH_VAR_AUTH, GH_VAR_REQUEST_ID, GH_VAR_APP, GH_VAR_CLIENT_ADDR
+    GH_VAR_AUTH, GH_VAR_REQUEST_ID, GH_VAR_APP, GH_VAR_CLIENT_ADDR,
+    GH_VAR_ASSERTION
 };
 
 static ngx_http_variable_t  ngx_http_gatehouse_vars[] = {
@@ -204,6 +256,8 @@ static ngx_http_variable_t  ngx_http_gatehouse_vars[] = {
       GH_VAR_APP, NGX_HTTP_VAR_NOCACHEABLE, 0 },
     { ngx_string("gatehouse_client_addr"), NULL, ngx_http_gatehouse_variable,
       GH_VAR_CLIENT_ADDR, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("gatehouse_assertion"), NULL, ngx_http_gatehouse_variable,
+      GH_VAR_ASSERTION, 0, 0 },
       ngx_http_null_variable
 };
 
@@ -274,6 +328,9 @@ ngx_http_gatehouse_variable(ngx_http_request_t *r,
         v->not_found = 1;
         return NGX_OK;
     }
+    if (data == GH_VAR_ASSERTION) {
+        return gh_jwt_variable(r, v, ctx);
+    }
 
     switch (data) {
     case GH_VAR_USER:   s = ctx->user.id; break;
@@ -332,6 +389,9 @@ ngx_http_gatehouse_create_main_conf(ngx_conf_t *cf)
     mcf->allowed_hosts = NGX_CONF_UNSET_PTR;
     mcf->strip = NGX_CONF_UNSET_PTR;
     mcf->trusted = NGX_CONF_UNSET_PTR;
+    mcf->metrics_from = NGX_CONF_UNSET_PTR;
+    gh_throttle_conf_default(&mcf->throttle);
+    mcf->jwt_lifetime = NGX_CONF_UNSET;
     return mcf;
 }
 
@@ -340,7 +400,6 @@ static char *
 ngx_http_gatehouse_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_gatehouse_main_conf_t  *mcf = conf;
-    ngx_pool_cleanup_t              *cln;
     ngx_str_t                       *h;
     ngx_uint_t                       i;
     u_char                          *p;
@@ -365,33 +424,28 @@ ngx_http_gatehouse_init_main_conf(ngx_conf_t *cf, void *conf)
         mcf->trusted = NULL;
     }
 
-    /* Trusted proxies, compiled once for the life of this configuration. */
-    mcf->trusted_set = gh_netset_new();
+    /* Address lists, compiled once for the life of this configuration:
+     * trusted proxies (none by default), metrics readers (loopback). */
+    mcf->trusted_set = gh_conf_netset(cf, mcf->trusted, NULL,
+                                      "trusted proxy");
     if (mcf->trusted_set == NULL) {
         return NGX_CONF_ERROR;
     }
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        gh_netset_free(mcf->trusted_set);
+    mcf->metrics_allow = gh_conf_netset(cf,
+        mcf->metrics_from == NGX_CONF_UNSET_PTR ? NULL : mcf->metrics_from,
+        gh_metrics_default, "metrics network");
+    if (mcf->metrics_allow == NULL) {
         return NGX_CONF_ERROR;
     }
-    cln->handler = gh_netset_cleanup;
-    cln->data = mcf->trusted_set;
-    if (mcf->trusted != NULL) {
-        h = mcf->trusted->elts;
-        for (i = 0; i < mcf->trusted->nelts; i++) {
-            if (gh_netset_add(mcf->trusted_set, (const char *) h[i].data,
-                              h[i].len) != 0)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "gatehouse: invalid trusted proxy \"%V\"",
-                                   &h[i]);
-                return NGX_CONF_ERROR;
-            }
-        }
+
+    /* JWT issuer and lifetime. */
+    if (mcf->public_url.len == 0) {
+        ngx_str_set(&mcf->public_url, "gatehouse");
     }
-    if (gh_netset_compile(mcf->trusted_set) != 0) {
-        return NGX_CONF_ERROR;
+    ngx_conf_init_value(mcf->jwt_lifetime, 300);
+    if (mcf->jwt_lifetime < 2 * 60) {
+        return "gatehouse: gatehouse_jwt_lifetime must be at least 2m "
+               "(tokens are re-signed a minute before they expire)";
     }
 
     /* The redirect allow list as C strings, for gh_redirect_ok(). */
@@ -419,6 +473,81 @@ ngx_http_gatehouse_init_main_conf(ngx_conf_t *cf, void *conf)
         for (i = 0; i < mcf->strip->nelts; i++) {
             ngx_strlow(h[i].data, h[i].data, h[i].len);
         }
+    }
+    return NGX_CONF_OK;
+}
+
+
+/* A compiled address set from a directive's values (or, when there are
+ * none, from defaults, a NULL-terminated list), freed with the
+ * configuration. NULL (after logging) on a malformed network. */
+static gh_netset_t *
+gh_conf_netset(ngx_conf_t *cf, ngx_array_t *values, const char **defaults,
+    const char *what)
+{
+    ngx_pool_cleanup_t  *cln;
+    gh_netset_t         *set;
+    ngx_str_t           *v;
+    ngx_uint_t           i;
+
+    set = gh_netset_new();
+    if (set == NULL) {
+        return NULL;
+    }
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        gh_netset_free(set);
+        return NULL;
+    }
+    cln->handler = gh_netset_cleanup;
+    cln->data = set;
+
+    if (values != NULL && values->nelts > 0) {
+        v = values->elts;
+        for (i = 0; i < values->nelts; i++) {
+            if (gh_netset_add(set, (const char *) v[i].data, v[i].len) != 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "gatehouse: invalid %s \"%V\"", what,
+                                   &v[i]);
+                return NULL;
+            }
+        }
+    } else {
+        for (i = 0; defaults != NULL && defaults[i] != NULL; i++) {
+            if (gh_netset_add(set, defaults[i], ngx_strlen(defaults[i]))
+                != 0)
+            {
+                return NULL;
+            }
+        }
+    }
+    return gh_netset_compile(set) == 0 ? set : NULL;
+}
+
+
+/* Like ngx_conf_set_str_array_slot, but every argument of the line counts
+ * ("gatehouse_strip_header A B;" strips both), and lines add up. */
+static char *
+gh_conf_set_str_list(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_array_t  **a;
+    ngx_str_t     *value, *s;
+    ngx_uint_t     i;
+
+    a = (ngx_array_t **) ((char *) conf + cmd->offset);
+    if (*a == NGX_CONF_UNSET_PTR || *a == NULL) {
+        *a = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (*a == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+    value = cf->args->elts;
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = ngx_array_push(*a);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        *s = value[i];
     }
     return NGX_CONF_OK;
 }
@@ -454,6 +583,92 @@ ngx_http_gatehouse_decision_log(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* "gatehouse_login_throttle [failures=N] [lockout=N] [max_delay=TIME]
+ *  [address=N/TIME|off]": the login throttle's numbers (throttle.h;
+ * defaults 5, 100, 15m, 30/10m). */
+static char *
+ngx_http_gatehouse_login_throttle(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf = conf;
+    gh_throttle_conf_t               c;
+    ngx_str_t                       *value, v, w;
+    ngx_uint_t                       i;
+    ngx_int_t                        n;
+    time_t                           t;
+    u_char                          *slash;
+
+    if (mcf->throttle_set) {
+        return "is duplicate";
+    }
+    c = mcf->throttle;
+    value = cf->args->elts;
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "failures=", 9) == 0) {
+            n = ngx_atoi(value[i].data + 9, value[i].len - 9);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+            c.free_failures = (unsigned) n;
+        } else if (ngx_strncmp(value[i].data, "lockout=", 8) == 0) {
+            n = ngx_atoi(value[i].data + 8, value[i].len - 8);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+            c.lockout = (unsigned) n;
+        } else if (ngx_strncmp(value[i].data, "max_delay=", 10) == 0) {
+            v.data = value[i].data + 10;
+            v.len = value[i].len - 10;
+            t = ngx_parse_time(&v, 1);
+            if (t == (time_t) NGX_ERROR || t < 1) {
+                goto invalid;
+            }
+            c.delay_max = (int64_t) t * 1000;
+        } else if (ngx_strcmp(value[i].data, "address=off") == 0) {
+            c.addr_limit = 0;
+        } else if (ngx_strncmp(value[i].data, "address=", 8) == 0) {
+            v.data = value[i].data + 8;
+            v.len = value[i].len - 8;
+            slash = ngx_strlchr(v.data, v.data + v.len, '/');
+            if (slash == NULL) {
+                goto invalid;
+            }
+            n = ngx_atoi(v.data, slash - v.data);
+            w.data = slash + 1;
+            w.len = v.data + v.len - w.data;
+            t = ngx_parse_time(&w, 1);
+            if (n == NGX_ERROR || n < 1 || t == (time_t) NGX_ERROR || t < 1) {
+                goto invalid;
+            }
+            c.addr_limit = (unsigned) n;
+            c.addr_window = (int64_t) t * 1000;
+        } else {
+            goto invalid;
+        }
+    }
+    if (gh_throttle_conf_check(&c) != 0) {
+        return "has inconsistent values: need 1 <= failures <= lockout "
+               "<= 100, max_delay up to 24h, an address window of 1s to 24h";
+    }
+    mcf->throttle = c;
+    mcf->throttle_set = 1;
+    return NGX_CONF_OK;
+
+invalid:
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "gatehouse: invalid \"%V\" in \"%V\"", &value[i],
+                       &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
+static void
+gh_blocklist_cleanup(void *data)
+{
+    gh_blocklist_free(data);
+}
+
+
 static void *
 ngx_http_gatehouse_create_loc_conf(ngx_conf_t *cf)
 {
@@ -478,6 +693,7 @@ ngx_http_gatehouse_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->app, prev->app, "");
+    ngx_conf_merge_str_value(conf->audience, prev->audience, "");
     /* HSTS follows the module unless configured: a gatehouse server sends it
      * on every response, error pages included. */
     ngx_conf_merge_value(conf->hsts, prev->hsts, conf->enable);
@@ -540,6 +756,40 @@ ngx_http_gatehouse_postconf(ngx_conf_t *cf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "gatehouse: \"gatehouse_data\" is required");
         return NGX_ERROR;
+    }
+
+    /* The password blocklist, loaded once here in the master: the workers
+     * share its pages; a list that cannot be read stops the start. */
+    {
+        ngx_pool_cleanup_t  *cln;
+        const char          *paths[2];
+        char                 err[512];
+        size_t               n = 0;
+
+        paths[n++] = GH_BLOCKLIST_DEFAULT;
+        if (mcf->blocklist_path.len) {
+            /* relative to nginx's prefix; the result is NUL-terminated */
+            if (ngx_conf_full_name(cf->cycle, &mcf->blocklist_path, 1)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+            paths[n++] = (const char *) mcf->blocklist_path.data;
+        }
+        if (gh_blocklist_load(&mcf->blocklist, paths, n, err, sizeof(err))
+            != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "gatehouse: %s", err);
+            return NGX_ERROR;
+        }
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            gh_blocklist_free(mcf->blocklist);
+            mcf->blocklist = NULL;
+            return NGX_ERROR;
+        }
+        cln->handler = gh_blocklist_cleanup;
+        cln->data = mcf->blocklist;
     }
 
     /* Registers the pool name; nginx then requires a matching
@@ -616,6 +866,13 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    rc = gh_audit_open(dir);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "gatehouse: cannot open the audit log in \"%s\": %s",
+                      dir, gh_strerror(rc));
+    }
+
     rc = gh_login_ctx_init(&gh_login, gh_store);
     if (rc != 0) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
@@ -623,6 +880,7 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
                       gh_strerror(rc));
         return NGX_OK;
     }
+    gh_login.throttle = mcf->throttle;
     gh_login_ready = 1;
     return NGX_OK;
 }
@@ -637,8 +895,10 @@ ngx_http_gatehouse_exit_process(ngx_cycle_t *cycle)
     }
     gh_wipe(&gh_login, sizeof(gh_login));
     gh_login_ready = 0;
+    gh_audit_close();
     gh_policy_free(gh_policy);
     gh_policy = NULL;
+    gh_jwt_exit();
 }
 
 
@@ -912,7 +1172,13 @@ gh_resolve_session(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
                             &ctx->user, ctx->key);
     switch (rc) {
     case 0:
-        ctx->authenticated = 1;
+        /* A session that must first change its password is, everywhere
+         * but the change page and logout, no session at all. */
+        if (ctx->session.flags & GH_SESSION_PWCHANGE) {
+            ctx->pwchange = 1;
+        } else {
+            ctx->authenticated = 1;
+        }
         if (gh_session_needs_touch(&ctx->session, &pol, ngx_time())) {
             gh_post_touch(r, mcf, ctx);
         }
@@ -1016,15 +1282,18 @@ done:
  * cause this) leaves the previous policy live. NGX_ERROR when the store
  * cannot be read — callers refuse. */
 static ngx_int_t
-gh_policy_current(ngx_log_t *log)
+gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, ngx_log_t *log)
 {
     gh_policy_t  *fresh;
-    uint64_t      ver;
+    uint64_t      ver, keys_ver;
     char         *text, err[256];
     size_t        len;
     int           rc;
 
-    if (gh_policy_version(gh_store, &ver) != 0) {
+    if (gh_store_versions(gh_store, &ver, &keys_ver) != 0
+        || gh_jwt_keys_refresh(gh_store, keys_ver, &mcf->data, log)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
     if (ver == gh_policy_ver || ver == gh_policy_bad_ver) {
@@ -1059,7 +1328,8 @@ gh_policy_current(ngx_log_t *log)
 }
 
 
-/* A tenant may shorten (or lengthen) the gateway's session lifetimes. */
+/* A tenant may shorten the gateway's session lifetimes (the gateway's own
+ * limits were already applied when the session was resolved). */
 static void
 gh_tenant_session_check(ngx_http_gatehouse_main_conf_t *mcf,
     ngx_http_gatehouse_ctx_t *ctx)
@@ -1067,7 +1337,7 @@ gh_tenant_session_check(ngx_http_gatehouse_main_conf_t *mcf,
     const gh_policy_tenant_t  *t;
     gh_session_policy_t        pol;
 
-    if (!ctx->authenticated || gh_policy == NULL) {
+    if ((!ctx->authenticated && !ctx->pwchange) || gh_policy == NULL) {
         return;
     }
     t = gh_policy_tenant(gh_policy, ctx->user.tenant);
@@ -1078,6 +1348,7 @@ gh_tenant_session_check(ngx_http_gatehouse_main_conf_t *mcf,
     pol.lifetime = t->lifetime ? t->lifetime : mcf->lifetime;
     if (gh_session_live(&ctx->session, &pol, ngx_time()) != 0) {
         ctx->authenticated = 0;
+        ctx->pwchange = 0;
     }
 }
 
@@ -1214,8 +1485,9 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
     }
 
     /* 3. session: cookie -> LMDB read -> live session of an enabled user,
-     *    within its tenant's lifetimes. */
-    if (gh_store == NULL || gh_policy_current(r->connection->log) != NGX_OK) {
+     *    within its tenant's lifetimes (a session that must change its
+     *    password first stays unauthenticated: ctx->pwchange). */
+    if (gh_store == NULL || gh_policy_current(mcf, r->connection->log) != NGX_OK) {
         ctx->store_failed = 1;
     } else {
         gh_resolve_session(r, mcf, ctx);
@@ -1237,8 +1509,11 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
         return NGX_OK;
     }
     if (!ctx->authenticated) {
+        /* no session — or one restricted to changing its password, which
+         * the refusal sends to the change page */
         ctx->status = NGX_HTTP_UNAUTHORIZED;
-        ctx->reason = "unauthenticated";
+        ctx->reason = ctx->pwchange ? "password_change_required"
+                                    : "unauthenticated";
         return NGX_OK;
     }
 
@@ -1321,6 +1596,7 @@ ngx_http_gatehouse_refuse(ngx_http_request_t *r)
     ngx_http_gatehouse_ctx_t  *ctx;
     ngx_str_t                  rd, loc;
     ngx_int_t                  rc;
+    const char                *page;
     u_char                    *p;
 
     rc = ngx_http_discard_request_body(r);
@@ -1343,7 +1619,14 @@ ngx_http_gatehouse_refuse(ngx_http_request_t *r)
         return gh_send_forbidden(r, ctx, gh_wants_html(r));
     }
 
+    /* a signed-in user who must change the password first goes there */
+    page = ctx->pwchange ? GH_PASSWORD_PAGE "?rd=" : GH_PREFIX "login?rd=";
     if (!gh_wants_html(r)) {
+        if (ctx->pwchange) {
+            return gh_send_error(r, NGX_HTTP_FORBIDDEN,
+                                 "password_change_required",
+                                 "change the password at " GH_PASSWORD_PAGE);
+        }
         return gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
                              "sign in at " GH_PREFIX "login");
     }
@@ -1351,13 +1634,12 @@ ngx_http_gatehouse_refuse(ngx_http_request_t *r)
     if (gh_urlencode(r->pool, &r->unparsed_uri, &rd) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    loc.len = sizeof(GH_PREFIX "login?rd=") - 1 + rd.len;
+    loc.len = ngx_strlen(page) + rd.len;
     loc.data = ngx_pnalloc(r->pool, loc.len);
     if (loc.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    p = ngx_cpymem(loc.data, GH_PREFIX "login?rd=",
-                   sizeof(GH_PREFIX "login?rd=") - 1);
+    p = ngx_cpymem(loc.data, page, ngx_strlen(page));
     ngx_memcpy(p, rd.data, rd.len);
 
     return gh_send(r, NGX_HTTP_MOVED_TEMPORARILY, "text/plain", NULL, &loc,
@@ -1402,12 +1684,30 @@ ngx_http_gatehouse_log(ngx_http_request_t *r)
                   "reason", ctx->reason ? ctx->reason : "",
                   "status", (int) r->headers_out.status);
     if (o == NULL) {
-        /* a path that is not UTF-8: log it escaped by nginx instead */
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "gatehouse: decision %s reason=%s (record not "
-                      "written: path is not UTF-8)",
-                      ctx->allowed ? "allow" : "deny", ctx->reason);
-        return NGX_OK;
+        /* a path that is not UTF-8: log it percent-encoded instead */
+        ngx_str_t  esc;
+
+        if (gh_urlencode(r->pool, &r->uri, &esc) != NGX_OK) {
+            return NGX_OK;
+        }
+        o = json_pack("{s:I, s:s, s:s, s:s, s:s%, s:s%, s:s%, s:s, s:s, "
+                      "s:s, s:s, s:i}",
+                      "time", (json_int_t) ngx_time(),
+                      "request_id", (const char *) ctx->request_id,
+                      "tenant", ctx->user.tenant,
+                      "user", ctx->user.id,
+                      "app", (const char *) lcf->app.data, lcf->app.len,
+                      "method", (const char *) r->method_name.data,
+                      r->method_name.len,
+                      "path", (const char *) esc.data, esc.len,
+                      "addr", (const char *) ctx->addr_text,
+                      "decision", ctx->allowed ? "allow" : "deny",
+                      "rule", (const char *) ctx->rule,
+                      "reason", ctx->reason ? ctx->reason : "",
+                      "status", (int) r->headers_out.status);
+        if (o == NULL) {
+            return NGX_OK;
+        }
     }
     line = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -1490,19 +1790,48 @@ struct gh_job_s {
     ngx_http_request_t  *request;
     void               (*finish)(ngx_http_request_t *r, gh_job_t *job);
     int                  rc;
-    /* login */
+    /* login and password change: who asks, from where (copies: the
+     * thread reads nothing of the request but this struct) */
     ngx_str_t            email;
-    ngx_str_t            password;
+    ngx_str_t            password;        /* login; the new one at change */
     gh_login_result_t    result;
+    gh_addr_t            addr;
+    char                 addr_text[GH_ADDR_TEXT_MAX];
+    char                 request_id[33];
+    /* password change */
+    ngx_str_t            current;
+    char                 uid[GH_ID_HEXLEN + 1];
+    char                 tenant[GH_TENANT_MAX + 1];
+    char                 amr[GH_AMR_MAX + 1];
+    char                 actor[GH_EMAIL_MAX + 1];
+    int                  mfa;             /* read from the policy on the
+                                             event loop: the thread must not
+                                             touch the worker's policy */
+    const gh_blocklist_t *blocklist;
+    gh_pwchange_res_t    change;
     /* both: a session to delete (logout, or the one replaced at login) */
     unsigned             drop_old:1;
     uint8_t              old_key[32];
 };
 
+
+/* One audit record for a job (blocking file I/O: thread side only). */
+static void
+gh_job_audit(gh_job_t *job, const char *actor, const char *tenant,
+    const char *event, const char *detail)
+{
+    (void) gh_audit(actor, tenant, job->addr_text, job->request_id, event,
+                    detail);
+}
+
+
 static void
 gh_job_thread_login(void *data, ngx_log_t *log)
 {
-    gh_job_t  *job = data;
+    gh_job_t           *job = data;
+    gh_login_result_t  *res = &job->result;
+    char                detail[128];
+    const char         *actor;
 
     if (!gh_login_ready) {
         job->rc = GH_ESTORE;
@@ -1511,14 +1840,52 @@ gh_job_thread_login(void *data, ngx_log_t *log)
                                     (const char *) job->email.data,
                                     job->email.len,
                                     (const char *) job->password.data,
-                                    job->password.len, gh_now(),
-                                    &job->result);
+                                    job->password.len, &job->addr,
+                                    gh_throttle_now_ms(), res);
     }
     gh_wipe(job->password.data, job->password.len);
 
     if (job->rc == 0 && job->drop_old) {
         (void) gh_session_del(gh_store, job->old_key);
     }
+
+    /* the audit trail: the internal reason, never shown to the client */
+    actor = job->email.len ? (const char *) job->email.data : "-";
+    if (job->rc == 0) {
+        ngx_snprintf((u_char *) detail, sizeof(detail) - 1, "%s%s%Z",
+                     res->restricted == GH_LOGIN_MUST_CHANGE
+                     ? "must change the password"
+                     : res->restricted == GH_LOGIN_EXPIRED
+                     ? "password expired" : "ok",
+                     res->rehashed ? "; password rehashed" : "");
+        gh_job_audit(job, res->user.email, res->user.tenant, "login", detail);
+    } else if (job->rc == GH_EDENIED && res->retry_after > 0) {
+        ngx_snprintf((u_char *) detail, sizeof(detail) - 1,
+                     "%s; retry after %L s%Z", res->reason,
+                     (int64_t) res->retry_after);
+        gh_job_audit(job, actor, res->tenant, "login_throttled", detail);
+    } else if (job->rc == GH_EDENIED) {
+        ngx_snprintf((u_char *) detail, sizeof(detail) - 1,
+                     "%s; %uD consecutive failures%Z", res->reason,
+                     res->failures);
+        gh_job_audit(job, actor, res->tenant, "login_failure", detail);
+        if (res->locked_now) {
+            ngx_snprintf((u_char *) detail, sizeof(detail) - 1,
+                         "locked after %uD consecutive failures%Z",
+                         res->failures);
+            gh_job_audit(job, actor, res->tenant, "lockout", detail);
+        }
+    }
+}
+
+
+/* Copy what a job's thread needs to know about the request. */
+static void
+gh_job_who(gh_job_t *job, ngx_http_gatehouse_ctx_t *ctx)
+{
+    job->addr = ctx->addr;
+    ngx_memcpy(job->addr_text, ctx->addr_text, sizeof(job->addr_text));
+    ngx_memcpy(job->request_id, ctx->request_id, sizeof(job->request_id));
 }
 
 
@@ -1674,44 +2041,81 @@ gh_same_origin(ngx_http_request_t *r)
 
 static void gh_login_finish(ngx_http_request_t *r, gh_job_t *job);
 
+/* The whole form body, in memory, within GH_FORM_MAX, copied into body
+ * (the caller wipes it). NGX_OK, or NGX_DECLINED with *response what to
+ * finalize the request with (an answer already sent, or a status). */
+static ngx_int_t
+gh_form_body(ngx_http_request_t *r, ngx_str_t *body, ngx_int_t *response)
+{
+    ngx_chain_t  *cl;
+    size_t        len;
+    u_char       *p;
+
+    if (r->request_body == NULL) {
+        *response = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DECLINED;
+    }
+    len = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (cl->buf->in_file || len + ngx_buf_size(cl->buf) > GH_FORM_MAX) {
+            *response = gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "too_large", "the form is too large");
+            return NGX_DECLINED;
+        }
+        len += ngx_buf_size(cl->buf);
+    }
+    body->data = ngx_pnalloc(r->pool, len + 1);
+    if (body->data == NULL) {
+        *response = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DECLINED;
+    }
+    p = body->data;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+    body->len = len;
+    return NGX_OK;
+}
+
+
+/* The double-submit check of a posted form: same origin (when the browser
+ * says), and the csrf field equal to the cookie, in constant time. */
+static ngx_int_t
+gh_csrf_check(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_str_t *body)
+{
+    ngx_str_t  csrf;
+
+    if (gh_same_origin(r) != NGX_OK
+        || gh_form_field(r->pool, body, "csrf", GH_TOKEN_LEN, &csrf)
+           != NGX_OK
+        || ctx->csrf_new
+        || csrf.len != ctx->csrf.len
+        || !gh_ct_equal(csrf.data, ctx->csrf.data, csrf.len))
+    {
+        return NGX_DECLINED;
+    }
+    return NGX_OK;
+}
+
+
 static void
 gh_login_body(ngx_http_request_t *r)
 {
     ngx_http_gatehouse_ctx_t  *ctx;
     gh_job_t                  *job;
-    ngx_chain_t               *cl;
-    ngx_str_t                  body, csrf, rd;
+    ngx_str_t                  body, rd;
     ngx_int_t                  rc, status;
-    size_t                     len;
-    u_char                    *p;
 
     ctx = gh_ctx(r);
-    if (ctx == NULL || r->request_body == NULL) {
+    if (ctx == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
-
-    /* The whole form, in memory, within GH_FORM_MAX. */
-    len = 0;
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (cl->buf->in_file || len + ngx_buf_size(cl->buf) > GH_FORM_MAX) {
-            ngx_http_finalize_request(r,
-                gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                              "too_large", "the form is too large"));
-            return;
-        }
-        len += ngx_buf_size(cl->buf);
-    }
-    body.data = ngx_pnalloc(r->pool, len + 1);
-    if (body.data == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
         return;
     }
-    p = body.data;
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-    }
-    body.len = len;
 
     job = ngx_pcalloc(r->pool, sizeof(*job));
     if (job == NULL) {
@@ -1733,13 +2137,7 @@ gh_login_body(ngx_http_request_t *r)
         status = NGX_HTTP_INTERNAL_SERVER_ERROR;
         goto wipe;
     }
-    if (gh_same_origin(r) != NGX_OK
-        || gh_form_field(r->pool, &body, "csrf", GH_TOKEN_LEN, &csrf)
-           != NGX_OK
-        || ctx->csrf_new
-        || csrf.len != ctx->csrf.len
-        || !gh_ct_equal(csrf.data, ctx->csrf.data, csrf.len))
-    {
+    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "gatehouse: login refused: csrf check failed");
         ngx_str_set(&ctx->message,
@@ -1761,11 +2159,12 @@ gh_login_body(ngx_http_request_t *r)
     }
 
     /* A session presented at login is replaced, never promoted. */
-    if (ctx->authenticated) {
+    if (ctx->authenticated || ctx->pwchange) {
         job->drop_old = 1;
         ngx_memcpy(job->old_key, ctx->key, sizeof(job->old_key));
     }
 
+    gh_job_who(job, ctx);
     job->request = r;
     job->finish = gh_login_finish;
     if (gh_job_post(r, job, gh_job_thread_login) != NGX_OK) {
@@ -1786,11 +2185,58 @@ wipe:
 }
 
 
+/* "Please wait N seconds" for a 429 page (minutes from two on). */
+static void
+gh_wait_message(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    const char *what, time_t secs)
+{
+    u_char  *p;
+    size_t   n = 160 + ngx_strlen(what);
+
+    p = ngx_pnalloc(r->pool, n);
+    if (p == NULL) {
+        ngx_str_set(&ctx->message, "Too many attempts. Please wait and try "
+                    "again.");
+        return;
+    }
+    ctx->message.data = p;
+    ctx->message.len = (secs >= 120
+        ? ngx_snprintf(p, n, "Too many %s. Please wait %T minutes and try "
+                       "again; if this keeps happening, ask your "
+                       "administrator.", what, (secs + 59) / 60)
+        : ngx_snprintf(p, n, "Too many %s. Please wait %T second%s and try "
+                       "again.", what, secs, secs == 1 ? "" : "s")) - p;
+}
+
+
+/* The change page's address with rd (already validated) as its query. */
+static ngx_int_t
+gh_password_location(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_str_t *loc)
+{
+    ngx_str_t  rd;
+    u_char    *p;
+
+    if (gh_urlencode(r->pool, &ctx->rd, &rd) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    loc->len = sizeof(GH_PASSWORD_PAGE "?rd=") - 1 + rd.len;
+    loc->data = ngx_pnalloc(r->pool, loc->len);
+    if (loc->data == NULL) {
+        return NGX_ERROR;
+    }
+    p = ngx_cpymem(loc->data, GH_PASSWORD_PAGE "?rd=",
+                   sizeof(GH_PASSWORD_PAGE "?rd=") - 1);
+    ngx_memcpy(p, rd.data, rd.len);
+    return NGX_OK;
+}
+
+
 static void
 gh_login_finish(ngx_http_request_t *r, gh_job_t *job)
 {
     ngx_http_gatehouse_ctx_t  *ctx;
-    ngx_str_t                  tok, cookie;
+    ngx_str_t                  tok, cookie, loc;
     ngx_int_t                  rc;
 
     ctx = gh_ctx(r);
@@ -1805,18 +2251,42 @@ gh_login_finish(ngx_http_request_t *r, gh_job_t *job)
             return;
         }
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "gatehouse: login ok user=%s tenant=%s%s",
+                      "gatehouse: login ok user=%s tenant=%s%s%s",
                       job->result.user.id, job->result.user.tenant,
-                      job->result.rehashed ? " (password rehashed)" : "");
+                      job->result.rehashed ? " (password rehashed)" : "",
+                      job->result.restricted != GH_LOGIN_FULL
+                      ? " (must change the password first)" : "");
+        /* a password that must change first: its session reaches the
+         * change page only, which then goes on to rd */
+        loc = ctx->rd;
+        if (job->result.restricted != GH_LOGIN_FULL
+            && gh_password_location(r, ctx, &loc) != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
         ngx_http_finalize_request(r,
-            gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &ctx->rd,
+            gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc,
                     &cookie, 1));
+        return;
+    }
+
+    if (job->rc == GH_EDENIED && job->result.retry_after > 0) {
+        /* throttled: the same answer whether or not the account exists,
+         * and the password was not even looked at */
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "gatehouse: login throttled: %s",
+                      job->result.reason);
+        ctx->retry_after = (time_t) job->result.retry_after;
+        gh_wait_message(r, ctx, "sign-in attempts", ctx->retry_after);
+        ngx_http_finalize_request(r,
+            gh_send_login_page(r, ctx, NGX_HTTP_TOO_MANY_REQUESTS));
         return;
     }
 
     if (job->rc == GH_EDENIED) {
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "gatehouse: login failed");
+                      "gatehouse: login failed: %s", job->result.reason);
         ngx_str_set(&ctx->message, "Incorrect email or password.");
         ngx_http_finalize_request(r,
             gh_send_login_page(r, ctx, NGX_HTTP_UNAUTHORIZED));
@@ -1964,7 +2434,7 @@ gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
                              "cross-site sign-out refused");
     }
 
-    if (!ctx->authenticated) {
+    if (!ctx->authenticated && !ctx->pwchange) {
         return gh_logout_response(r);
     }
 
@@ -1981,6 +2451,335 @@ gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
                              "the gateway is busy, try again");
     }
     r->main->count++;
+    return NGX_DONE;
+}
+
+
+/* ---- /.gatehouse/account/password: the signed-in user's own change ---- */
+
+/* The tenant's password rules in words, for the page (one LMDB read: fine
+ * on the event loop). Leaves policy_text empty when they cannot be read. */
+static void
+gh_password_rules(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    const gh_policy_tenant_t  *pt;
+    gh_pwpolicy_t              pol;
+    gh_tenant_t                t;
+    char                       text[256];
+    size_t                     n;
+
+    if (gh_tenant_get(gh_store, ctx->user.tenant, &t) != 0) {
+        return;
+    }
+    pt = gh_policy != NULL ? gh_policy_tenant(gh_policy, t.name) : NULL;
+    gh_pwpolicy_resolve(&t.pw, pt != NULL && pt->mfa_required, &pol);
+    gh_pwpolicy_describe(&pol, text, sizeof(text));
+    n = ngx_strlen(text);
+    ctx->policy_text.data = ngx_pnalloc(r->pool, n);
+    if (ctx->policy_text.data != NULL) {
+        ngx_memcpy(ctx->policy_text.data, text, n);
+        ctx->policy_text.len = n;
+    }
+}
+
+
+static void
+gh_job_thread_password(void *data, ngx_log_t *log)
+{
+    gh_job_t           *job = data;
+    gh_pwchange_req_t   rq;
+    gh_pwchange_res_t  *res = &job->change;
+    char                detail[GH_VERDICT_MAX * GH_VERDICT_TEXT];
+
+    if (!gh_login_ready) {
+        job->rc = GH_ESTORE;
+    } else {
+        ngx_memzero(&rq, sizeof(rq));
+        rq.uid = job->uid;
+        rq.amr = job->amr;
+        rq.current = (const char *) job->current.data;
+        rq.current_len = job->current.len;
+        rq.fresh = (const char *) job->password.data;
+        rq.fresh_len = job->password.len;
+        rq.addr = &job->addr;
+        rq.mfa_required = job->mfa;
+        rq.blocklist = job->blocklist;
+        rq.now_ms = gh_throttle_now_ms();
+        job->rc = gh_login_change_password(gh_store, &gh_login, &rq, res);
+    }
+    gh_wipe(job->current.data, job->current.len);
+    gh_wipe(job->password.data, job->password.len);
+
+    if (job->rc == 0) {
+        ngx_snprintf((u_char *) detail, sizeof(detail) - 1,
+                     "self-service; %d other session%s ended%Z", res->ended,
+                     res->ended == 1 ? "" : "s");
+        gh_job_audit(job, job->actor, job->tenant, "password_change", detail);
+    } else if (job->rc == GH_EDENIED && res->retry_after > 0) {
+        ngx_snprintf((u_char *) detail, sizeof(detail) - 1,
+                     "%s; retry after %L s%Z", res->reason,
+                     (int64_t) res->retry_after);
+        gh_job_audit(job, job->actor, job->tenant, "password_change_throttled",
+                     detail);
+    } else if (job->rc == GH_EDENIED && res->verdict.n > 0) {
+        gh_verdict_join(&res->verdict, detail, sizeof(detail));
+        gh_job_audit(job, job->actor, job->tenant, "password_refused", detail);
+    } else if (job->rc == GH_EDENIED) {
+        gh_job_audit(job, job->actor, job->tenant, "password_change_failure",
+                     res->reason);
+    }
+}
+
+
+static void
+gh_password_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx;
+    ngx_str_t                  tok, cookie;
+    ngx_int_t                  rc;
+
+    ctx = gh_ctx(r);
+
+    if (job->rc == 0) {
+        tok.data = (u_char *) job->change.token;
+        tok.len = GH_TOKEN_LEN;
+        rc = gh_cookie_header(r->pool, GH_COOKIE_NAME, &tok, 0, &cookie);
+        gh_wipe(job->change.token, sizeof(job->change.token));
+        if (rc != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "gatehouse: password changed user=%s tenant=%s, "
+                      "%d other session(s) ended", job->uid, job->tenant,
+                      job->change.ended);
+        ngx_http_finalize_request(r,
+            gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &ctx->rd,
+                    &cookie, 1));
+        return;
+    }
+
+    if (job->rc == GH_EDENIED) {
+        gh_password_rules(r, ctx);
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "gatehouse: password change refused user=%s: %s",
+                      job->uid, job->change.reason);
+        if (job->change.retry_after > 0) {
+            ctx->retry_after = (time_t) job->change.retry_after;
+            gh_wait_message(r, ctx, "attempts", ctx->retry_after);
+            ngx_http_finalize_request(r,
+                gh_send_password_page(r, ctx, NGX_HTTP_TOO_MANY_REQUESTS));
+            return;
+        }
+        if (job->change.verdict.n > 0) {
+            ngx_str_set(&ctx->message, "The new password was refused:");
+            ctx->verdict = &job->change.verdict;
+        } else {
+            ngx_str_set(&ctx->message, "The current password is not correct.");
+        }
+        ngx_http_finalize_request(r,
+            gh_send_password_page(r, ctx, NGX_HTTP_BAD_REQUEST));
+        return;
+    }
+
+    if (job->rc == GH_EDISABLED || job->rc == GH_ENOTFOUND) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+                          "no valid session"));
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "gatehouse: password change could not be made: %s",
+                  gh_strerror(job->rc));
+    ngx_http_finalize_request(r,
+        gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                      "the password could not be changed, try again later"));
+}
+
+
+static void
+gh_password_body(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_ctx_t        *ctx;
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    const gh_policy_tenant_t        *pt;
+    gh_job_t                        *job;
+    ngx_str_t                        body, rd, confirm;
+    ngx_int_t                        rc, status;
+
+    ngx_str_null(&confirm);
+    ctx = gh_ctx(r);
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    if (job == NULL) {
+        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto wipe;
+    }
+
+    rc = gh_form_field(r->pool, &body, "rd", GH_RD_MAX, &rd);
+    gh_set_rd(r, ctx, rc == NGX_OK ? &rd : NULL);
+    if (gh_csrf_prepare(r, ctx) != NGX_OK) {
+        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto wipe;
+    }
+    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "gatehouse: password change refused: csrf check "
+                      "failed");
+        gh_password_rules(r, ctx);
+        ngx_str_set(&ctx->message, "This form expired or came from another "
+                    "site. Please try again.");
+        status = gh_send_password_page(r, ctx, NGX_HTTP_FORBIDDEN);
+        goto wipe;
+    }
+
+    if (gh_form_field(r->pool, &body, "current", GH_PASSWORD_MAX,
+                      &job->current) == NGX_ERROR
+        || gh_form_field(r->pool, &body, "new", GH_PASSWORD_MAX,
+                         &job->password) == NGX_ERROR
+        || gh_form_field(r->pool, &body, "confirm", GH_PASSWORD_MAX,
+                         &confirm) == NGX_ERROR)
+    {
+        gh_password_rules(r, ctx);
+        ngx_str_set(&ctx->message, "A password is longer than "
+                    "the gateway accepts.");
+        status = gh_send_password_page(r, ctx, NGX_HTTP_BAD_REQUEST);
+        goto wipe;
+    }
+    if (job->password.len != confirm.len
+        || !gh_ct_equal(job->password.data, confirm.data, confirm.len))
+    {
+        gh_password_rules(r, ctx);
+        ngx_str_set(&ctx->message, "The new password and its confirmation "
+                    "differ.");
+        status = gh_send_password_page(r, ctx, NGX_HTTP_BAD_REQUEST);
+        goto wipe;
+    }
+
+    /* what the thread needs, copied; the tenant's MFA requirement comes
+     * from the worker's policy, which only the event loop may read */
+    gh_job_who(job, ctx);
+    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
+                sizeof(job->uid));
+    ngx_cpystrn((u_char *) job->tenant, (u_char *) ctx->user.tenant,
+                sizeof(job->tenant));
+    ngx_cpystrn((u_char *) job->actor, (u_char *) ctx->user.email,
+                sizeof(job->actor));
+    ngx_cpystrn((u_char *) job->amr, (u_char *) ctx->session.amr,
+                sizeof(job->amr));
+    pt = gh_policy != NULL ? gh_policy_tenant(gh_policy, ctx->user.tenant)
+                           : NULL;
+    job->mfa = pt != NULL && pt->mfa_required;
+    job->blocklist = mcf->blocklist;
+    job->request = r;
+    job->finish = gh_password_finish;
+    if (gh_job_post(r, job, gh_job_thread_password) != NGX_OK) {
+        status = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                               "the gateway is busy, try again");
+        goto wipe;
+    }
+    gh_wipe(body.data, body.len);
+    if (confirm.len) {
+        gh_wipe(confirm.data, confirm.len);
+    }
+    return;   /* gh_password_finish answers */
+
+wipe:
+    gh_wipe(body.data, body.len);
+    if (job != NULL) {
+        if (job->current.len) {
+            gh_wipe(job->current.data, job->current.len);
+        }
+        if (job->password.len) {
+            gh_wipe(job->password.data, job->password.len);
+        }
+    }
+    if (confirm.len) {
+        gh_wipe(confirm.data, confirm.len);
+    }
+    ngx_http_finalize_request(r, status);
+}
+
+
+/* GET: the form; POST: the change. Only for a signed-in user — or one
+ * whose session is restricted to exactly this page. */
+static ngx_int_t
+gh_password_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    ngx_str_t  rd, dec, loc;
+    ngx_int_t  rc;
+    u_char    *dst, *src;
+
+    if (!ctx->authenticated && !ctx->pwchange) {
+        r->keepalive = 0;   /* the body may be unread */
+        if (!gh_wants_html(r)) {
+            return gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+                                 "sign in at " GH_PREFIX "login");
+        }
+        ngx_str_set(&loc, GH_PREFIX "login?rd=%2F.gatehouse%2Faccount"
+                    "%2Fpassword");
+        return gh_send(r, NGX_HTTP_MOVED_TEMPORARILY, "text/plain", NULL,
+                       &loc, NULL, 0);
+    }
+
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+        if (ngx_http_arg(r, (u_char *) "rd", 2, &rd) == NGX_OK) {
+            dec.data = ngx_pnalloc(r->pool, rd.len);
+            if (dec.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            dst = dec.data;
+            src = rd.data;
+            ngx_unescape_uri(&dst, &src, rd.len, 0);
+            dec.len = dst - dec.data;
+            gh_set_rd(r, ctx, &dec);
+        } else {
+            gh_set_rd(r, ctx, NULL);
+        }
+        if (gh_csrf_prepare(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        gh_password_rules(r, ctx);
+        if (ctx->pwchange) {
+            ngx_str_set(&ctx->message, "Your password must be changed before "
+                        "you continue.");
+        }
+        return gh_send_password_page(r, ctx, NGX_HTTP_OK);
+    }
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        r->keepalive = 0;
+        return gh_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
+                             "use GET or POST");
+    }
+    if (!gh_is_form(r)) {
+        r->keepalive = 0;
+        return gh_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                             "bad_form", "expected a urlencoded form");
+    }
+    if (r->headers_in.content_length_n > GH_FORM_MAX) {
+        r->keepalive = 0;
+        return gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                             "too_large", "the form is too large");
+    }
+    r->request_body_in_single_buf = 1;
+    rc = ngx_http_read_client_request_body(r, gh_password_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
     return NGX_DONE;
 }
 
@@ -2027,6 +2826,9 @@ static const struct {
     { ngx_string("login"),   1, 1, gh_login_endpoint },
     { ngx_string("logout"),  0, 1, gh_logout_endpoint },
     { ngx_string("whoami"),  0, 1, gh_whoami_endpoint },
+    { ngx_string("account/password"), 1, 1, gh_password_endpoint },
+    { ngx_string("jwks.json"), 0, 0, gh_jwks_endpoint },
+    { ngx_string("metrics"), 0, 0, gh_metrics_endpoint },
 };
 
 

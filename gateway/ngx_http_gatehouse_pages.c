@@ -41,16 +41,45 @@ gh_add_header(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 }
 
 
+static ngx_int_t gh_send_body(ngx_http_request_t *r, ngx_str_t *body);
+
+/* Public data (the JWKS): cacheable, and nothing of a page's framing
+ * headers, which only matter for HTML. */
+ngx_int_t
+gh_send_cacheable(ngx_http_request_t *r, const char *ctype, ngx_str_t *body,
+    ngx_uint_t max_age)
+{
+    ngx_str_t  v;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = body->len;
+    r->headers_out.content_type.data = (u_char *) ctype;
+    r->headers_out.content_type.len = ngx_strlen(ctype);
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    v.data = ngx_pnalloc(r->pool, sizeof("public, max-age=") + NGX_INT_T_LEN);
+    if (v.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    v.len = ngx_sprintf(v.data, "public, max-age=%ui", max_age) - v.data;
+    if (gh_add_header(r, "Cache-Control", &v) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_str_set(&v, "nosniff");
+    if (gh_add_header(r, "X-Content-Type-Options", &v) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return gh_send_body(r, body);
+}
+
+
 ngx_int_t
 gh_send(ngx_http_request_t *r, ngx_uint_t status, const char *ctype,
     ngx_str_t *body, ngx_str_t *location, ngx_str_t *cookies,
     ngx_uint_t ncookies)
 {
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
     ngx_str_t     v;
     ngx_uint_t    i;
-    ngx_int_t     rc;
     size_t        len;
 
     len = body ? body->len : 0;
@@ -80,7 +109,20 @@ gh_send(ngx_http_request_t *r, ngx_uint_t status, const char *ctype,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    return gh_send_body(r, body);
+}
 
+
+/* Send the headers already set and the body (may be NULL or empty). */
+static ngx_int_t
+gh_send_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+    ngx_int_t     rc;
+    size_t        len;
+
+    len = body ? body->len : 0;
     if (len == 0 || r->method == NGX_HTTP_HEAD) {
         r->header_only = 1;
         rc = ngx_http_send_header(r);
@@ -151,24 +193,18 @@ gh_send_whoami(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     time_t idle, time_t lifetime)
 {
     json_t      *roles, *obj;
-    const char  *p, *comma;
+    const char  *active[GH_BINDINGS_MAX];
+    size_t       i, n;
     int64_t      idle_end, abs_end;
 
+    /* the roles in force now, as the backend's X-Gatehouse-Roles */
     roles = json_array();
     if (roles == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    for (p = ctx->user.roles; *p; p = comma + 1) {
-        comma = strchr(p, ',');
-        if (comma == NULL) {
-            comma = p + strlen(p);
-        }
-        if (comma > p) {
-            json_array_append_new(roles, json_stringn(p, comma - p));
-        }
-        if (*comma == '\0') {
-            break;
-        }
+    n = gh_user_active_roles(&ctx->user, (int64_t) ngx_time(), active);
+    for (i = 0; i < n; i++) {
+        json_array_append_new(roles, json_string(active[i]));
     }
 
     idle_end = (int64_t) ngx_time() + idle;
@@ -212,28 +248,32 @@ gh_html(u_char *p, ngx_str_t *s)
 }
 
 
+/* The look shared by the sign-in and change-password pages. */
+#define GH_PAGE_STYLE                                                        \
+    "*{box-sizing:border-box}"                                               \
+    "body{margin:0;min-height:100vh;display:flex;align-items:center;"        \
+    "justify-content:center;background:#f3f4f6;color:#111827;"               \
+    "font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}"    \
+    "main{width:100%;max-width:24rem;padding:2rem;background:#fff;"          \
+    "border-radius:.75rem;box-shadow:0 10px 30px rgba(0,0,0,.08)}"           \
+    "h1{margin:0 0 1.5rem;font-size:1.4rem;font-weight:600}"                 \
+    "label{display:block;margin:1rem 0 .3rem;font-size:.9rem;color:#374151}" \
+    "input{width:100%;padding:.6rem .75rem;border:1px solid #d1d5db;"        \
+    "border-radius:.5rem;font-size:1rem}"                                    \
+    "input:focus{outline:2px solid #2563eb;border-color:#2563eb}"            \
+    "button{margin-top:1.5rem;width:100%;padding:.7rem;border:0;"            \
+    "border-radius:.5rem;background:#1d4ed8;color:#fff;font-size:1rem;"      \
+    "font-weight:600;cursor:pointer}"                                        \
+    "button:hover{background:#1e40af}"                                       \
+    ".msg{padding:.6rem .75rem;border-radius:.5rem;background:#fef2f2;"      \
+    "color:#991b1b;font-size:.9rem}"                                         \
+    "footer{margin-top:1.5rem;font-size:.75rem;color:#6b7280;text-align:center}"
+
 static const char gh_login_head[] =
     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
     "<title>Sign in &middot; gatehouse</title><style>"
-    "*{box-sizing:border-box}"
-    "body{margin:0;min-height:100vh;display:flex;align-items:center;"
-    "justify-content:center;background:#f3f4f6;color:#111827;"
-    "font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}"
-    "main{width:100%;max-width:24rem;padding:2rem;background:#fff;"
-    "border-radius:.75rem;box-shadow:0 10px 30px rgba(0,0,0,.08)}"
-    "h1{margin:0 0 1.5rem;font-size:1.4rem;font-weight:600}"
-    "label{display:block;margin:1rem 0 .3rem;font-size:.9rem;color:#374151}"
-    "input{width:100%;padding:.6rem .75rem;border:1px solid #d1d5db;"
-    "border-radius:.5rem;font-size:1rem}"
-    "input:focus{outline:2px solid #2563eb;border-color:#2563eb}"
-    "button{margin-top:1.5rem;width:100%;padding:.7rem;border:0;"
-    "border-radius:.5rem;background:#1d4ed8;color:#fff;font-size:1rem;"
-    "font-weight:600;cursor:pointer}"
-    "button:hover{background:#1e40af}"
-    ".msg{padding:.6rem .75rem;border-radius:.5rem;background:#fef2f2;"
-    "color:#991b1b;font-size:.9rem}"
-    "footer{margin-top:1.5rem;font-size:.75rem;color:#6b7280;text-align:center}"
+    GH_PAGE_STYLE
     "</style></head><body><main><h1>Sign in</h1>";
 
 static const char gh_login_form[] =
@@ -244,6 +284,24 @@ static const char gh_login_form[] =
 
 static const char gh_login_tail[] =
     "<footer>Protected by gatehouse</footer></main></body></html>\n";
+
+
+/* Retry-After on a 429 (ctx->retry_after seconds). */
+static ngx_int_t
+gh_retry_after(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    ngx_str_t  v;
+
+    if (ctx->retry_after <= 0) {
+        return NGX_OK;
+    }
+    v.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+    v.len = ngx_sprintf(v.data, "%T", ctx->retry_after) - v.data;
+    return gh_add_header(r, "Retry-After", &v);
+}
 
 
 ngx_int_t
@@ -285,6 +343,110 @@ gh_send_login_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     p = ngx_cpymem(p, gh_login_tail, sizeof(gh_login_tail) - 1);
     body.len = p - body.data;
 
+    if (gh_retry_after(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (ctx->csrf_new) {
+        if (gh_cookie_header(r->pool, GH_CSRF_COOKIE, &ctx->csrf, 0, &cookie)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
+                       &cookie, 1);
+    }
+    return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
+                   NULL, 0);
+}
+
+
+static const char gh_pw_head[] =
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+    "<title>Change your password &middot; gatehouse</title><style>"
+    GH_PAGE_STYLE
+    ".msg ul{margin:.3rem 0 0;padding-left:1.2rem}"
+    ".rules{font-size:.85rem;color:#4b5563}"
+    "</style></head><body><main><h1>Change your password</h1>";
+
+static const char gh_pw_form[] =
+    "<form method=\"post\" action=\"" GH_PASSWORD_PAGE "\" autocomplete=\"off\">"
+    "<label for=\"current\">Current password</label>"
+    "<input id=\"current\" name=\"current\" type=\"password\" "
+    "autocomplete=\"current-password\" required autofocus>"
+    "<label for=\"new\">New password</label>"
+    "<input id=\"new\" name=\"new\" type=\"password\" "
+    "autocomplete=\"new-password\" required>"
+    "<label for=\"confirm\">New password, again</label>"
+    "<input id=\"confirm\" name=\"confirm\" type=\"password\" "
+    "autocomplete=\"new-password\" required>"
+    "<input type=\"hidden\" name=\"rd\" value=\"";
+
+static const char gh_pw_tail[] =
+    "<form method=\"post\" action=\"" GH_PREFIX "logout\">"
+    "<button type=\"submit\" style=\"background:#6b7280\">Sign out</button>"
+    "</form><footer>Protected by gatehouse</footer></main></body></html>\n";
+
+
+/* The change-password form: the notice (and every rule the last attempt
+ * failed, one per line, in the words of pwpolicy.h), the rules in force,
+ * the three fields, the hidden return target and CSRF token. */
+ngx_int_t
+gh_send_password_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_uint_t status)
+{
+    ngx_str_t   body, cookie, line;
+    ngx_uint_t  i, n;
+    u_char     *p;
+    size_t      cap;
+
+    n = ctx->verdict != NULL ? ctx->verdict->n : 0;
+    cap = sizeof(gh_pw_head) + sizeof(gh_pw_form) + sizeof(gh_pw_tail) + 1024
+          + 6 * (ctx->message.len + ctx->policy_text.len + ctx->rd.len
+                 + ctx->csrf.len + n * GH_VERDICT_TEXT) + 16 * n;
+    body.data = ngx_pnalloc(r->pool, cap);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(body.data, gh_pw_head, sizeof(gh_pw_head) - 1);
+    if (ctx->message.len || n) {
+        p = ngx_cpymem(p, "<div class=\"msg\" role=\"alert\" id=\"message\">",
+                       sizeof("<div class=\"msg\" role=\"alert\" "
+                              "id=\"message\">") - 1);
+        p = gh_html(p, &ctx->message);
+        if (n) {
+            p = ngx_cpymem(p, "<ul id=\"verdict\">", 17);
+            for (i = 0; i < n; i++) {
+                line.data = (u_char *) ctx->verdict->text[i];
+                line.len = ngx_strlen(ctx->verdict->text[i]);
+                p = ngx_cpymem(p, "<li>", 4);
+                p = gh_html(p, &line);
+                p = ngx_cpymem(p, "</li>", 5);
+            }
+            p = ngx_cpymem(p, "</ul>", 5);
+        }
+        p = ngx_cpymem(p, "</div>", 6);
+    }
+    if (ctx->policy_text.len) {
+        p = ngx_cpymem(p, "<p class=\"rules\" id=\"rules\">Password rules: ",
+                       sizeof("<p class=\"rules\" id=\"rules\">Password "
+                              "rules: ") - 1);
+        p = gh_html(p, &ctx->policy_text);
+        p = ngx_cpymem(p, "</p>", 4);
+    }
+    p = ngx_cpymem(p, gh_pw_form, sizeof(gh_pw_form) - 1);
+    p = gh_html(p, &ctx->rd);
+    p = ngx_sprintf(p, "\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    p = gh_html(p, &ctx->csrf);
+    p = ngx_sprintf(p, "\"><button type=\"submit\">Change password</button>"
+                       "</form>");
+    p = ngx_cpymem(p, gh_pw_tail, sizeof(gh_pw_tail) - 1);
+    body.len = p - body.data;
+
+    if (gh_retry_after(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (ctx->csrf_new) {
         if (gh_cookie_header(r->pool, GH_CSRF_COOKIE, &ctx->csrf, 0, &cookie)
             != NGX_OK)

@@ -7,7 +7,9 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config ca-certificates openssl curl
   nginx nginx-dev libpcre2-dev zlib1g-dev libssl-dev
-  liblmdb-dev lmdb-utils libsodium-dev libjansson-dev libyaml-dev
+  liblmdb-dev lmdb-utils libsodium-dev libjansson-dev libyaml-dev libjwt-dev
+  libglib2.0-dev john-data
+  python3-jwt python3-cryptography
   libcmocka-dev python3 python3-pytest python3-requests
 )
 

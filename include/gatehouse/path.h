@@ -5,7 +5,8 @@
  * for protected apps we accept only raw paths whose one reading is obvious:
  * gh_path_canonical() decodes the raw path and refuses anything a backend
  * could read as another path — encoded '/', '\' or NUL, encoded dots,
- * backslashes, empty segments ("//"), dot segments ("/./", "/../"),
+ * backslashes, ';' (servlet path parameters: "/admin;x" is "/admin"
+ * there), empty segments ("//"), dot segments ("/./", "/../"),
  * control characters, malformed escapes. Callers then require the result to
  * equal nginx's normalised URI, so the decided path is the proxied path.
  */

@@ -75,6 +75,9 @@ typedef struct {
     int                 signin;           /* GH_SIGNIN_* (default password) */
     int                 mfa_required;     /* default 0 */
     const char         *password_profile; /* "nist" (default) | "classes" */
+    int                 password_profile_set; /* the file states it: `policy
+                                                 apply` copies it into the
+                                                 tenant record */
     int64_t             idle;             /* seconds, 0 = gateway default */
     int64_t             lifetime;         /* seconds, 0 = gateway default */
     const gh_netset_t  *networks;         /* never NULL; empty = any */

@@ -44,6 +44,11 @@ int gh_session_needs_touch(const gh_session_t *s,
 /* Create and store a session for user u; writes the cookie token. */
 int gh_session_create(gh_store_t *st, const gh_user_t *u, const char *amr,
                       int64_t now, char token[GH_TOKEN_LEN + 1]);
+/* The same with session flags (GH_SESSION_PWCHANGE: a session that may
+ * only change its password). */
+int gh_session_start(gh_store_t *st, const gh_user_t *u, const char *amr,
+                     unsigned flags, int64_t now,
+                     char token[GH_TOKEN_LEN + 1]);
 
 /* The access-path check: token text -> live session and enabled user.
  * Returns 0, GH_EINVAL (malformed token), GH_ENOTFOUND, GH_EEXPIRED or

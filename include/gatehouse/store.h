@@ -17,7 +17,9 @@
 #include <stdint.h>
 #include "gatehouse/util.h"
 
-#define GH_STORE_SCHEMA   2
+#define GH_STORE_SCHEMA   3   /* 3: password lifecycle and throttling;
+                                 a schema-2 store is upgraded in place
+                                 when opened writable */
 #define GH_STORE_FILE     "gatehouse.mdb"   /* directory under the data dir */
 
 typedef struct gh_store gh_store_t;
@@ -46,10 +48,32 @@ int gh_meta_set(gh_store_t *st, const char *key, const char *value);
 
 /* ---- tenants ---- */
 
+/* A tenant's password settings as stored: the profile and the parameters
+ * an operator overrode, GH_PWSET_DEFAULT for the others. pwpolicy.h turns
+ * them (and the tenant's MFA requirement) into the rules in force. */
+enum { GH_PWPROFILE_NIST = 0, GH_PWPROFILE_CLASSES = 1 };
+#define GH_PWSET_DEFAULT  (-1)
+#define GH_PWSET_MAXVAL   100000   /* any stored parameter; pwpolicy.h
+                                      narrows each one */
+
+typedef struct {
+    int profile;          /* GH_PWPROFILE_* */
+    int min_length;       /* code points */
+    int max_length;       /* code points */
+    int min_classes;      /* of lower, upper, digit, other */
+    int history;          /* no reuse of the last N (current included) */
+    int max_age_days;     /* 0: passwords never expire */
+    int blocklist;        /* 0 off, 1 on */
+} gh_pwsettings_t;
+
+/* nist, every parameter left to the profile. */
+void gh_pwsettings_default(gh_pwsettings_t *s);
+
 typedef struct {
     char    name[GH_TENANT_MAX + 1];
     char    display[GH_NAME_MAX + 1];
     int64_t created;
+    gh_pwsettings_t pw;
 } gh_tenant_t;
 
 /* GH_EINVAL for a bad name, GH_EEXIST when it exists. */
@@ -59,6 +83,11 @@ int gh_tenant_get(gh_store_t *st, const char *name, gh_tenant_t *out);
  * the walk and is returned. */
 int gh_tenant_list(gh_store_t *st, int (*cb)(const gh_tenant_t *, void *),
                    void *arg);
+/* Replace the tenant's password settings. GH_ENOTFOUND for an unknown
+ * tenant, GH_EINVAL for a profile or value out of the stored range (the
+ * rules themselves are checked by gh_pwsettings_check, pwpolicy.h). */
+int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
+                             const gh_pwsettings_t *pw);
 
 /* ---- users ---- */
 
@@ -129,22 +158,80 @@ int gh_policy_get(gh_store_t *st, char **text, size_t *len,
  * 0 when no policy was ever stored. */
 int gh_policy_version(gh_store_t *st, uint64_t *version);
 
+/* ---- JWT signing keys (see jwt.h) ---- */
+
+/* A signing key. It is published in the JWKS from creation until
+ * retire_at (0: not retiring); it signs from sign_from until a newer key's
+ * sign_from. The private key is sealed with the master key (seal.h). */
+typedef struct {
+    char    kid[44];
+    char    x[44];
+    char    y[44];
+    char    pub_pem[256];
+    char    sealed[640];
+    int64_t created;
+    int64_t sign_from;
+    int64_t retire_at;
+} gh_jwtkey_t;
+
+int gh_jwtkey_add(gh_store_t *st, const gh_jwtkey_t *k);
+int gh_jwtkey_retire(gh_store_t *st, const char *kid, int64_t retire_at);
+int gh_jwtkey_list(gh_store_t *st, int (*cb)(const gh_jwtkey_t *, void *),
+                   void *arg);
+/* The policy and key-set versions in one read (what workers check on each
+ * request to notice an applied policy or a key rotation). */
+int gh_store_versions(gh_store_t *st, uint64_t *policy, uint64_t *keys);
+
 /* ---- credentials (Argon2id PHC strings) ---- */
 
 #define GH_HASH_MAX 160   /* >= crypto_pwhash_STRBYTES (128) */
 
+#define GH_PW_HISTORY_MAX 24   /* earlier hashes a credential can keep */
+
+/* A user's credential: the current hash, when it was set, whether the user
+ * must replace it at the next login, and the hashes of earlier passwords
+ * (newest first) for the history rule. Hashes are Argon2id PHC strings of
+ * the NFC form of the password (pwpolicy.h). */
+typedef struct {
+    char     hash[GH_HASH_MAX];
+    int64_t  updated;        /* seconds: when this password was set */
+    int      must_change;    /* an administrator's reset: change at login */
+    unsigned nhistory;
+    char     history[GH_PW_HISTORY_MAX][GH_HASH_MAX];
+} gh_credential_t;
+
+/* Set a password hash with no history (init, tests): updated = now, the
+ * must-change flag cleared, earlier hashes left as they are. */
 int gh_credential_set(gh_store_t *st, const char *uid, const char *hash);
 /* GH_ENOTFOUND when the user has no password. */
 int gh_credential_get(gh_store_t *st, const char *uid, char out[GH_HASH_MAX]);
+/* The whole record; GH_ENOTFOUND when the user has no password. */
+int gh_credential_read(gh_store_t *st, const char *uid, gh_credential_t *out);
+
+/* Replace the hash by `fresh` only (same password, new Argon2id
+ * parameters): updated, flag and history stay. GH_EDENIED when the current
+ * hash is no longer `old`. */
+int gh_credential_rehash(gh_store_t *st, const char *uid, const char *old,
+                         const char *fresh);
 
 /* The login read: user and credential by email in one read transaction.
  * GH_ENOTFOUND when no such user; hash_out is "" when the user has none. */
 int gh_login_lookup(gh_store_t *st, const char *email, gh_user_t *user,
                     char hash_out[GH_HASH_MAX]);
+/* The same with the whole credential (hash "" when none) and the user's
+ * tenant's password settings, one read transaction. */
+int gh_login_read(gh_store_t *st, const char *email, gh_user_t *user,
+                  gh_credential_t *cred, gh_pwsettings_t *pw);
 
 /* ---- sessions (keyed by SHA-256 of the cookie value) ---- */
 
 #define GH_AMR_MAX 31
+
+/* Session flags. A GH_SESSION_PWCHANGE session proves the password but
+ * may do nothing except change it (or sign out): the gateway treats it as
+ * no session anywhere else. */
+#define GH_SESSION_PWCHANGE  (1u << 0)
+#define GH_SESSION_FLAGS     GH_SESSION_PWCHANGE   /* every known flag */
 
 typedef struct {
     char    uid[GH_ID_HEXLEN + 1];
@@ -152,6 +239,7 @@ typedef struct {
     char    amr[GH_AMR_MAX + 1];   /* methods used, e.g. "pwd", "pwd+otp" */
     int64_t created;               /* = auth_time for now */
     int64_t last_seen;
+    unsigned flags;                /* GH_SESSION_* */
 } gh_session_t;
 
 int gh_session_put(gh_store_t *st, const uint8_t key[32], const gh_session_t *s);
@@ -166,5 +254,73 @@ int gh_session_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
                     gh_user_t *u);
 /* Delete every session of uid; returns the number deleted or an error. */
 int gh_session_del_user(gh_store_t *st, const char *uid);
+/* The same but for the session stored under keep (NULL: none kept). */
+int gh_session_del_user_except(gh_store_t *st, const char *uid,
+                               const uint8_t keep[32]);
+
+/* ---- password changes ---- */
+
+/* A password change (or an administrator's reset), and what goes with it,
+ * in one write transaction: the new hash (the old one joins the history,
+ * which keeps `keep` entries), the must-change flag, and the end of the
+ * user's sessions — all of them, or all but keep_key; optionally a new
+ * session created in the same transaction (so that a session never outlives
+ * a failed change, and a change never leaves the old sessions behind). */
+typedef struct {
+    const char         *hash;         /* the new hash; NULL keeps the hash
+                                         and only sets must_change */
+    const char         *expect;       /* non-NULL: GH_EDENIED unless the
+                                         current hash is still this one (a
+                                         concurrent change wins) */
+    int                 must_change;
+    unsigned            keep;         /* earlier hashes kept, <= GH_PW_HISTORY_MAX */
+    int64_t             now;          /* seconds */
+    const uint8_t      *keep_key;     /* the one session to keep, or NULL */
+    const uint8_t      *new_key;      /* a session to create, or NULL */
+    const gh_session_t *new_session;  /* its record */
+} gh_pwchange_t;
+/* Returns the number of sessions ended (>= 0) or an error. */
+int gh_credential_change(gh_store_t *st, const char *uid,
+                         const gh_pwchange_t *c);
+
+/* ---- login throttling counters (authn/throttle.c decides) ---- */
+
+enum { GH_THROTTLE_ACCOUNT = 'a', GH_THROTTLE_ADDRESS = 'n' };
+#define GH_THROTTLE_KEYS_MAX 4
+
+/* One counter: for an account (keyed by the normalised email string as
+ * submitted, whether or not such a user exists) or for a client address
+ * (its 16 bytes). Times in milliseconds since the epoch. */
+typedef struct {
+    uint32_t fails;     /* consecutive failures / failures in the window */
+    int64_t  since;     /* address: window start */
+    int64_t  last;      /* the last failure */
+    int64_t  until;     /* refused before this */
+    int      locked;    /* account: until an administrator unlocks it */
+} gh_throttle_rec_t;
+
+typedef struct {
+    int         kind;   /* GH_THROTTLE_* */
+    const void *id;     /* email text or 16 address bytes */
+    size_t      len;    /* 1..GH_EMAIL_MAX */
+} gh_throttle_key_t;
+
+/* One write transaction: read the n records (zero when absent), let fn
+ * judge and change them, write back those it changed (deleting a record
+ * left with fails == 0 and not locked), then delete up to `sweep` other
+ * records for which expired() says 1 (cleaning up after address sprays,
+ * from a random starting key), and commit. A non-zero return from fn
+ * aborts and is returned. expired may be NULL. */
+int gh_throttle_update(gh_store_t *st, const gh_throttle_key_t *keys,
+                       size_t n,
+                       int (*fn)(gh_throttle_rec_t *recs, void *arg),
+                       int (*expired)(int kind, const gh_throttle_rec_t *r,
+                                      void *arg),
+                       unsigned sweep, void *arg);
+/* Read one record (zeroed and GH_ENOTFOUND when absent). */
+int gh_throttle_get(gh_store_t *st, const gh_throttle_key_t *key,
+                    gh_throttle_rec_t *out);
+/* Delete one record; GH_ENOTFOUND when absent. */
+int gh_throttle_del(gh_store_t *st, const gh_throttle_key_t *key);
 
 #endif

@@ -9,6 +9,9 @@ fails if a sanitizer report, an [alert] or an [emerg] appeared.
 A module may set GATEWAY_OPTIONS = {...} (keyword arguments of Gateway) for
 its shared gateway; a test that needs settings of its own (a 2 s idle
 timeout, a backend it stops) uses the function-scoped `make_gateway`.
+Extra nginx directives go in with http_directives=[...] (http block, e.g.
+"gatehouse_trusted_proxies 127.0.0.1;") and server_directives=[...] (the
+gateway's server block, e.g. a second listen).
 
 Environment: GATEHOUSE_BUILD (default <root>/build/san) holds
 ngx_http_gatehouse_module.so and the gatehouse CLI.
@@ -167,7 +170,8 @@ class Gateway:
     live = []       # running gateways, checked after every test
 
     def __init__(self, base, idle="30m", lifetime="12h", argon2_passes=1,
-                 argon2_memory_mib=8, workers=1, http=False):
+                 argon2_memory_mib=8, workers=1, http=False,
+                 http_directives=(), server_directives=()):
         self.base = str(base)
         self.data = os.path.join(self.base, "data")
         self.idle = idle
@@ -176,6 +180,8 @@ class Gateway:
         self.memory = argon2_memory_mib
         self.workers = workers
         self.http = http
+        self.http_directives = list(http_directives)
+        self.server_directives = list(server_directives)
         self.http_port = None
         self.proc = None
         self.backend = None
@@ -219,9 +225,20 @@ class Gateway:
              self.idle, self.lifetime, self.errlog, str(self.workers)],
             capture_output=True, text=True, timeout=30)
         assert conf.returncode == 0, conf.stderr
+        text = conf.stdout
+        if self.http_directives:
+            anchor = "\nhttp {\n"
+            assert text.count(anchor) == 1, "no unique http block to extend"
+            text = text.replace(anchor, anchor + "".join(
+                "    %s\n" % d for d in self.http_directives))
+        if self.server_directives:
+            anchor = "        gatehouse_hsts  on;\n"
+            assert text.count(anchor) == 1, "no unique gateway server block"
+            text = text.replace(anchor, anchor + "".join(
+                "        %s\n" % d for d in self.server_directives))
         self.conf = os.path.join(self.data, "nginx", "nginx.conf")
         with open(self.conf, "w") as f:
-            f.write(conf.stdout)
+            f.write(text)
 
     def _launch(self):
         env = dict(os.environ)

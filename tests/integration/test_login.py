@@ -13,6 +13,13 @@ from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER,
                       assert_hsts, input_value, local_location, set_cookies)
 
 GENERIC = "Incorrect email or password."
+
+# These tests fail logins on purpose, many times over, to prove other
+# properties; the login throttle (tested in test_password_policy.py) is
+# set as far out of their way as it goes.
+NO_THROTTLE = ["gatehouse_login_throttle failures=100 lockout=100 "
+               "address=off;"]
+GATEWAY_OPTIONS = {"http_directives": NO_THROTTLE}
 USER_PW = "user password 123"
 DISABLED_PW = "disabled password 123"
 
@@ -85,7 +92,8 @@ def test_unknown_user_takes_as_long_as_wrong_password(make_gateway):
     """Verification against a dummy hash: with Argon2id made expensive
     enough to dominate a request, an unknown user is not answered much
     faster than a wrong password (or a disabled account)."""
-    gw = make_gateway(argon2_passes=3, argon2_memory_mib=64)
+    gw = make_gateway(argon2_passes=3, argon2_memory_mib=64,
+                      http_directives=NO_THROTTLE)
     gw.add_user("off@example.com", DISABLED_PW, roles="member")
     gw.cli("user", "disable", "--email", "off@example.com")
     s = gw.session()

@@ -40,7 +40,7 @@ static void ambiguous_paths_refused(void **state)
         "/.%2e/admin", "//admin", "/admin%2F", "/admin%2fx", "/a%5cb",
         "/a\\b", "/a%00b", "/a/./b", "/a/.", "/a/..", "/.", "/..",
         "/a%", "/a%4", "/a%zz", "/a\tb", "/a\rb", "/a\nb", "/a%0ab",
-        "/a%7f", "/a//b",
+        "/a%7f", "/a//b", "/admin;x", "/admin%3bx", "/a;b=c/d",
     };
     char out[64];
     size_t n, i;

@@ -712,6 +712,321 @@ static void policy_put_bumps_version_and_get_returns_text(void **state)
     assert_int_equal(gh_policy_put(fx->st, "", 0, NULL), GH_EINVAL);
 }
 
+/* ---- schema 3: password lifecycle and throttling ---- */
+
+/* Drop a named database behind the store's back (the store must be
+ * closed): what a schema-2 store lacks. */
+static void raw_drop(const char *dir, const char *db)
+{
+    char path[PATH_MAX];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+
+    snprintf(path, sizeof path, "%s/%s", dir, GH_STORE_FILE);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void schema_2_store_is_upgraded_in_place(void **state)
+{
+    fx_t *fx = *state;
+    static const char old_tenant[] = "{\"n\":\"old\",\"d\":\"Old\",\"c\":1}";
+    static const char old_cred[] = "{\"h\":\"$argon2id$old\",\"u\":5}";
+    char id[GH_ID_HEXLEN + 1], cur[16];
+    gh_credential_t *c = calloc(1, sizeof *c);
+    gh_tenant_t t;
+    gh_throttle_rec_t r;
+    gh_throttle_key_t k = { GH_THROTTLE_ACCOUNT, "a@example.com", 13 };
+    int n;
+
+    assert_non_null(c);
+    add_user(fx->st, "ann@example.com", id);
+    gh_store_close(fx->st);
+    fx->st = NULL;
+    /* a schema-2 store: no throttle database, records without the
+     * schema-3 fields */
+    raw_drop(fx->dir, "throttle");
+    raw_put(fx->dir, "tenants", "old", 3, old_tenant, sizeof old_tenant - 1);
+    raw_put(fx->dir, "credentials", id, GH_ID_HEXLEN, old_cred,
+            sizeof old_cred - 1);
+    raw_put(fx->dir, "meta", "schema", 6, "2", 1);
+    /* read-only cannot upgrade */
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, GH_STORE_RDONLY),
+                     GH_ESCHEMA);
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_store_check(fx->st), 0);
+    assert_int_equal(gh_meta_get(fx->st, "schema", cur, sizeof cur), 0);
+    n = snprintf(cur + 8, 8, "%d", GH_STORE_SCHEMA);
+    assert_memory_equal(cur, cur + 8, (size_t)n + 1);
+    assert_int_equal(gh_tenant_get(fx->st, "old", &t), 0);
+    assert_int_equal(t.pw.profile, GH_PWPROFILE_NIST);
+    assert_int_equal(t.pw.min_length, GH_PWSET_DEFAULT);
+    assert_int_equal(gh_credential_read(fx->st, id, c), 0);
+    assert_string_equal(c->hash, "$argon2id$old");
+    assert_int_equal(c->must_change, 0);
+    assert_int_equal(c->nhistory, 0);
+    assert_int_equal(gh_throttle_get(fx->st, &k, &r), GH_ENOTFOUND);
+    free(c);
+}
+
+static void tenant_password_settings_roundtrip_and_refusals(void **state)
+{
+    fx_t *fx = *state;
+    gh_pwsettings_t pw;
+    gh_tenant_t t;
+
+    assert_int_equal(gh_tenant_get(fx->st, "demo", &t), 0);
+    assert_int_equal(t.pw.profile, GH_PWPROFILE_NIST);
+    assert_int_equal(t.pw.history, GH_PWSET_DEFAULT);
+    gh_pwsettings_default(&pw);
+    pw.profile = GH_PWPROFILE_CLASSES;
+    pw.min_length = 12;
+    pw.max_age_days = 90;
+    pw.blocklist = 0;
+    assert_int_equal(gh_tenant_set_pwsettings(fx->st, "demo", &pw), 0);
+    assert_int_equal(gh_tenant_get(fx->st, "demo", &t), 0);
+    assert_int_equal(t.pw.profile, GH_PWPROFILE_CLASSES);
+    assert_int_equal(t.pw.min_length, 12);
+    assert_int_equal(t.pw.max_age_days, 90);
+    assert_int_equal(t.pw.blocklist, 0);
+    assert_int_equal(t.pw.max_length, GH_PWSET_DEFAULT);
+    assert_string_equal(t.display, "Demo");
+    assert_int_equal(gh_tenant_set_pwsettings(fx->st, "nope", &pw),
+                     GH_ENOTFOUND);
+    pw.profile = 2;
+    assert_int_equal(gh_tenant_set_pwsettings(fx->st, "demo", &pw), GH_EINVAL);
+    pw.profile = GH_PWPROFILE_NIST;
+    pw.history = -2;
+    assert_int_equal(gh_tenant_set_pwsettings(fx->st, "demo", &pw), GH_EINVAL);
+    pw.history = GH_PWSET_MAXVAL + 1;
+    assert_int_equal(gh_tenant_set_pwsettings(fx->st, "demo", &pw), GH_EINVAL);
+}
+
+static void password_change_keeps_history_and_ends_sessions(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1], other[GH_ID_HEXLEN + 1];
+    gh_credential_t *c = calloc(1, sizeof *c);
+    gh_session_t s, got;
+    gh_pwchange_t chg;
+    uint8_t k1[32], k2[32], k3[32], ko[32], kn[32];
+
+    assert_non_null(c);
+    add_user(fx->st, "ann@example.com", id);
+    add_user(fx->st, "bob@example.com", other);
+    memset(&chg, 0, sizeof chg);
+    chg.hash = "$argon2id$h1";
+    chg.keep = 2;
+    chg.now = 100;
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), 0);
+    chg.hash = "$argon2id$h2";
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), 0);
+    chg.hash = "$argon2id$h3";
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), 0);
+    chg.hash = "$argon2id$h4";
+    chg.now = 200;
+    chg.must_change = 1;
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), 0);
+    assert_int_equal(gh_credential_read(fx->st, id, c), 0);
+    assert_string_equal(c->hash, "$argon2id$h4");
+    assert_int_equal(c->updated, 200);
+    assert_int_equal(c->must_change, 1);
+    assert_int_equal(c->nhistory, 2);               /* kept: 2 */
+    assert_string_equal(c->history[0], "$argon2id$h3");
+    assert_string_equal(c->history[1], "$argon2id$h2");
+
+    /* three sessions of ann, one of bob; keep k1, create kn */
+    key_n(k1, 1); key_n(k2, 2); key_n(k3, 3); key_n(ko, 4); key_n(kn, 5);
+    make_session(&s, id, 1);
+    assert_int_equal(gh_session_put(fx->st, k1, &s), 0);
+    assert_int_equal(gh_session_put(fx->st, k2, &s), 0);
+    assert_int_equal(gh_session_put(fx->st, k3, &s), 0);
+    make_session(&s, other, 1);
+    assert_int_equal(gh_session_put(fx->st, ko, &s), 0);
+    make_session(&s, id, 300);
+    chg.hash = "$argon2id$h5";
+    chg.must_change = 0;
+    chg.keep_key = k1;
+    chg.new_key = kn;
+    chg.new_session = &s;
+    chg.expect = "$argon2id$h4";
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), 2);
+    assert_int_equal(gh_session_get(fx->st, k1, &got), 0);
+    assert_int_equal(gh_session_get(fx->st, k2, &got), GH_ENOTFOUND);
+    assert_int_equal(gh_session_get(fx->st, k3, &got), GH_ENOTFOUND);
+    assert_int_equal(gh_session_get(fx->st, ko, &got), 0);   /* bob's */
+    assert_int_equal(gh_session_get(fx->st, kn, &got), 0);
+    assert_int_equal(got.created, 300);
+
+    /* a concurrent change wins: nothing happens */
+    chg.hash = "$argon2id$h6";
+    chg.expect = "$argon2id$h4";
+    chg.keep_key = NULL;
+    chg.new_key = NULL;
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), GH_EDENIED);
+    assert_int_equal(gh_session_get(fx->st, k1, &got), 0);
+    /* only the flag, every session ended */
+    chg.hash = NULL;
+    chg.expect = NULL;
+    chg.must_change = 1;
+    chg.keep = 0;
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), 2);
+    assert_int_equal(gh_credential_read(fx->st, id, c), 0);
+    assert_string_equal(c->hash, "$argon2id$h5");
+    assert_int_equal(c->must_change, 1);
+    assert_int_equal(c->nhistory, 2);               /* untouched */
+    /* refusals */
+    chg.hash = "has space";
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), GH_EINVAL);
+    chg.hash = "$argon2id$x";
+    chg.keep = GH_PW_HISTORY_MAX + 1;
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), GH_EINVAL);
+    chg.keep = 0;
+    chg.new_key = kn;
+    chg.new_session = &s;
+    make_session(&s, other, 1);                      /* someone else's */
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), GH_EINVAL);
+    chg.new_key = NULL;
+    assert_int_equal(gh_credential_change(fx->st, "00000000000000000000000000000000",
+                                          &chg), GH_ENOTFOUND);
+    chg.hash = NULL;     /* a flag without a password to flag */
+    assert_int_equal(gh_credential_change(fx->st, other, &chg), GH_ENOTFOUND);
+    free(c);
+}
+
+static void rehash_swaps_only_the_hash_and_only_if_unchanged(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1];
+    gh_credential_t *c = calloc(1, sizeof *c);
+    gh_pwchange_t chg;
+
+    assert_non_null(c);
+    add_user(fx->st, "ann@example.com", id);
+    memset(&chg, 0, sizeof chg);
+    chg.hash = "$argon2id$a";
+    chg.keep = 5;
+    chg.now = 10;
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), 0);
+    chg.hash = "$argon2id$b";
+    chg.now = 20;
+    chg.must_change = 1;
+    assert_int_equal(gh_credential_change(fx->st, id, &chg), 0);
+    assert_int_equal(gh_credential_rehash(fx->st, id, "$argon2id$a",
+                                          "$argon2id$c"), GH_EDENIED);
+    assert_int_equal(gh_credential_rehash(fx->st, id, "$argon2id$b",
+                                          "$argon2id$c"), 0);
+    assert_int_equal(gh_credential_read(fx->st, id, c), 0);
+    assert_string_equal(c->hash, "$argon2id$c");
+    assert_int_equal(c->updated, 20);        /* not a password change */
+    assert_int_equal(c->must_change, 1);
+    assert_int_equal(c->nhistory, 1);
+    assert_string_equal(c->history[0], "$argon2id$a");
+    free(c);
+}
+
+static void session_flags_roundtrip_and_unknown_flags_fail_closed(void **state)
+{
+    fx_t *fx = *state;
+    static const char future[] = "{\"u\":\"0123456789abcdef0123456789abcdef\","
+        "\"t\":\"demo\",\"a\":\"pwd\",\"c\":1,\"s\":1,\"f\":4}";
+    char id[GH_ID_HEXLEN + 1];
+    gh_session_t s, got;
+    uint8_t key[32], k2[32];
+
+    add_user(fx->st, "ann@example.com", id);
+    make_session(&s, id, 1);
+    s.flags = GH_SESSION_PWCHANGE;
+    key_n(key, 1);
+    assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    assert_int_equal(gh_session_get(fx->st, key, &got), 0);
+    assert_int_equal(got.flags, GH_SESSION_PWCHANGE);
+    s.flags = 1u << 5;
+    assert_int_equal(gh_session_put(fx->st, key, &s), GH_EINVAL);
+    gh_store_close(fx->st);
+    fx->st = NULL;
+    key_n(k2, 2);
+    raw_put(fx->dir, "sessions", k2, 32, future, sizeof future - 1);
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_session_get(fx->st, k2, &got), GH_ESTORE);
+}
+
+static void login_read_returns_credential_and_tenant_settings(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1];
+    gh_credential_t *c = calloc(1, sizeof *c);
+    gh_pwsettings_t pw;
+    gh_user_t u;
+
+    assert_non_null(c);
+    add_user(fx->st, "ann@example.com", id);
+    assert_int_equal(gh_login_read(fx->st, "ANN@example.com", &u, c, &pw), 0);
+    assert_string_equal(c->hash, "");
+    gh_pwsettings_default(&pw);
+    pw.max_age_days = 30;
+    assert_int_equal(gh_tenant_set_pwsettings(fx->st, "demo", &pw), 0);
+    assert_int_equal(gh_credential_set(fx->st, id, "$argon2id$z"), 0);
+    memset(&pw, 0, sizeof pw);
+    assert_int_equal(gh_login_read(fx->st, "ann@example.com", &u, c, &pw), 0);
+    assert_string_equal(u.id, id);
+    assert_string_equal(c->hash, "$argon2id$z");
+    assert_int_equal(pw.max_age_days, 30);
+    assert_int_equal(gh_login_read(fx->st, "nobody@example.com", &u, c, &pw),
+                     GH_ENOTFOUND);
+    free(c);
+}
+
+static int throttle_bump(gh_throttle_rec_t *r, void *arg)
+{
+    r[0].fails++;
+    r[0].last = 7;
+    return arg != NULL ? GH_EEXIST : 0;
+}
+
+static int throttle_zero(gh_throttle_rec_t *r, void *arg)
+{
+    memset(&r[0], 0, sizeof r[0]);
+    return 0;
+}
+
+static void throttle_records_update_abort_and_vanish(void **state)
+{
+    fx_t *fx = *state;
+    gh_throttle_key_t k = { GH_THROTTLE_ACCOUNT, "x@example.com", 13 };
+    gh_throttle_rec_t r;
+
+    assert_int_equal(gh_throttle_update(fx->st, &k, 1, throttle_bump, NULL, 0,
+                                        NULL), 0);
+    assert_int_equal(gh_throttle_update(fx->st, &k, 1, throttle_bump, NULL, 0,
+                                        NULL), 0);
+    assert_int_equal(gh_throttle_get(fx->st, &k, &r), 0);
+    assert_int_equal(r.fails, 2);
+    assert_int_equal(r.last, 7);
+    /* fn's error aborts: nothing written */
+    assert_int_equal(gh_throttle_update(fx->st, &k, 1, throttle_bump, NULL, 0,
+                                        (void *)1), GH_EEXIST);
+    assert_int_equal(gh_throttle_get(fx->st, &k, &r), 0);
+    assert_int_equal(r.fails, 2);
+    /* a zeroed record is deleted */
+    assert_int_equal(gh_throttle_update(fx->st, &k, 1, throttle_zero, NULL, 0,
+                                        NULL), 0);
+    assert_int_equal(gh_throttle_get(fx->st, &k, &r), GH_ENOTFOUND);
+    assert_int_equal(gh_throttle_del(fx->st, &k), GH_ENOTFOUND);
+    assert_int_equal(gh_throttle_update(fx->st, &k, 0, throttle_zero, NULL, 0,
+                                        NULL), GH_EINVAL);
+    k.len = 0;
+    assert_int_equal(gh_throttle_get(fx->st, &k, &r), GH_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -740,6 +1055,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(session_of_vanished_user_reads_as_notfound, setup, teardown),
         cmocka_unit_test_setup_teardown(session_touch_moves_forward_only, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupt_records_are_store_errors_not_overflows, setup, teardown),
+        cmocka_unit_test_setup_teardown(schema_2_store_is_upgraded_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(tenant_password_settings_roundtrip_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(password_change_keeps_history_and_ends_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(rehash_swaps_only_the_hash_and_only_if_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_flags_roundtrip_and_unknown_flags_fail_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(login_read_returns_credential_and_tenant_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(throttle_records_update_abort_and_vanish, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
