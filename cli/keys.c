@@ -216,13 +216,15 @@ static int keys_rotate(gh_store_t *st, const char *dir, long grace,
         }
     if (keys_create(st, dir, from, kid) != 0)
         goto out;
-    /* The keys this one supersedes (those starting before it) leave the
-     * JWKS once the last token they can sign has expired. A key scheduled
-     * to start later (an earlier rotation's) stays: it will supersede this
-     * one in turn. */
-    retire = from + lifetime + RETIRE_MARGIN;
-    for (i = 0; i < ks->n; i++) {
-        if (ks->keys[i].sign_from > from)
+    /* Each key leaves the JWKS once its successor (the key starting next
+     * after it) has started and the last token it could sign has expired.
+     * Recomputed over all keys: an emergency key made while another is
+     * scheduled is itself superseded when the scheduled one starts. */
+    if (load_keys(st, ks) != 0)
+        goto out;
+    for (i = 0; i + 1 < ks->n; i++) {
+        retire = ks->keys[i + 1].sign_from + lifetime + RETIRE_MARGIN;
+        if (ks->keys[i].retire_at != 0 && ks->keys[i].retire_at <= retire)
             continue;
         rc = gh_jwtkey_retire(st, ks->keys[i].kid, retire);
         if (rc != 0) {

@@ -723,7 +723,9 @@ def test_rotation(make_gateway):
 
 def test_emergency_rotation_after_a_scheduled_one_signs_now(make_gateway):
     """A `keys rotate --grace 0s` (a leaked key) while a scheduled rotation
-    is pending must sign with the new key at once, not an hour later."""
+    is pending signs with the new key at once, not an hour later; and when
+    the scheduled key takes over in its turn, the emergency key leaves the
+    JWKS a token lifetime later, like every superseded key."""
     gw = make_gateway(workers=1)
     k1 = states(gw).popitem()[0]
     k2 = rotate(gw)                         # scheduled, 1 h

@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER, CLI, LOGIN,
-                      LOGOUT, SESSION_COOKIE, WHOAMI, cli_env, cli_ok,
-                      init_data, input_value, local_location, run_cli,
-                      set_cookies)
+from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER, CLI, LIBASAN,
+                      LOGIN, LOGOUT, MODULE, NGINX, SESSION_COOKIE, WHOAMI,
+                      cli_env, cli_ok, free_port, init_data, input_value,
+                      local_location, run_cli, set_cookies)
 
 PASSWORD_PAGE = "/.gatehouse/account/password"
 GENERIC = "Incorrect email or password."
@@ -343,6 +343,64 @@ def test_passwd_and_unlock_usage(data):
     assert one_line_refusal(p) == "gatehouse: no such user: nobody@example.com"
     p = cli_ok(["user", "unlock", "--email", ADMIN_EMAIL], data)
     assert "was not locked" in p.stdout
+
+
+# ---- the gateway's configuration ----------------------------------------------
+
+def nginx_test(tmp_path, data, directives):
+    """`nginx -t` on a minimal gatehouse configuration with directives in
+    the http block. Returns (exit status, output)."""
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("""
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log;
+load_module %(m)s;
+thread_pool gatehouse threads=1;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/tmp;
+    gatehouse_data %(data)s;
+    %(x)s
+    server {
+        listen 127.0.0.1:%(port)d;
+        gatehouse on;
+    }
+}
+""" % {"d": tmp_path, "m": MODULE, "data": data, "x": "\n    ".join(directives),
+       "port": free_port()})
+    env = dict(os.environ, LD_PRELOAD=LIBASAN,
+               ASAN_OPTIONS="detect_leaks=0")
+    p = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf),
+                        "-e", str(tmp_path / "error.log")],
+                       capture_output=True, text=True, timeout=60, env=env)
+    return p.returncode, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("directive,message", [
+    ("gatehouse_login_throttle lockout=101;", "has inconsistent values"),
+    ("gatehouse_login_throttle failures=0;", "has inconsistent values"),
+    ("gatehouse_login_throttle failures=9 lockout=8;", "inconsistent"),
+    ("gatehouse_login_throttle address=10;", 'invalid "address=10"'),
+    ("gatehouse_login_throttle speed=fast;", 'invalid "speed=fast"'),
+    ("gatehouse_password_blocklist /nonexistent/blocklist.txt;",
+     "cannot read password blocklist /nonexistent/blocklist.txt"),
+])
+def test_bad_throttle_or_blocklist_settings_stop_nginx(data, tmp_path,
+                                                      directive, message):
+    rc, out = nginx_test(tmp_path, data, [directive])
+    assert rc != 0, out
+    assert message in out, out
+
+
+def test_good_throttle_and_blocklist_settings_pass(data, tmp_path):
+    extra = tmp_path / "ours.txt"
+    extra.write_text("northwind traders forever\n")
+    rc, out = nginx_test(tmp_path, data, [
+        "gatehouse_login_throttle failures=3 lockout=50 max_delay=5m "
+        "address=100/1h;",
+        "gatehouse_password_blocklist %s;" % extra])
+    assert rc == 0, out
 
 
 # ---- login defence ---------------------------------------------------------
@@ -687,6 +745,21 @@ def test_change_page_needs_a_session_and_a_valid_form(make_gateway):
     # signing out works from the page's own form
     r = gw.post(LOGOUT, s)
     assert r.status_code == 303
+
+
+def test_change_page_refuses_oversized_passwords(make_gateway):
+    gw = make_gateway(http_directives=[NO_ADDRESS_LIMIT])
+    s = gw.logged_in()
+    huge = "x" * 1025                       # over GH_PASSWORD_MAX bytes
+    r = post_change(gw, s, ADMIN_PASSWORD, huge)
+    assert r.status_code == 400
+    assert "A password is longer than the gateway accepts." in r.text
+    long = "correct horse " * 19            # 266 characters: the rule says
+    r = post_change(gw, s, ADMIN_PASSWORD, long)
+    assert r.status_code == 400
+    assert verdict_items(r.text) == [
+        "too long: 266 of at most 256 characters"]
+    assert gw.get(WHOAMI, s, headers=API).status_code == 200
 
 
 def test_change_is_throttled_like_a_login(make_gateway):
