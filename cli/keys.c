@@ -250,7 +250,7 @@ int cmd_keys(const char *dir, int argc, char **argv)
     };
     long grace = DEFAULT_GRACE, lifetime = DEFAULT_TOKEN_LIFETIME;
     gh_store_t *st = NULL;
-    int c, rc;
+    int c, rc, given = 0;
 
     if (argc < 2 || (strcmp(argv[1], "list") != 0 &&
                      strcmp(argv[1], "rotate") != 0))
@@ -259,15 +259,18 @@ int cmd_keys(const char *dir, int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'g':
+            given = 1;
             grace = parse_duration(optarg);
             if (grace < 0)
                 return fail(EXIT_USAGE, "--grace: not a duration: %s", optarg);
             break;
         case 't':
+            given = 1;
             lifetime = parse_duration(optarg);
-            if (lifetime <= 0)
-                return fail(EXIT_USAGE, "--token-lifetime: not a duration: %s",
-                            optarg);
+            /* the gateway refuses gatehouse_jwt_lifetime below 2m */
+            if (lifetime < 120)
+                return fail(EXIT_USAGE, "--token-lifetime must be a duration "
+                            "of at least 2m: %s", optarg);
             break;
         default:
             return bad_option(c, argv);
@@ -275,8 +278,7 @@ int cmd_keys(const char *dir, int argc, char **argv)
     }
     if (optind != argc)
         return usage_error("unexpected argument: %s", argv[optind]);
-    if (strcmp(argv[1], "list") == 0 && (grace != DEFAULT_GRACE ||
-                                         lifetime != DEFAULT_TOKEN_LIFETIME))
+    if (strcmp(argv[1], "list") == 0 && given)
         return usage_error("%s", "keys list takes no options");
     if (open_store(dir, &st) != 0)
         return 1;

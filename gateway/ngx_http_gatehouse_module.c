@@ -2328,6 +2328,38 @@ gh_is_form(ngx_http_request_t *r)
 }
 
 
+/* A form POST to one of our pages: anything else is refused before the
+ * body is read — and then keep-alive ends, so the unread body can never be
+ * parsed as the next request on this connection. */
+static ngx_int_t
+gh_read_form(ngx_http_request_t *r, ngx_http_client_body_handler_pt handler)
+{
+    ngx_int_t  rc;
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        r->keepalive = 0;
+        return gh_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
+                             "use GET or POST");
+    }
+    if (!gh_is_form(r)) {
+        r->keepalive = 0;
+        return gh_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                             "bad_form", "expected a urlencoded form");
+    }
+    if (r->headers_in.content_length_n > GH_FORM_MAX) {
+        r->keepalive = 0;
+        return gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                             "too_large", "the form is too large");
+    }
+    r->request_body_in_single_buf = 1;
+    rc = ngx_http_read_client_request_body(r, handler);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+    return NGX_DONE;
+}
+
+
 static ngx_int_t
 gh_login_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
@@ -2361,30 +2393,7 @@ gh_login_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
         return gh_send_login_page(r, ctx, NGX_HTTP_OK);
     }
 
-    /* From here on the body stays unread when we refuse: never let it be
-     * parsed as the next request on this connection. */
-    if (!(r->method & NGX_HTTP_POST)) {
-        r->keepalive = 0;
-        return gh_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
-                             "use GET or POST");
-    }
-    if (!gh_is_form(r)) {
-        r->keepalive = 0;
-        return gh_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                             "bad_form", "expected a urlencoded form");
-    }
-    if (r->headers_in.content_length_n > GH_FORM_MAX) {
-        r->keepalive = 0;
-        return gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                             "too_large", "the form is too large");
-    }
-
-    r->request_body_in_single_buf = 1;
-    rc = ngx_http_read_client_request_body(r, gh_login_body);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-    return NGX_DONE;
+    return gh_read_form(r, gh_login_body);
 }
 
 
@@ -2760,27 +2769,7 @@ gh_password_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
         return gh_send_password_page(r, ctx, NGX_HTTP_OK);
     }
 
-    if (!(r->method & NGX_HTTP_POST)) {
-        r->keepalive = 0;
-        return gh_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
-                             "use GET or POST");
-    }
-    if (!gh_is_form(r)) {
-        r->keepalive = 0;
-        return gh_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                             "bad_form", "expected a urlencoded form");
-    }
-    if (r->headers_in.content_length_n > GH_FORM_MAX) {
-        r->keepalive = 0;
-        return gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                             "too_large", "the form is too large");
-    }
-    r->request_body_in_single_buf = 1;
-    rc = ngx_http_read_client_request_body(r, gh_password_body);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-    return NGX_DONE;
+    return gh_read_form(r, gh_password_body);
 }
 
 
