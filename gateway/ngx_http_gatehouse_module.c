@@ -1832,6 +1832,7 @@ gh_job_thread_login(void *data, ngx_log_t *log)
     gh_login_result_t  *res = &job->result;
     char                detail[128];
     const char         *actor;
+    char                actor_norm[GH_EMAIL_MAX + 1];
 
     if (!gh_login_ready) {
         job->rc = GH_ESTORE;
@@ -1850,7 +1851,17 @@ gh_job_thread_login(void *data, ngx_log_t *log)
     }
 
     /* the audit trail: the internal reason, never shown to the client */
-    actor = job->email.len ? (const char *) job->email.data : "-";
+    /* Only a well-formed address is recorded: people type passwords into
+     * the email field, and the audit log must never hold one. */
+    if (job->email.len == 0) {
+        actor = "-";
+    } else if (gh_email_normalize((const char *) job->email.data,
+                                  job->email.len, actor_norm) == 0)
+    {
+        actor = actor_norm;
+    } else {
+        actor = "(not an email address)";
+    }
     if (job->rc == 0) {
         ngx_snprintf((u_char *) detail, sizeof(detail) - 1, "%s%s%Z",
                      res->restricted == GH_LOGIN_MUST_CHANGE

@@ -819,3 +819,25 @@ def test_audit_records_security_events_without_secrets(make_gateway):
     for secret in ("wrong secret", GOOD_PW, OTHER_PW):
         assert secret not in audit
         assert secret not in errlog
+
+
+def test_password_typed_into_the_email_field_never_reaches_the_audit_log(
+        make_gateway):
+    """People type their password into the email field by mistake; the
+    audit trail records only well-formed addresses."""
+    gw = make_gateway()
+    s = gw.session()
+    _, csrf = gw.login_page(s)
+    secret = "my secret passphrase 42"
+    r = post_login(gw, s, csrf, secret, "anything at all here")
+    assert r.status_code == 401
+    r = post_login(gw, s, csrf, "Ghost@Example.COM", "anything at all here")
+    assert r.status_code == 401
+    records = audit_records(gw)
+    text = repr(records)
+    assert secret not in text
+    failures = [rec for rec in records if rec.get("event") == "login_failure"]
+    assert len(failures) >= 2, records
+    actors = [rec.get("actor") for rec in failures]
+    assert "(not an email address)" in actors, actors
+    assert "ghost@example.com" in actors, actors
