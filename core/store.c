@@ -31,6 +31,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <jansson.h>
 #include <lmdb.h>
 
@@ -58,6 +60,31 @@ struct gh_store {
     MDB_dbi  policy;
     MDB_dbi  jwtkeys;
     unsigned flags;
+    /* decoded session/user records of the request path (gh_session_read) */
+    struct read_cache *rcache;
+    pthread_mutex_t    rc_lock;
+};
+
+/* The request path reads one session and its user per request; decoding
+ * their JSON was most of the gateway's per-request cost. A slot keeps the
+ * raw bytes read last time with their decoded form: the same bytes decode
+ * the same, so a hit is exact, and any write (grant, revoke, disable,
+ * touch) changes the bytes and misses. */
+#define RC_SLOTS     128
+#define RC_SESS_RAW  512
+#define RC_USER_RAW  2048
+
+struct rc_slot {
+    uint32_t     slen, ulen;
+    uint8_t      key[32];
+    uint8_t      sraw[RC_SESS_RAW];
+    uint8_t      uraw[RC_USER_RAW];
+    gh_session_t s;
+    gh_user_t    u;
+};
+
+struct read_cache {
+    struct rc_slot slot[RC_SLOTS];
 };
 
 /* ------------------------------------------------------------------ */
@@ -848,6 +875,11 @@ void gh_store_close(gh_store_t *st)
         return;
     if (st->env != NULL)
         mdb_env_close(st->env);
+    if (st->rcache != NULL) {
+        gh_wipe(st->rcache, sizeof *st->rcache);
+        free(st->rcache);
+        pthread_mutex_destroy(&st->rc_lock);
+    }
     free(st);
 }
 
@@ -2113,6 +2145,81 @@ out:
 
 /* The access-path read: session and its user in one read transaction.
  * A session whose user is gone is GH_ENOTFOUND (nothing to grant). */
+/* Decode the session value v (read under key in txn) and its user,
+ * through the read cache when it can be had. */
+static int session_read_cached(gh_store_t *st, MDB_txn *txn,
+                               const uint8_t key[32], const MDB_val *v,
+                               gh_session_t *s, gh_user_t *u)
+{
+    struct rc_slot *sl;
+    MDB_val uk, uv;
+    int rc;
+
+    if (st->rcache == NULL) {
+        rc = session_decode(v, s);
+        return rc != 0 ? rc : user_get_txn(st, txn, s->uid, u);
+    }
+    sl = &st->rcache->slot[(key[0] | key[1] << 8) % RC_SLOTS];
+    pthread_mutex_lock(&st->rc_lock);
+    if (sl->slen != 0 && sl->slen == v->mv_size &&
+        memcmp(sl->key, key, 32) == 0 &&
+        memcmp(sl->sraw, v->mv_data, v->mv_size) == 0) {
+        *s = sl->s;
+    } else {
+        sl->slen = 0;
+        sl->ulen = 0;
+        rc = session_decode(v, s);
+        if (rc != 0)
+            goto out;
+        if (v->mv_size <= RC_SESS_RAW) {
+            memcpy(sl->key, key, 32);
+            memcpy(sl->sraw, v->mv_data, v->mv_size);
+            sl->s = *s;
+            sl->slen = (uint32_t)v->mv_size;
+        }
+    }
+    uk = mval(s->uid, GH_ID_HEXLEN);
+    rc = mdb_err(mdb_get(txn, st->users, &uk, &uv));
+    if (rc != 0)
+        goto out;
+    if (sl->slen != 0 && sl->ulen != 0 && sl->ulen == uv.mv_size &&
+        memcmp(sl->uraw, uv.mv_data, uv.mv_size) == 0) {
+        *u = sl->u;
+        rc = 0;
+        goto out;
+    }
+    rc = user_decode(&uv, u);
+    if (rc == 0 && strcmp(u->id, s->uid) != 0)
+        rc = GH_ESTORE;
+    if (rc == 0 && sl->slen != 0 && uv.mv_size <= RC_USER_RAW) {
+        memcpy(sl->uraw, uv.mv_data, uv.mv_size);
+        sl->u = *u;
+        sl->ulen = (uint32_t)uv.mv_size;
+    }
+out:
+    pthread_mutex_unlock(&st->rc_lock);
+    return rc;
+}
+
+/* Turn on the read cache of gh_session_read (the gateway's request path).
+ * 0 or GH_ENOMEM. */
+int gh_store_read_cache(gh_store_t *st)
+{
+    if (st == NULL)
+        return GH_EINVAL;
+    if (st->rcache != NULL)
+        return 0;
+    st->rcache = calloc(1, sizeof *st->rcache);
+    if (st->rcache == NULL)
+        return GH_ENOMEM;
+    if (pthread_mutex_init(&st->rc_lock, NULL) != 0) {
+        free(st->rcache);
+        st->rcache = NULL;
+        return GH_ENOMEM;
+    }
+    return 0;
+}
+
 int gh_session_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
                     gh_user_t *u)
 {
@@ -2129,10 +2236,7 @@ int gh_session_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
     rc = mdb_err(mdb_get(txn, st->sessions, &k, &v));
     if (rc != 0)
         goto out;
-    rc = session_decode(&v, s);
-    if (rc != 0)
-        goto out;
-    rc = user_get_txn(st, txn, s->uid, u);
+    rc = session_read_cached(st, txn, key, &v, s, u);
 out:
     txn_abort(&txn);
     return rc;

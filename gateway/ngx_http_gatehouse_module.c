@@ -262,13 +262,33 @@ static ngx_http_variable_t  ngx_http_gatehouse_vars[] = {
 };
 
 
-/* The request's context, created on first use with a fresh request id
- * (16 bytes from OpenSSL's user-space DRBG: no system call per request). */
+/* Request ids: a random per-worker prefix (drawn once, after fork) and a
+ * counter. Unique across workers and restarts without a system call or a
+ * DRBG call per request (OpenSSL's RAND_bytes checks getpid() each time).
+ * Ids are not secrets. */
+static u_char    gh_reqid_prefix[17];
+static uint64_t  gh_reqid_counter;
+
+static ngx_int_t
+gh_reqid_init(void)
+{
+    u_char  raw[8];
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        return NGX_ERROR;
+    }
+    ngx_hex_dump(gh_reqid_prefix, raw, sizeof(raw));
+    gh_reqid_prefix[16] = '\0';
+    gh_reqid_counter = 0;
+    return NGX_OK;
+}
+
+
+/* The request's context, created on first use with a fresh request id. */
 static ngx_http_gatehouse_ctx_t *
 gh_ctx(ngx_http_request_t *r)
 {
     ngx_http_gatehouse_ctx_t  *ctx;
-    u_char                     id[16];
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_gatehouse_module);
     if (ctx != NULL) {
@@ -280,10 +300,11 @@ gh_ctx(ngx_http_request_t *r)
         return NULL;
     }
 
-    if (RAND_bytes(id, sizeof(id)) != 1) {
+    if (gh_reqid_prefix[0] == '\0' && gh_reqid_init() != NGX_OK) {
         return NULL;
     }
-    ngx_hex_dump(ctx->request_id, id, sizeof(id));
+    ngx_sprintf(ctx->request_id, "%s%016xL", gh_reqid_prefix,
+                ++gh_reqid_counter);
     ctx->request_id[32] = '\0';
 
     ngx_http_set_ctx(r->main, ctx, ngx_http_gatehouse_module);
@@ -871,6 +892,11 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "gatehouse: cannot open the audit log in \"%s\": %s",
                       dir, gh_strerror(rc));
+    }
+
+    if (gh_store_read_cache(gh_store) != 0) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "gatehouse: no memory for the record cache");
     }
 
     rc = gh_login_ctx_init(&gh_login, gh_store);

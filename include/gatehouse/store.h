@@ -38,6 +38,12 @@ enum {
 int gh_store_open(gh_store_t **out, const char *datadir, unsigned flags);
 void gh_store_close(gh_store_t *st);
 
+/* Keep the decoded session and user records that gh_session_read returns,
+ * keyed by their raw stored bytes (so a hit is exact and any write misses):
+ * for a process that resolves the same sessions over and over (an nginx
+ * worker). 0 or GH_ENOMEM. */
+int gh_store_read_cache(gh_store_t *st);
+
 /* 0 when a read transaction can be opened and the schema record read. */
 int gh_store_check(gh_store_t *st);
 

@@ -1027,6 +1027,45 @@ static void throttle_records_update_abort_and_vanish(void **state)
     assert_int_equal(gh_throttle_get(fx->st, &k, &r), GH_EINVAL);
 }
 
+
+static void read_cache_never_serves_a_stale_record(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1];
+    gh_session_t s, got;
+    gh_user_t u;
+    uint8_t key[32];
+
+    assert_int_equal(gh_store_read_cache(fx->st), 0);
+    add_user(fx->st, "cache@example.com", id);
+    key_n(key, 7);
+    make_session(&s, id, 1700000000);
+    assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+
+    /* twice: the second read is served from the cache, identically */
+    assert_int_equal(gh_session_read(fx->st, key, &got, &u), 0);
+    assert_string_equal(u.roles, "member");
+    assert_int_equal(gh_session_read(fx->st, key, &got, &u), 0);
+    assert_string_equal(u.roles, "member");
+    assert_int_equal(got.last_seen, 1700000000);
+
+    /* a grant, a touch and a revoke show on the very next read */
+    assert_int_equal(gh_role_grant(fx->st, id, "admin", 0), 0);
+    assert_int_equal(gh_session_read(fx->st, key, &got, &u), 0);
+    assert_string_equal(u.roles, "member,admin");
+    assert_int_equal(gh_session_touch(fx->st, key, 1700000100), 0);
+    assert_int_equal(gh_session_read(fx->st, key, &got, &u), 0);
+    assert_int_equal(got.last_seen, 1700000100);
+    assert_string_equal(u.roles, "member,admin");
+    assert_int_equal(gh_role_revoke(fx->st, id, "admin"), 0);
+    assert_int_equal(gh_session_read(fx->st, key, &got, &u), 0);
+    assert_string_equal(u.roles, "member");
+
+    /* disabling deletes the session: no cached ghost of it */
+    assert_int_equal(gh_user_set_disabled(fx->st, id, 1), 0);
+    assert_int_equal(gh_session_read(fx->st, key, &got, &u), GH_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1035,6 +1074,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(env_dir_is_0700_and_files_0600, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_mismatch_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(role_grant_applies_and_revoke_removes, setup, teardown),
+        cmocka_unit_test_setup_teardown(read_cache_never_serves_a_stale_record, setup, teardown),
         cmocka_unit_test_setup_teardown(expired_grant_is_not_active, setup, teardown),
         cmocka_unit_test_setup_teardown(role_grant_refuses_bad_names_and_too_many, setup, teardown),
         cmocka_unit_test_setup_teardown(policy_put_bumps_version_and_get_returns_text, setup, teardown),
