@@ -2269,20 +2269,34 @@ gh_password_location(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
+/* The Set-Cookie value for a new session token (the thread's copy is
+ * wiped: from here on it lives only in the response). */
+static ngx_int_t
+gh_session_cookie(ngx_http_request_t *r, char token[GH_TOKEN_LEN + 1],
+    ngx_str_t *cookie)
+{
+    ngx_str_t  tok;
+    ngx_int_t  rc;
+
+    tok.data = (u_char *) token;
+    tok.len = GH_TOKEN_LEN;
+    rc = gh_cookie_header(r->pool, GH_COOKIE_NAME, &tok, 0, cookie);
+    gh_wipe(token, GH_TOKEN_LEN + 1);
+    return rc;
+}
+
+
 static void
 gh_login_finish(ngx_http_request_t *r, gh_job_t *job)
 {
     ngx_http_gatehouse_ctx_t  *ctx;
-    ngx_str_t                  tok, cookie, loc;
+    ngx_str_t                  cookie, loc;
     ngx_int_t                  rc;
 
     ctx = gh_ctx(r);
 
     if (job->rc == 0) {
-        tok.data = (u_char *) job->result.token;
-        tok.len = GH_TOKEN_LEN;
-        rc = gh_cookie_header(r->pool, GH_COOKIE_NAME, &tok, 0, &cookie);
-        gh_wipe(job->result.token, sizeof(job->result.token));
+        rc = gh_session_cookie(r, job->result.token, &cookie);
         if (rc != NGX_OK) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
@@ -2581,16 +2595,13 @@ static void
 gh_password_finish(ngx_http_request_t *r, gh_job_t *job)
 {
     ngx_http_gatehouse_ctx_t  *ctx;
-    ngx_str_t                  tok, cookie;
+    ngx_str_t                  cookie;
     ngx_int_t                  rc;
 
     ctx = gh_ctx(r);
 
     if (job->rc == 0) {
-        tok.data = (u_char *) job->change.token;
-        tok.len = GH_TOKEN_LEN;
-        rc = gh_cookie_header(r->pool, GH_COOKIE_NAME, &tok, 0, &cookie);
-        gh_wipe(job->change.token, sizeof(job->change.token));
+        rc = gh_session_cookie(r, job->change.token, &cookie);
         if (rc != NGX_OK) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
