@@ -304,11 +304,36 @@ gh_retry_after(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 }
 
 
+/* Send one of our form pages: Retry-After when throttled, and the CSRF
+ * cookie when this response made a fresh token. */
+static ngx_int_t
+gh_send_form_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_uint_t status, ngx_str_t *body)
+{
+    ngx_str_t  cookie;
+
+    if (gh_retry_after(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!ctx->csrf_new) {
+        return gh_send(r, status, "text/html; charset=utf-8", body, NULL,
+                       NULL, 0);
+    }
+    if (gh_cookie_header(r->pool, GH_CSRF_COOKIE, &ctx->csrf, 0, &cookie)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return gh_send(r, status, "text/html; charset=utf-8", body, NULL,
+                   &cookie, 1);
+}
+
+
 ngx_int_t
 gh_send_login_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     ngx_uint_t status)
 {
-    ngx_str_t   body, cookie;
+    ngx_str_t   body;
     u_char     *p;
     size_t      cap;
 
@@ -343,20 +368,7 @@ gh_send_login_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     p = ngx_cpymem(p, gh_login_tail, sizeof(gh_login_tail) - 1);
     body.len = p - body.data;
 
-    if (gh_retry_after(r, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (ctx->csrf_new) {
-        if (gh_cookie_header(r->pool, GH_CSRF_COOKIE, &ctx->csrf, 0, &cookie)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-        return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
-                       &cookie, 1);
-    }
-    return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
-                   NULL, 0);
+    return gh_send_form_page(r, ctx, status, &body);
 }
 
 
@@ -395,7 +407,7 @@ ngx_int_t
 gh_send_password_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     ngx_uint_t status)
 {
-    ngx_str_t   body, cookie, line;
+    ngx_str_t   body, line;
     ngx_uint_t  i, n;
     u_char     *p;
     size_t      cap;
@@ -444,20 +456,7 @@ gh_send_password_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     p = ngx_cpymem(p, gh_pw_tail, sizeof(gh_pw_tail) - 1);
     body.len = p - body.data;
 
-    if (gh_retry_after(r, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (ctx->csrf_new) {
-        if (gh_cookie_header(r->pool, GH_CSRF_COOKIE, &ctx->csrf, 0, &cookie)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-        return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
-                       &cookie, 1);
-    }
-    return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
-                   NULL, 0);
+    return gh_send_form_page(r, ctx, status, &body);
 }
 
 
