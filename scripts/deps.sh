@@ -8,8 +8,8 @@ PKGS=(
   build-essential pkg-config ca-certificates openssl curl
   nginx nginx-dev libpcre2-dev zlib1g-dev libssl-dev
   liblmdb-dev lmdb-utils libsodium-dev libjansson-dev libyaml-dev libjwt-dev
-  libglib2.0-dev john-data
-  python3-jwt python3-cryptography
+  libglib2.0-dev john-data liboath-dev libqrencode-dev
+  python3-jwt python3-cryptography python3-pyotp
   libcmocka-dev python3 python3-pytest python3-requests
 )
 
