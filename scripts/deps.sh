@@ -11,6 +11,7 @@ PKGS=(
   libglib2.0-dev john-data liboath-dev libqrencode-dev
   python3-jwt python3-cryptography python3-pyotp
   libcmocka-dev python3 python3-pytest python3-requests
+  clang libclang-rt-14-dev
 )
 
 missing=()
