@@ -16,6 +16,7 @@
 
 #include "gatehouse/error.h"
 #include "gatehouse/login.h"
+#include "gatehouse/mfa.h"
 
 #define DUMMY_PW_BYTES 32
 #define DUMMY_PW_TEXT  (4 * ((DUMMY_PW_BYTES + 2) / 3) + 1)
@@ -174,17 +175,28 @@ gh_login_password(gh_store_t *st, const gh_login_ctx_t *ctx,
         goto fail;
     }
 
-    /* 4. the right password: the counters forget, the session starts */
-    rc = gh_throttle_success(st, &ctx->throttle, norm, addr, now_ms);
+    /* 4. the right password: the session starts — waiting for the second
+     *    factor when there is one (or the tenant requires one). The
+     *    counters forget only a complete sign-in: with a second step still
+     *    to come, this attempt stays counted until that step succeeds, so
+     *    a known password does not buy fresh guesses at the code. */
+    rc = gh_mfa_login_step(st, &user, &res->mfa_step);
     if (rc != 0)
         goto out;
-    res->failures = 0;
+    if (res->mfa_step == GH_MFA_STEP_NONE) {
+        rc = gh_throttle_success(st, &ctx->throttle, norm, addr, now_ms);
+        if (rc != 0)
+            goto out;
+        res->failures = 0;
+    }
     res->rehashed = maybe_rehash(st, ctx, user.id, cred->hash, canon,
                                  canon_len);
     res->restricted = restriction(cred, &pws, now);
     rc = gh_session_start(st, &user, "pwd",
-                          res->restricted != GH_LOGIN_FULL
-                          ? GH_SESSION_PWCHANGE : 0, now, res->token);
+                          (res->restricted != GH_LOGIN_FULL
+                           ? GH_SESSION_PWCHANGE : 0) |
+                          (res->mfa_step != GH_MFA_STEP_NONE
+                           ? GH_SESSION_MFA : 0), now, res->token);
     if (rc != 0)
         goto out;
     res->user = user;
@@ -198,6 +210,7 @@ out:
         gh_wipe(res->token, sizeof res->token);
         memset(&res->user, 0, sizeof res->user);
         res->restricted = GH_LOGIN_FULL;
+        res->mfa_step = GH_MFA_STEP_NONE;
         res->rehashed = 0;
     }
     gh_pw_free(canon, canon_len);

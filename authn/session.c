@@ -105,6 +105,10 @@ gh_session_live(const gh_session_t *s, const gh_session_policy_t *pol,
         return GH_EEXPIRED;
     if (!add_ok(s->last_seen, pol->idle, &soft) || now >= soft)
         return GH_EEXPIRED;
+    /* a session waiting for its second factor is short-lived */
+    if ((s->flags & GH_SESSION_MFA) &&
+        (!add_ok(s->created, GH_MFA_PENDING_TTL, &hard) || now >= hard))
+        return GH_EEXPIRED;
     return 0;
 }
 

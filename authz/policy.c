@@ -556,7 +556,8 @@ static int compile_tenant(struct cx *c, yaml_node_t *kn, yaml_node_t *vn,
                           gh_policy_tenant_t *t)
 {
     static const char *const signins[] = { "password", "password+otp", "saml" };
-    static const char *const mfas[] = { "optional", "required" };
+    /* index order is GH_MFA_* order (store.h) */
+    static const char *const mfas[] = { "optional", "required", "off" };
     static const char *const profiles[] = { "nist", "classes" };
     struct key k[] = {
         { "display", 0, 0 }, { "signin", 0, 0 }, { "mfa", 0, 0 },
@@ -590,7 +591,9 @@ static int compile_tenant(struct cx *c, yaml_node_t *kn, yaml_node_t *vn,
     if (k[2].val) {
         if ((rc = get_enum(c, k[2].val, mfas, N(mfas), &v, w2)) != 0)
             return rc;
-        t->mfa_required = v;
+        t->mfa_level = v;
+        t->mfa_set = 1;
+        t->mfa_required = v == 1;
     }
     snprintf(w2, sizeof w2, "password_profile of %s", what);
     if (k[3].val) {
@@ -884,7 +887,9 @@ static int compile_app(struct cx *c, yaml_node_t *vn, struct app *a)
     struct key k[] = {
         { "display", 0, 0 }, { "tenants", 0, 0 }, { "visitors", 0, 0 },
         { "paths_case_insensitive", 0, 0 }, { "networks", 0, 0 }, { "rules", 0, 0 },
+        { "mfa", 0, 0 },
     };
+    static const char *const mfas[] = { "any", "required" };
     gh_policy_t *p = c->p;
     yaml_node_item_t *it;
     yaml_node_t *tn, *rn, **name_nodes = NULL;
@@ -893,7 +898,7 @@ static int compile_app(struct cx *c, yaml_node_t *vn, struct app *a)
     char what[96], w2[128];
     gh_netset_t *nets;
     size_t cnt, i, nd;
-    int rc;
+    int rc, app_mfa = 0;
 
     snprintf(what, sizeof what, "app '%s'", a->name);
     a->display = a->name;
@@ -941,6 +946,9 @@ static int compile_app(struct cx *c, yaml_node_t *vn, struct app *a)
     if ((rc = get_nets(c, k[4].val, &nets, w2)) != 0)
         return rc;
     a->nets = nets;
+    snprintf(w2, sizeof w2, "mfa of %s", what);
+    if (k[6].val && (rc = get_enum(c, k[6].val, mfas, N(mfas), &app_mfa, w2)) != 0)
+        return rc;
 
     rn = k[5].val;
     if (is_null(rn))
@@ -962,6 +970,9 @@ static int compile_app(struct cx *c, yaml_node_t *vn, struct app *a)
                           &name_nodes[a->nrules]);
         if (rc != 0)
             goto out;
+        /* an app that requires MFA: every allow rule does */
+        if (app_mfa && !a->rules[a->nrules].deny)
+            a->rules[a->nrules].mfa = 1;
         a->nrules++;
     }
     /* Names are checked once all are known, so an explicit "rule-2" clashes
@@ -1623,12 +1634,13 @@ int gh_policy_decide(const gh_policy_t *p, const char *app,
         return finish(d, 0, "visitors_not_allowed", NULL, explain, arg);
     }
 
-    /* 5. the tenant's MFA requirement */
-    if (t != NULL && t->mfa_required && !req->mfa) {
+    /* 5. the tenant's MFA requirement (the tenant record's level: `policy
+     *    apply` copies a level the file states into it) */
+    if (req->tenant_mfa_required && !req->mfa) {
         if (explain) {
             x.n = 0;
             xl_add(&x, "tenant %s requires a second factor and the session has none",
-                   t->name);
+                   req->tenant);
             xl_emit(&x, explain, arg);
         }
         return finish(d, 0, "mfa_required", NULL, explain, arg);

@@ -28,6 +28,7 @@
 #include "gatehouse/session.h"
 #include "gatehouse/store.h"
 #include "gatehouse/util.h"
+#include "gatehouse/mfa.h"
 
 #include "cli.h"
 
@@ -56,6 +57,7 @@ static const char usage_text[] =
 "  tenant set --tenant T [--password-profile nist|classes] [--password-min N]\n"
 "             [--password-max N] [--password-classes N] [--password-history N]\n"
 "             [--password-max-age DAYS|off] [--blocklist on|off]\n"
+"             [--mfa off|optional|required]\n"
 "             (each value may also be \"default\": the profile's)\n"
 "  tenant show --tenant T\n"
 "  user add --tenant T --email E [--name N] [--roles r1,r2] [--password-stdin]\n"
@@ -65,6 +67,8 @@ static const char usage_text[] =
 "  user enable --email E [--tenant T]\n"
 "  user passwd --email E [--password-stdin] [--must-change]\n"
 "  user unlock --email E [--tenant T]\n"
+"  user mfa-reset --email E [--tenant T]   (removes the second factor)\n"
+"  user mfa-status --email E [--tenant T]\n"
 "  policy apply FILE | show\n"
 "  policy explain --tenant T --email E --url URL [--method M] [--ip A] [--mfa]\n"
 "                 [--app APP]\n"
@@ -738,6 +742,9 @@ int find_user(gh_store_t *st, const char *email, const char *tenant,
     return 0;
 }
 
+static int user_mfa(gh_store_t *st, const char *dir, const char *what,
+                    const gh_user_t *u);
+
 static int cmd_user(const char *dir, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -764,7 +771,8 @@ static int cmd_user(const char *dir, int argc, char **argv)
     memset(hash, 0, sizeof hash);
     if (argc < 2)
         return usage_error("%s", "user needs a subcommand: add, list, "
-                           "disable, enable, passwd or unlock");
+                           "disable, enable, passwd, unlock, mfa-reset or "
+                           "mfa-status");
     sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
         fputs(usage_text, stdout);
@@ -814,7 +822,8 @@ static int cmd_user(const char *dir, int argc, char **argv)
 
     if (strcmp(sub, "add") != 0 && strcmp(sub, "disable") != 0 &&
         strcmp(sub, "enable") != 0 && strcmp(sub, "passwd") != 0 &&
-        strcmp(sub, "unlock") != 0)
+        strcmp(sub, "unlock") != 0 && strcmp(sub, "mfa-reset") != 0 &&
+        strcmp(sub, "mfa-status") != 0)
         return usage_error("unknown user command: %s", sub);
     if (email_in == NULL)
         return usage_error("user %s needs --email", sub);
@@ -831,7 +840,8 @@ static int cmd_user(const char *dir, int argc, char **argv)
         return usage_error("%s", "user add --must-change needs "
                            "--password-stdin");
     if ((strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0 ||
-         strcmp(sub, "unlock") == 0) && (pw_stdin || must_change))
+         strcmp(sub, "unlock") == 0 || strncmp(sub, "mfa-", 4) == 0) &&
+        (pw_stdin || must_change))
         return usage_error("--password-stdin and --must-change are not for "
                            "user %s", sub);
     if (email_arg(email_in, email) != 0)
@@ -911,6 +921,10 @@ static int cmd_user(const char *dir, int argc, char **argv)
         rc = user_unlock(st, dir, &u);
         goto out;
     }
+    if (strncmp(sub, "mfa-", 4) == 0) {
+        rc = user_mfa(st, dir, sub + 4, &u);
+        goto out;
+    }
     if (strcmp(sub, "passwd") == 0) {
         if (pw_stdin && get_password_stdin(pw, sizeof pw, &pwlen) != 0)
             goto out;
@@ -949,6 +963,50 @@ out:
     gh_wipe(pw, sizeof pw);
     gh_wipe(hash, sizeof hash);
     return rc;
+}
+
+/* `user mfa-reset` and `user mfa-status`. */
+static int user_mfa(gh_store_t *st, const char *dir, const char *what,
+                    const gh_user_t *u)
+{
+    static const char *const types[] = { "totp", "hotp" };
+    static const char *const algos[] = { "SHA1", "SHA256", "SHA512" };
+    gh_mfa_t *m;
+    int rc;
+
+    if (strcmp(what, "reset") == 0) {
+        rc = gh_mfa_del(st, u->id);
+        if (rc == GH_ENOTFOUND)
+            return fail(1, "%s has no second factor", u->email);
+        if (rc != 0)
+            return fail(1, "cannot reset the second factor of %s: %s",
+                        u->email, gh_strerror(rc));
+        cli_audit(dir, u->tenant, "mfa_reset", u->email);
+        printf("second factor of %s removed: they enrol again at their "
+               "next sign-in\n", u->email);
+        return 0;
+    }
+    m = malloc(sizeof *m);
+    if (m == NULL)
+        return fail(1, "out of memory");
+    rc = gh_mfa_get(st, u->id, m);
+    if (rc == 0 && m->has_active)
+        printf("%s: %s %s, %d digits%s, enrolled %lld, %d recovery code%s "
+               "left%s\n", u->email, types[m->active.type & 1],
+               algos[m->active.algo % 3], m->active.digits,
+               m->active.type == 0 ? ", 30 s" : "",
+               (long long)m->active.created, gh_mfa_recovery_left(m),
+               gh_mfa_recovery_left(m) == 1 ? "" : "s",
+               m->has_pending ? "; an enrolment is pending" : "");
+    else if (rc == 0 || rc == GH_ENOTFOUND)
+        printf("%s: no second factor%s\n", u->email,
+               rc == 0 && m->has_pending ? " (an enrolment is pending)" : "");
+    else
+        rc = fail(1, "cannot read the second factor of %s: %s", u->email,
+                  gh_strerror(rc));
+    gh_wipe(m, sizeof *m);
+    free(m);
+    return rc == GH_ENOTFOUND ? 0 : rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -219,7 +219,7 @@ static int show_tenant(gh_store_t *st, const gh_tenant_t *t)
     gh_pwpolicy_resolve(&t->pw, mfa, &p);
     gh_pwpolicy_describe(&p, desc, sizeof desc);
     printf("tenant %s (%s)\n", t->name, t->display);
-    printf("  mfa required  %s (from the policy)\n", mfa ? "yes" : "no");
+    printf("  mfa           %s\n", gh_mfa_level_name(t->mfa));
     printf("  profile       %s\n", gh_pwprofile_name(p.profile));
     print_setting("min length", t->pw.min_length, p.min_length);
     print_setting("max length", t->pw.max_length, p.max_length);
@@ -243,10 +243,11 @@ int cmd_tenant_pw(const char *dir, const char *sub, int argc, char **argv)
         { "password-history",   required_argument, NULL, 'H' },
         { "password-max-age",   required_argument, NULL, 'a' },
         { "blocklist",          required_argument, NULL, 'b' },
+        { "mfa",                required_argument, NULL, 'm' },
         { "help",               no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *tenant = NULL, *profile = NULL;
+    const char *tenant = NULL, *profile = NULL, *mfa_arg = NULL;
     const char *vals[6] = { NULL, NULL, NULL, NULL, NULL, NULL };
     static const char *const names[6] = {
         "--password-min", "--password-max", "--password-classes",
@@ -260,7 +261,7 @@ int cmd_tenant_pw(const char *dir, const char *sub, int argc, char **argv)
     gh_pwpolicy_t p;
     char err[256], desc[256];
     int *dst[6];
-    int c, i, rc = 1, any = 0, mfa = 0;
+    int c, i, rc = 1, any = 0, mfa = 0, level = 0;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -273,6 +274,7 @@ int cmd_tenant_pw(const char *dir, const char *sub, int argc, char **argv)
         case 'H': vals[3] = optarg; any = 1; break;
         case 'a': vals[4] = optarg; any = 1; break;
         case 'b': vals[5] = optarg; any = 1; break;
+        case 'm': mfa_arg = optarg; break;
         case 'h': print_usage(); return 0;
         default:  return bad_option(c, argv);
         }
@@ -281,11 +283,14 @@ int cmd_tenant_pw(const char *dir, const char *sub, int argc, char **argv)
         return usage_error("unexpected argument: %s", argv[optind]);
     if (tenant == NULL)
         return usage_error("tenant %s needs --tenant", sub);
-    if (strcmp(sub, "show") == 0 && any)
+    if (strcmp(sub, "show") == 0 && (any || mfa_arg != NULL))
         return usage_error("%s", "tenant show takes only --tenant");
-    if (strcmp(sub, "set") == 0 && !any)
-        return usage_error("%s", "tenant set needs at least one password "
-                           "option");
+    if (strcmp(sub, "set") == 0 && !any && mfa_arg == NULL)
+        return usage_error("%s", "tenant set needs --mfa or at least one "
+                           "password option");
+    if (mfa_arg != NULL && (level = gh_mfa_level_parse(mfa_arg)) < 0)
+        return fail(1, "--mfa must be off, optional or required: %s",
+                    mfa_arg);
     if (profile != NULL && gh_pwprofile_parse(profile) < 0)
         return fail(1, "unknown password profile (nist or classes): %s",
                     profile);
@@ -300,6 +305,19 @@ int cmd_tenant_pw(const char *dir, const char *sub, int argc, char **argv)
     if (strcmp(sub, "show") == 0) {
         rc = show_tenant(st, &t);
         goto out;
+    }
+    if (mfa_arg != NULL) {
+        rc = gh_tenant_set_mfa(st, tenant, level);
+        if (rc != 0) {
+            rc = fail(1, "cannot set the MFA level of %s: %s", tenant,
+                      gh_strerror(rc));
+            goto out;
+        }
+        cli_audit(dir, tenant, "tenant_mfa", gh_mfa_level_name(level));
+        printf("tenant %s mfa: %s\n", tenant, gh_mfa_level_name(level));
+        rc = 0;
+        if (!any)
+            goto out;
     }
 
     /* A new profile starts from its own defaults: whatever is not given

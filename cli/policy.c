@@ -122,6 +122,19 @@ static int ensure_tenant(const gh_policy_tenant_t *t, void *arg)
     }
     if (rc != 0)
         return fail(1, "cannot create tenant %s: %s", t->name, gh_strerror(rc));
+    if (t->mfa_set && (rc = gh_tenant_get(st, t->name, &have)) == 0 &&
+        have.mfa != t->mfa_level) {
+        rc = gh_tenant_set_mfa(st, t->name, t->mfa_level);
+        if (rc != 0)
+            return fail(1, "cannot set the MFA level of tenant %s: %s",
+                        t->name, gh_strerror(rc));
+        printf("tenant %s: mfa %s\n", t->name,
+               gh_mfa_level_name(t->mfa_level));
+        cli_audit(cli_datadir, t->name, "tenant_mfa",
+                  gh_mfa_level_name(t->mfa_level));
+    }
+    if (rc != 0)
+        return fail(1, "cannot read tenant %s: %s", t->name, gh_strerror(rc));
     if (t->password_profile_set)
         return tenant_profile_from_policy(st, t->name, t->password_profile);
     return 0;
@@ -204,28 +217,20 @@ static int live_policy(gh_store_t *st, gh_policy_t **p)
     return 0;
 }
 
-/* The tenant's MFA requirement in the live policy (0 when none). */
+/* The tenant's MFA requirement: its record's level (`policy apply` copies
+ * a level the policy file states into it). An unknown tenant requires
+ * nothing. */
 int tenant_mfa_required(gh_store_t *st, const char *tenant, int *mfa)
 {
-    const gh_policy_tenant_t *t;
-    gh_policy_t *p = NULL;
-    char *text = NULL, err[512];
-    size_t len;
-    uint64_t ver;
-    int rc = gh_policy_get(st, &text, &len, &ver);
+    gh_tenant_t t;
+    int rc = gh_tenant_get(st, tenant, &t);
 
     *mfa = 0;
     if (rc == GH_ENOTFOUND)
         return 0;
     if (rc != 0)
-        return fail(1, "cannot read the policy: %s", gh_strerror(rc));
-    rc = gh_policy_compile(text, len, &p, err, sizeof err);
-    free(text);
-    if (rc != 0)
-        return fail(1, "the stored policy does not compile: %s", err);
-    t = gh_policy_tenant(p, tenant);
-    *mfa = t != NULL && t->mfa_required;
-    gh_policy_free(p);
+        return fail(1, "cannot read tenant %s: %s", tenant, gh_strerror(rc));
+    *mfa = t.mfa == GH_MFA_REQUIRED;
     return 0;
 }
 
@@ -357,6 +362,9 @@ static int policy_explain(gh_store_t *st, int argc, char **argv)
     req.path_len = plen;
     req.addr = &addr;
     req.mfa = mfa;
+    if ((rc = tenant_mfa_required(st, u.tenant, &req.tenant_mfa_required))
+        != 0)
+        goto out;
     rc = gh_policy_decide(p, app, &req, &d, print_line, NULL);
     if (rc != 0) {
         rc = fail(1, "cannot decide: %s", gh_strerror(rc));

@@ -59,6 +59,7 @@ struct gh_store {
     MDB_dbi  throttle;
     MDB_dbi  policy;
     MDB_dbi  jwtkeys;
+    MDB_dbi  factors;
     unsigned flags;
     /* decoded session/user records of the request path (gh_session_read) */
     struct read_cache *rcache;
@@ -395,19 +396,21 @@ void gh_pwsettings_default(gh_pwsettings_t *s)
 
 /* tenant: {"n":name,"d":display,"c":created,
  *          "p":{"p":profile,"n":min,"x":max,"k":classes,"h":history,
- *               "a":max_age_days,"b":blocklist}}
- * ("p" is absent in records written before schema 3: the defaults.) */
+ *               "a":max_age_days,"b":blocklist},"m":mfa}
+ * ("p" is absent in records written before schema 3, "m" before schema
+ * 4: the defaults.) */
 static int tenant_encode(const gh_tenant_t *t, char **buf, size_t *len)
 {
     const gh_pwsettings_t *p = &t->pw;
 
-    return json_finish(json_pack("{s:s,s:s,s:I,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i}}",
+    return json_finish(json_pack("{s:s,s:s,s:I,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i},"
+                                 "s:i}",
                                  "n", t->name, "d", t->display,
                                  "c", (json_int_t)t->created,
                                  "p", "p", p->profile, "n", p->min_length,
                                  "x", p->max_length, "k", p->min_classes,
                                  "h", p->history, "a", p->max_age_days,
-                                 "b", p->blocklist),
+                                 "b", p->blocklist, "m", t->mfa),
                        buf, len);
 }
 
@@ -452,6 +455,11 @@ static int tenant_decode(const MDB_val *v, gh_tenant_t *t)
         jget_int(o, "c", &t->created) != 0 ||
         !tenant_ok(t->name) || !text_ok(t->display, GH_NAME_MAX) ||
         pwsettings_decode(json_object_get(o, "p"), &t->pw) != 0)
+        rc = GH_ESTORE;
+    /* an unknown level fails closed */
+    if (rc == 0 && json_object_get(o, "m") != NULL &&
+        (jget_small(o, "m", &t->mfa) != 0 || t->mfa < GH_MFA_OPTIONAL ||
+         t->mfa > GH_MFA_OFF))
         rc = GH_ESTORE;
     json_decref(o);
     return rc;
@@ -619,15 +627,22 @@ out:
 }
 
 /* session: {"u":uid,"t":tenant,"a":amr,"c":created,"s":last_seen,
- *           "f":flags} ("f" is absent in records written before schema 3) */
+ *           "f":flags,"m":mfa_at} ("f" is absent in records written before
+ * schema 3, "m" when no second factor was proven) */
 static int session_encode(const gh_session_t *s, char **buf, size_t *len)
 {
-    return json_finish(json_pack("{s:s,s:s,s:s,s:I,s:I,s:i}", "u", s->uid,
-                                 "t", s->tenant, "a", s->amr,
-                                 "c", (json_int_t)s->created,
-                                 "s", (json_int_t)s->last_seen,
-                                 "f", (int)s->flags),
-                       buf, len);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:i}", "u", s->uid,
+                          "t", s->tenant, "a", s->amr,
+                          "c", (json_int_t)s->created,
+                          "s", (json_int_t)s->last_seen,
+                          "f", (int)s->flags);
+
+    if (o != NULL && s->mfa_at != 0 &&
+        json_object_set_new(o, "m", json_integer(s->mfa_at)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return json_finish(o, buf, len);
 }
 
 static int session_decode(const MDB_val *v, gh_session_t *s)
@@ -644,6 +659,9 @@ static int session_decode(const MDB_val *v, gh_session_t *s)
         jget_int(o, "c", &s->created) != 0 ||
         jget_int(o, "s", &s->last_seen) != 0 ||
         !id_ok(s->uid) || !tenant_ok(s->tenant) || !amr_ok(s->amr))
+        rc = GH_ESTORE;
+    if (rc == 0 && json_object_get(o, "m") != NULL &&
+        jget_int(o, "m", &s->mfa_at) != 0)
         rc = GH_ESTORE;
     /* An unknown flag fails closed: a newer restriction must never be read
      * as none. */
@@ -674,8 +692,8 @@ static int index_decode(const MDB_val *v, char id[GH_ID_HEXLEN + 1])
 /* Open / close                                                       */
 /* ------------------------------------------------------------------ */
 
-/* The oldest schema this build upgrades in place. Schema 2 -> 3 only adds
- * databases and optional record fields (older records decode with
+/* The oldest schema this build upgrades in place. Schemas 2 -> 3 -> 4 only
+ * add databases and optional record fields (older records decode with
  * defaults), so the upgrade creates what is missing and rewrites the
  * schema record, in one transaction. */
 #define GH_SCHEMA_UPGRADE_FROM 2
@@ -728,6 +746,7 @@ static int open_dbs(gh_store_t *st, int create)
         { "throttle",       offsetof(gh_store_t, throttle) },
         { "policy",         offsetof(gh_store_t, policy) },
         { "jwtkeys",        offsetof(gh_store_t, jwtkeys) },
+        { "factors",        offsetof(gh_store_t, factors) },
     };
     unsigned dflags = create ? MDB_CREATE : 0;
     MDB_txn *txn = NULL;
@@ -751,8 +770,8 @@ again:
             goto out;
         }
         fresh = 1;
-    } else if (rc == GH_ESCHEMA && found == GH_SCHEMA_UPGRADE_FROM &&
-               !(st->flags & GH_STORE_RDONLY)) {
+    } else if (rc == GH_ESCHEMA && found >= GH_SCHEMA_UPGRADE_FROM &&
+               found < GH_STORE_SCHEMA && !(st->flags & GH_STORE_RDONLY)) {
         if (!upgrade) {
             /* again, in a write transaction; another process may have
              * upgraded in between (then the schema simply matches) */
@@ -1076,8 +1095,13 @@ out:
 
 /* Replace a tenant's password settings (read-modify-write, one
  * transaction). */
-int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
-                             const gh_pwsettings_t *pw)
+static int policy_version_bump(gh_store_t *st, MDB_txn *txn);
+
+/* Read tenant name, let mutate() change it, write it back (and bump the
+ * policy version when asked), in one write transaction. */
+static int tenant_rewrite(gh_store_t *st, const char *name,
+                          void (*mutate)(gh_tenant_t *, const void *),
+                          const void *arg, int bump)
 {
     gh_tenant_t t;
     MDB_txn *txn = NULL;
@@ -1086,8 +1110,6 @@ int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
     size_t len;
     int rc;
 
-    if (st == NULL || name == NULL || pw == NULL || !pwsettings_ok(pw))
-        return GH_EINVAL;
     if (!tenant_ok(name))
         return GH_ENOTFOUND;
     k = mval(name, strlen(name));
@@ -1100,12 +1122,14 @@ int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
     rc = tenant_decode(&v, &t);
     if (rc != 0)
         goto out;
-    t.pw = *pw;
+    mutate(&t, arg);
     rc = tenant_encode(&t, &buf, &len);
     if (rc != 0)
         goto out;
     v = mval(buf, len);
     rc = mdb_err(mdb_put(txn, st->tenants, &k, &v, 0));
+    if (rc == 0 && bump)
+        rc = policy_version_bump(st, txn);
     if (rc != 0)
         goto out;
     rc = txn_commit(&txn);
@@ -1113,6 +1137,50 @@ out:
     txn_abort(&txn);
     free(buf);
     return rc;
+}
+
+static void set_pw(gh_tenant_t *t, const void *arg)
+{
+    t->pw = *(const gh_pwsettings_t *)arg;
+}
+
+static void set_mfa(gh_tenant_t *t, const void *arg)
+{
+    t->mfa = *(const int *)arg;
+}
+
+int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
+                             const gh_pwsettings_t *pw)
+{
+    if (st == NULL || name == NULL || pw == NULL || !pwsettings_ok(pw))
+        return GH_EINVAL;
+    return tenant_rewrite(st, name, set_pw, pw, 0);
+}
+
+static const char *const mfa_levels[] = { "optional", "required", "off" };
+
+const char *gh_mfa_level_name(int level)
+{
+    return level >= GH_MFA_OPTIONAL && level <= GH_MFA_OFF ? mfa_levels[level]
+                                                          : "unknown";
+}
+
+int gh_mfa_level_parse(const char *s)
+{
+    int i;
+
+    for (i = GH_MFA_OPTIONAL; s != NULL && i <= GH_MFA_OFF; i++)
+        if (strcmp(s, mfa_levels[i]) == 0)
+            return i;
+    return -1;
+}
+
+int gh_tenant_set_mfa(gh_store_t *st, const char *name, int level)
+{
+    if (st == NULL || name == NULL || level < GH_MFA_OPTIONAL ||
+        level > GH_MFA_OFF)
+        return GH_EINVAL;
+    return tenant_rewrite(st, name, set_mfa, &level, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1571,15 +1639,35 @@ static int policy_version_txn(gh_store_t *st, MDB_txn *txn, uint64_t *ver)
     return 0;
 }
 
+/* Bump the policy version within txn: workers recompile the policy (and
+ * re-read the tenants' MFA levels) at their next request. */
+static int policy_version_bump(gh_store_t *st, MDB_txn *txn)
+{
+    MDB_val k, v;
+    unsigned char be[8];
+    uint64_t ver;
+    int rc, i;
+
+    rc = policy_version_txn(st, txn, &ver);
+    if (rc != 0)
+        return rc;
+    ver++;
+    for (i = 7; i >= 0; i--) {
+        be[i] = (unsigned char)(ver & 0xff);
+        ver >>= 8;
+    }
+    k = mval(POLICY_VERSION_KEY, strlen(POLICY_VERSION_KEY));
+    v = mval(be, sizeof be);
+    return mdb_err(mdb_put(txn, st->policy, &k, &v, 0));
+}
+
 /* Store text and bump the version in one transaction. */
 int gh_policy_put(gh_store_t *st, const char *text, size_t len,
                   uint64_t *version_out)
 {
     MDB_txn *txn = NULL;
     MDB_val k, v;
-    unsigned char be[8];
-    uint64_t ver;
-    int rc, i;
+    int rc;
 
     if (st == NULL || text == NULL || len == 0)
         return GH_EINVAL;
@@ -1588,22 +1676,12 @@ int gh_policy_put(gh_store_t *st, const char *text, size_t len,
     rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         goto out;
-    rc = policy_version_txn(st, txn, &ver);
-    if (rc != 0)
-        goto out;
-    ver++;
-    for (i = 7; i >= 0; i--) {
-        be[i] = (unsigned char)(ver & 0xff);
-        ver >>= 8;
-    }
     k = mval(POLICY_TEXT_KEY, strlen(POLICY_TEXT_KEY));
     v = mval(text, len);
     rc = mdb_err(mdb_put(txn, st->policy, &k, &v, 0));
     if (rc != 0)
         goto out;
-    k = mval(POLICY_VERSION_KEY, strlen(POLICY_VERSION_KEY));
-    v = mval(be, sizeof be);
-    rc = mdb_err(mdb_put(txn, st->policy, &k, &v, 0));
+    rc = policy_version_bump(st, txn);
     if (rc != 0)
         goto out;
     rc = txn_commit(&txn);
@@ -2709,6 +2787,298 @@ int gh_store_versions(gh_store_t *st, uint64_t *policy, uint64_t *keys)
     }
     for (i = 0; i < 8; i++)
         *keys = *keys << 8 | ((const unsigned char *)v.mv_data)[i];
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* second factors                                                     */
+/* ------------------------------------------------------------------ */
+
+/* factor: {"t":type,"g":algo,"d":digits,"p":period,"k":sealed,
+ *          "n":next,"c":created} ("n" as a decimal string: JSON integers
+ *          are signed and a HOTP counter is 64-bit) */
+static json_t *factor_pack(const gh_otp_factor_t *f)
+{
+    char next[24];
+
+    snprintf(next, sizeof next, "%llu", (unsigned long long)f->next);
+    return json_pack("{s:i,s:i,s:i,s:i,s:s,s:s,s:I}", "t", f->type,
+                     "g", f->algo, "d", f->digits, "p", f->period,
+                     "k", f->sealed, "n", next, "c", (json_int_t)f->created);
+}
+
+static int factor_unpack(json_t *o, gh_otp_factor_t *f)
+{
+    char next[24], *end;
+
+    memset(f, 0, sizeof *f);
+    if (!json_is_object(o) || jget_small(o, "t", &f->type) != 0 ||
+        jget_small(o, "g", &f->algo) != 0 ||
+        jget_small(o, "d", &f->digits) != 0 ||
+        jget_small(o, "p", &f->period) != 0 ||
+        jget_str(o, "k", f->sealed, sizeof f->sealed) != 0 ||
+        jget_str(o, "n", next, sizeof next) != 0 ||
+        jget_int(o, "c", &f->created) != 0 ||
+        next[0] < '0' || next[0] > '9')
+        return GH_ESTORE;
+    errno = 0;
+    f->next = strtoull(next, &end, 10);
+    if (errno != 0 || *end != '\0' || f->sealed[0] == '\0')
+        return GH_ESTORE;
+    return 0;
+}
+
+static int hexhash_ok(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0)
+        return 1;   /* a used recovery code */
+    if (n != GH_MFA_HASH_LEN)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* mfa: {"a":factor,"p":factor,"pu":pending_until,"r":"resync","ru":until,
+ *       "s":salt,"rc":[hash or "" ...]} ("a", "p" present when set) */
+static int mfa_encode(const gh_mfa_t *m, char **buf, size_t *len)
+{
+    json_t *o, *codes;
+    char resync[24];
+    unsigned i;
+
+    snprintf(resync, sizeof resync, "%llu", (unsigned long long)m->resync);
+    o = json_pack("{s:I,s:s,s:I,s:s}", "pu", (json_int_t)m->pending_until,
+                  "r", resync, "ru", (json_int_t)m->resync_until,
+                  "s", m->salt);
+    codes = json_array();
+    if (o == NULL || codes == NULL)
+        goto fail;
+    for (i = 0; i < m->nrecovery && i < GH_MFA_RECOVERY_MAX; i++)
+        if (json_array_append_new(codes, json_string(m->recovery[i])) != 0)
+            goto fail;
+    if (json_object_set_new(o, "rc", codes) != 0) {
+        codes = NULL;
+        goto fail;
+    }
+    codes = NULL;
+    if (m->has_active &&
+        json_object_set_new(o, "a", factor_pack(&m->active)) != 0)
+        goto fail;
+    if (m->has_pending &&
+        json_object_set_new(o, "p", factor_pack(&m->pending)) != 0)
+        goto fail;
+    return json_finish(o, buf, len);
+fail:
+    json_decref(codes);
+    json_decref(o);
+    return GH_ENOMEM;
+}
+
+static int mfa_decode(const MDB_val *v, gh_mfa_t *m)
+{
+    json_t *o, *a;
+    char resync[24], *end;
+    size_t i;
+    int rc = json_start(v, &o);
+
+    if (rc != 0)
+        return rc;
+    memset(m, 0, sizeof *m);
+    if (jget_int(o, "pu", &m->pending_until) != 0 ||
+        jget_str(o, "r", resync, sizeof resync) != 0 ||
+        jget_int(o, "ru", &m->resync_until) != 0 ||
+        jget_str(o, "s", m->salt, sizeof m->salt) != 0 ||
+        resync[0] < '0' || resync[0] > '9') {
+        rc = GH_ESTORE;
+        goto out;
+    }
+    errno = 0;
+    m->resync = strtoull(resync, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        rc = GH_ESTORE;
+        goto out;
+    }
+    a = json_object_get(o, "rc");
+    if (!json_is_array(a) || json_array_size(a) > GH_MFA_RECOVERY_MAX) {
+        rc = GH_ESTORE;
+        goto out;
+    }
+    for (i = 0; i < json_array_size(a); i++) {
+        const char *h = json_string_value(json_array_get(a, i));
+
+        if (h == NULL || strlen(h) > GH_MFA_HASH_LEN || !hexhash_ok(h)) {
+            rc = GH_ESTORE;
+            goto out;
+        }
+        strcpy(m->recovery[i], h);
+    }
+    m->nrecovery = (unsigned)i;
+    if ((a = json_object_get(o, "a")) != NULL) {
+        if ((rc = factor_unpack(a, &m->active)) != 0)
+            goto out;
+        m->has_active = 1;
+    }
+    if ((a = json_object_get(o, "p")) != NULL) {
+        if ((rc = factor_unpack(a, &m->pending)) != 0)
+            goto out;
+        m->has_pending = 1;
+    }
+out:
+    json_decref(o);
+    return rc;
+}
+
+int gh_mfa_get(gh_store_t *st, const char *uid, gh_mfa_t *out)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || out == NULL)
+        return GH_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (uid == NULL || !uid_ok(uid))
+        return GH_ENOTFOUND;
+    k = mval(uid, GH_ID_HEXLEN);
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_get(txn, st->factors, &k, &v));
+    if (rc == 0)
+        rc = mfa_decode(&v, out);
+out:
+    txn_abort(&txn);
+    return rc;
+}
+
+int gh_mfa_update(gh_store_t *st, const char *uid,
+                  int (*fn)(gh_mfa_t *m, int have, const gh_user_t *u,
+                            void *arg),
+                  void *arg, const gh_mfa_sessop_t *op)
+{
+    gh_mfa_t *m = NULL;
+    gh_user_t *u = NULL;
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    char *buf = NULL;
+    size_t len = 0;
+    int rc, have, verdict = 0;
+
+    if (st == NULL || fn == NULL)
+        return GH_EINVAL;
+    if (uid == NULL || !uid_ok(uid))
+        return GH_ENOTFOUND;
+    if (op != NULL && op->new_key != NULL &&
+        (op->new_session == NULL || !session_in_ok(op->new_session)))
+        return GH_EINVAL;
+    m = malloc(sizeof *m);
+    u = malloc(sizeof *u);
+    if (m == NULL || u == NULL) {
+        rc = GH_ENOMEM;
+        goto out;
+    }
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = user_get_txn(st, txn, uid, u);
+    if (rc != 0)
+        goto out;
+    if (u->disabled) {
+        rc = GH_EDISABLED;
+        goto out;
+    }
+    k = mval(uid, GH_ID_HEXLEN);
+    rc = mdb_err(mdb_get(txn, st->factors, &k, &v));
+    if (rc == 0)
+        rc = mfa_decode(&v, m);
+    else if (rc == GH_ENOTFOUND)
+        memset(m, 0, sizeof *m);
+    if (rc != 0 && rc != GH_ENOTFOUND)
+        goto out;
+    have = rc == 0;
+    verdict = fn(m, have, u, arg);
+    if (verdict < 0) {
+        rc = verdict;
+        goto out;
+    }
+    if (!m->has_active && !m->has_pending && m->resync == 0) {
+        rc = mdb_err(mdb_del(txn, st->factors, &k, NULL));
+        if (rc == GH_ENOTFOUND)
+            rc = 0;
+    } else {
+        rc = mfa_encode(m, &buf, &len);
+        if (rc == 0) {
+            v = mval(buf, len);
+            rc = mdb_err(mdb_put(txn, st->factors, &k, &v, 0));
+        }
+    }
+    if (rc != 0)
+        goto out;
+    if (verdict == 0 && op != NULL) {
+        if (op->del_key != NULL) {
+            MDB_val sk = mval(op->del_key, 32);
+
+            rc = mdb_err(mdb_del(txn, st->sessions, &sk, NULL));
+            if (rc != 0)
+                goto out;
+        }
+        if (op->new_key != NULL) {
+            char *sbuf = NULL;
+            size_t slen;
+            MDB_val sk = mval(op->new_key, 32), sv;
+
+            rc = session_encode(op->new_session, &sbuf, &slen);
+            if (rc != 0)
+                goto out;
+            sv = mval(sbuf, slen);
+            rc = mdb_err(mdb_put(txn, st->sessions, &sk, &sv,
+                                 MDB_NOOVERWRITE));
+            free(sbuf);
+            if (rc != 0)
+                goto out;
+        }
+    }
+    rc = txn_commit(&txn);
+    if (rc == 0)
+        rc = verdict;
+out:
+    txn_abort(&txn);
+    if (buf != NULL) {
+        gh_wipe(buf, len);
+        free(buf);
+    }
+    if (m != NULL) {
+        gh_wipe(m, sizeof *m);
+        free(m);
+    }
+    free(u);
+    return rc;
+}
+
+int gh_mfa_del(gh_store_t *st, const char *uid)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k;
+    int rc;
+
+    if (st == NULL)
+        return GH_EINVAL;
+    if (uid == NULL || !uid_ok(uid))
+        return GH_ENOTFOUND;
+    k = mval(uid, GH_ID_HEXLEN);
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_del(txn, st->factors, &k, NULL));
+    if (rc != 0)
+        goto out;
+    rc = txn_commit(&txn);
 out:
     txn_abort(&txn);
     return rc;

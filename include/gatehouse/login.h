@@ -42,6 +42,9 @@ typedef struct {
     int         rehashed;      /* 1 when the stored hash was upgraded */
     int         restricted;    /* GH_LOGIN_*: != FULL means the session is
                                   GH_SESSION_PWCHANGE */
+    int         mfa_step;      /* GH_MFA_STEP_* (mfa.h): != NONE means the
+                                  session is GH_SESSION_MFA, waiting for
+                                  the second factor or its enrolment */
     const char *reason;        /* static: "ok", or the internal reason of a
                                   refusal (audit only) */
     int64_t     retry_after;   /* > 0: throttled, answer 429 */

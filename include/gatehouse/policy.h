@@ -16,7 +16,8 @@
  *      (counting only roles the policy defines — a name it does not
  *      define grants nothing and is ignored everywhere. A user with no
  *      role at all is treated as a visitor: least privilege.)
- *   5. T requires MFA, session has none    -> deny  "mfa_required"
+ *   5. T requires MFA (req->tenant_mfa_required, from the tenant
+ *      record), session has none          -> deny  "mfa_required"
  *   6. a deny rule matches                 -> deny  "denied_by_rule" (rule)
  *   7. an allow rule matches               -> allow "allowed" (rule)
  *   8. an allow rule matches but for its "mfa: required"
@@ -73,7 +74,13 @@ typedef struct {
     const char         *name;
     const char         *display;
     int                 signin;           /* GH_SIGNIN_* (default password) */
-    int                 mfa_required;     /* default 0 */
+    int                 mfa_required;     /* the file says required */
+    int                 mfa_level;        /* 0 optional, 1 required, 2 off
+                                             (GH_MFA_*, store.h) */
+    int                 mfa_set;          /* the file states it: `policy
+                                             apply` copies it into the
+                                             tenant record, which is what
+                                             decisions read */
     const char         *password_profile; /* "nist" (default) | "classes" */
     int                 password_profile_set; /* the file states it: `policy
                                                  apply` copies it into the
@@ -113,6 +120,8 @@ typedef struct {
     size_t             path_len;
     const gh_addr_t   *addr;       /* client address */
     int                mfa;        /* the session has a second factor */
+    int                tenant_mfa_required;  /* the tenant record's level
+                                                is GH_MFA_REQUIRED */
 } gh_request_t;
 
 typedef struct {

@@ -17,9 +17,10 @@
 #include <stdint.h>
 #include "gatehouse/util.h"
 
-#define GH_STORE_SCHEMA   3   /* 3: password lifecycle and throttling;
-                                 a schema-2 store is upgraded in place
-                                 when opened writable */
+#define GH_STORE_SCHEMA   4   /* 3: password lifecycle and throttling;
+                                 4: second factors. An older store (from
+                                 schema 2) is upgraded in place when
+                                 opened writable */
 #define GH_STORE_FILE     "gatehouse.mdb"   /* directory under the data dir */
 
 typedef struct gh_store gh_store_t;
@@ -75,11 +76,23 @@ typedef struct {
 /* nist, every parameter left to the profile. */
 void gh_pwsettings_default(gh_pwsettings_t *s);
 
+/* A tenant's second-factor requirement. optional (the default): users may
+ * enrol, and those who did are asked at sign-in; required: nobody gets a
+ * session without one (enrolment right after the password); off: no
+ * enrolment and no second step (an app that requires MFA is then out of
+ * reach for the tenant). */
+enum { GH_MFA_OPTIONAL = 0, GH_MFA_REQUIRED = 1, GH_MFA_OFF = 2 };
+
+/* "optional", "required", "off"; and back (-1 for anything else). */
+const char *gh_mfa_level_name(int level);
+int gh_mfa_level_parse(const char *s);
+
 typedef struct {
     char    name[GH_TENANT_MAX + 1];
     char    display[GH_NAME_MAX + 1];
     int64_t created;
     gh_pwsettings_t pw;
+    int     mfa;          /* GH_MFA_* */
 } gh_tenant_t;
 
 /* GH_EINVAL for a bad name, GH_EEXIST when it exists. */
@@ -94,6 +107,10 @@ int gh_tenant_list(gh_store_t *st, int (*cb)(const gh_tenant_t *, void *),
  * rules themselves are checked by gh_pwsettings_check, pwpolicy.h). */
 int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
                              const gh_pwsettings_t *pw);
+/* Set the tenant's GH_MFA_* level and bump the policy version in the same
+ * transaction, so every worker applies it to the next request.
+ * GH_ENOTFOUND for an unknown tenant, GH_EINVAL for a bad level. */
+int gh_tenant_set_mfa(gh_store_t *st, const char *name, int level);
 
 /* ---- users ---- */
 
@@ -237,7 +254,13 @@ int gh_login_read(gh_store_t *st, const char *email, gh_user_t *user,
  * may do nothing except change it (or sign out): the gateway treats it as
  * no session anywhere else. */
 #define GH_SESSION_PWCHANGE  (1u << 0)
-#define GH_SESSION_FLAGS     GH_SESSION_PWCHANGE   /* every known flag */
+/* A GH_SESSION_MFA session proves the password only and waits for the
+ * second factor (or its enrolment): it reaches /.gatehouse/mfa (and the
+ * enrolment page, when the user has no factor yet) and logout; elsewhere
+ * it is no session. It lives GH_MFA_PENDING_TTL seconds at most. */
+#define GH_SESSION_MFA       (1u << 1)
+#define GH_SESSION_FLAGS     (GH_SESSION_PWCHANGE | GH_SESSION_MFA)
+#define GH_MFA_PENDING_TTL   300
 
 typedef struct {
     char    uid[GH_ID_HEXLEN + 1];
@@ -246,6 +269,8 @@ typedef struct {
     int64_t created;               /* = auth_time for now */
     int64_t last_seen;
     unsigned flags;                /* GH_SESSION_* */
+    int64_t mfa_at;                /* when the second factor was last
+                                      proven (0: never) */
 } gh_session_t;
 
 int gh_session_put(gh_store_t *st, const uint8_t key[32], const gh_session_t *s);
@@ -328,5 +353,65 @@ int gh_throttle_get(gh_store_t *st, const gh_throttle_key_t *key,
                     gh_throttle_rec_t *out);
 /* Delete one record; GH_ENOTFOUND when absent. */
 int gh_throttle_del(gh_store_t *st, const gh_throttle_key_t *key);
+
+/* ---- second factors (authn/mfa.c decides) ---- */
+
+#define GH_OTP_SEALED_MAX   160     /* gh_seal text of a 64-byte secret */
+#define GH_MFA_RECOVERY_MAX 10
+#define GH_MFA_HASH_LEN     64
+
+/* One OTP factor: parameters (otp.h), the sealed secret, and `next`, the
+ * lowest counter (HOTP) or time step (TOTP) still acceptable: a code is
+ * accepted only for a counter >= next, and accepting it sets next past
+ * it, so no code is ever accepted twice. */
+typedef struct {
+    int      type, algo, digits, period;
+    char     sealed[GH_OTP_SEALED_MAX];
+    uint64_t next;
+    int64_t  created;
+} gh_otp_factor_t;
+
+/* A user's second-factor record. */
+typedef struct {
+    int              has_active;
+    gh_otp_factor_t  active;
+    int              has_pending;         /* an enrolment not confirmed */
+    gh_otp_factor_t  pending;
+    int64_t          pending_until;
+    uint64_t         resync;              /* HOTP: a counter matched beyond
+                                             the look-ahead, awaiting the
+                                             next code (0: none) */
+    int64_t          resync_until;
+    char             salt[33];            /* hex, for the recovery hashes */
+    unsigned         nrecovery;           /* slots; "" marks a used code */
+    char             recovery[GH_MFA_RECOVERY_MAX][GH_MFA_HASH_LEN + 1];
+} gh_mfa_t;
+
+/* GH_ENOTFOUND when the user has no record. */
+int gh_mfa_get(gh_store_t *st, const char *uid, gh_mfa_t *out);
+
+/* What happens to sessions when an update succeeds: in the same write
+ * transaction, delete one (it must still exist, else GH_ENOTFOUND and
+ * nothing is written: a signed-out or revoked session cannot finish) and
+ * create another. Either may be NULL. */
+typedef struct {
+    const uint8_t      *del_key;
+    const uint8_t      *new_key;
+    const gh_session_t *new_session;
+} gh_mfa_sessop_t;
+
+/* One write transaction: read the user (GH_ENOTFOUND, or GH_EDISABLED for
+ * a disabled account) and their record (zeroed, have = 0, when absent),
+ * let fn change it; fn returns < 0 to abort (returned as is), 0 to write
+ * the record and apply op, 1 to write the record only (returned: 1). A
+ * record left with no factor, no enrolment and no resync is deleted. */
+int gh_mfa_update(gh_store_t *st, const char *uid,
+                  int (*fn)(gh_mfa_t *m, int have, const gh_user_t *u,
+                            void *arg),
+                  void *arg, const gh_mfa_sessop_t *op);
+
+/* Remove the user's record (administrator's reset). GH_ENOTFOUND when
+ * there was none. */
+int gh_mfa_del(gh_store_t *st, const char *uid);
 
 #endif

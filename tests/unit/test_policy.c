@@ -257,6 +257,11 @@ static void decision_table_follows_the_order_in_policy_h(void **state)
         req.path = t->path;
         req.path_len = strlen(t->path);
         req.mfa = t->mfa;
+        {
+            /* what `policy apply` copies into the tenant record */
+            const gh_policy_tenant_t *pt = gh_policy_tenant(p, t->tenant);
+            req.tenant_mfa_required = pt != NULL && pt->mfa_required;
+        }
         if (t->addr) {
             assert_int_equal(gh_addr_parse(t->addr, strlen(t->addr), &addr), 0);
             req.addr = &addr;
