@@ -20,9 +20,13 @@
 #include "gatehouse/policy.h"
 #include "gatehouse/pwpolicy.h"
 #include "gatehouse/throttle.h"
+#include "gatehouse/login.h"
+#include "gatehouse/mfa.h"
 
 #define GH_PREFIX           "/.gatehouse/"
 #define GH_PASSWORD_PAGE    GH_PREFIX "account/password"
+#define GH_MFA_PAGE         GH_PREFIX "mfa"
+#define GH_MFA_ENROL_PAGE   GH_PREFIX "mfa/enroll"
 #define GH_CSRF_COOKIE      "__Host-gatehouse-csrf"
 #define GH_FORM_MAX         16384     /* bytes of a login form body */
 #define GH_FIELD_MAX        2048      /* one decoded form field */
@@ -50,6 +54,8 @@ typedef struct {
                                              loaded at configuration time */
     gh_throttle_conf_t   throttle;        /* gatehouse_login_throttle */
     ngx_flag_t           throttle_set;
+    ngx_int_t            totp_window;     /* gatehouse_mfa_totp_window */
+    ngx_int_t            hotp_window;     /* gatehouse_mfa_hotp_window */
     ngx_flag_t           used;            /* some server turned us on */
 } ngx_http_gatehouse_main_conf_t;
 
@@ -72,6 +78,8 @@ typedef struct {
     unsigned             pwchange:1;      /* a live session that may only
                                              change its password: treated
                                              as no session elsewhere */
+    unsigned             mfa_pending:1;   /* a live session waiting for its
+                                             second factor: the same */
     ngx_uint_t           status;          /* refusal: 400, 401, 403, 503 */
     const char          *reason;          /* refusal/decision code (static) */
     u_char               rule[GH_RULE_NAME_MAX + 1];
@@ -93,6 +101,88 @@ typedef struct {
 } ngx_http_gatehouse_ctx_t;
 
 extern ngx_module_t  ngx_http_gatehouse_module;
+
+/* A request-bound task: login, logout, password change, second factor. The request is blocked while the
+ * thread works, so its pool (and the inputs in it) stay valid; the thread
+ * touches nothing but this struct and the store. */
+typedef struct gh_job_s gh_job_t;
+struct gh_job_s {
+    ngx_http_request_t  *request;
+    void               (*finish)(ngx_http_request_t *r, gh_job_t *job);
+    int                  rc;
+    /* login and password change: who asks, from where (copies: the
+     * thread reads nothing of the request but this struct) */
+    ngx_str_t            email;
+    ngx_str_t            password;        /* login; the new one at change */
+    gh_login_result_t    result;
+    gh_addr_t            addr;
+    char                 addr_text[GH_ADDR_TEXT_MAX];
+    char                 request_id[33];
+    /* password change */
+    ngx_str_t            current;
+    char                 uid[GH_ID_HEXLEN + 1];
+    char                 tenant[GH_TENANT_MAX + 1];
+    char                 amr[GH_AMR_MAX + 1];
+    char                 actor[GH_EMAIL_MAX + 1];
+    int                  mfa;             /* read from the policy on the
+                                             event loop: the thread must not
+                                             touch the worker's policy */
+    const gh_blocklist_t *blocklist;
+    gh_pwchange_res_t    change;
+    /* both: a session to delete (logout, or the one replaced at login) */
+    unsigned             drop_old:1;
+    uint8_t              old_key[32];
+    void                *ext;             /* a job's own data (mfa.c) */
+};
+
+
+
+/* ---- module.c: per-worker state and the request plumbing ---- */
+
+extern gh_store_t      *gh_store;
+extern gh_login_ctx_t   gh_login;       /* its throttle: the configured one */
+extern ngx_uint_t       gh_login_ready;
+
+ngx_http_gatehouse_ctx_t *gh_ctx(ngx_http_request_t *r);
+ngx_uint_t gh_wants_html(ngx_http_request_t *r);
+/* Run thread(job) in the thread pool; job->finish answers afterwards on
+ * the event loop. */
+ngx_int_t gh_job_post(ngx_http_request_t *r, gh_job_t *job,
+    void (*thread)(void *data, ngx_log_t *log));
+void gh_job_who(gh_job_t *job, ngx_http_gatehouse_ctx_t *ctx);
+void gh_job_audit(gh_job_t *job, const char *actor, const char *tenant,
+    const char *event, const char *detail);
+ngx_int_t gh_csrf_prepare(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx);
+ngx_int_t gh_csrf_check(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_str_t *body);
+void gh_set_rd(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_str_t *rd);
+ngx_int_t gh_form_body(ngx_http_request_t *r, ngx_str_t *body,
+    ngx_int_t *response);
+ngx_int_t gh_read_form(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt handler);
+ngx_int_t gh_session_cookie(ngx_http_request_t *r,
+    char token[GH_TOKEN_LEN + 1], ngx_str_t *cookie);
+void gh_wait_message(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    const char *what, time_t secs);
+ngx_int_t gh_page_location(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx, const char *page, ngx_str_t *loc);
+ngx_int_t gh_password_location(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx, ngx_str_t *loc);
+/* rd from the query string (GET of one of our pages), validated. */
+ngx_int_t gh_rd_from_args(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
+
+/* ---- mfa.c ---- */
+
+/* Re-read the tenants' MFA levels when the policy version moved. */
+ngx_int_t gh_mfa_levels_refresh(gh_store_t *st, uint64_t ver, ngx_log_t *log);
+/* The tenant's GH_MFA_* level (optional when not recorded). */
+int gh_mfa_tenant_level(const char *tenant);
+ngx_int_t gh_mfa_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
+ngx_int_t gh_mfa_enrol_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
 
 /* ---- pages.c ---- */
 
@@ -146,6 +236,16 @@ ngx_int_t gh_cookie_header(ngx_pool_t *pool, const char *name,
  * malformed or longer than max. */
 ngx_int_t gh_form_field(ngx_pool_t *pool, ngx_str_t *body, const char *name,
     size_t max, ngx_str_t *out);
+
+/* Append s HTML-escaped at p (room: 6 bytes a character); the new end. */
+u_char *gh_html(u_char *p, ngx_str_t *s);
+
+/* One of our HTML pages: the shared look, the title as <h1>, inner (HTML,
+ * already escaped) as the content; the CSRF cookie when fresh and an
+ * extra Set-Cookie (may be NULL), Retry-After when ctx->retry_after. */
+ngx_int_t gh_send_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_uint_t status, const char *title, ngx_str_t *inner,
+    ngx_str_t *cookie);
 
 /* Percent-encode everything but unreserved characters and '/'. */
 ngx_int_t gh_urlencode(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out);

@@ -60,9 +60,9 @@ static ngx_int_t ngx_http_gatehouse_variable(ngx_http_request_t *r,
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 /* Per-worker state: opened after fork (LMDB's rule), closed at exit. */
-static gh_store_t      *gh_store;
-static gh_login_ctx_t   gh_login;
-static ngx_uint_t       gh_login_ready;
+gh_store_t             *gh_store;
+gh_login_ctx_t          gh_login;
+ngx_uint_t              gh_login_ready;
 static ngx_uint_t       gh_touch_pending;
 static gh_policy_t     *gh_policy;          /* compiled live policy */
 static uint64_t         gh_policy_ver;      /* its store version */
@@ -190,6 +190,20 @@ static ngx_command_t  ngx_http_gatehouse_commands[] = {
       0,
       NULL },
 
+    { ngx_string("gatehouse_mfa_totp_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, totp_window),
+      NULL },
+
+    { ngx_string("gatehouse_mfa_hotp_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gatehouse_main_conf_t, hotp_window),
+      NULL },
+
     { ngx_string("gatehouse_strip_header"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       gh_conf_set_str_list,
@@ -285,7 +299,7 @@ gh_reqid_init(void)
 
 
 /* The request's context, created on first use with a fresh request id. */
-static ngx_http_gatehouse_ctx_t *
+ngx_http_gatehouse_ctx_t *
 gh_ctx(ngx_http_request_t *r)
 {
     ngx_http_gatehouse_ctx_t  *ctx;
@@ -413,6 +427,8 @@ ngx_http_gatehouse_create_main_conf(ngx_conf_t *cf)
     mcf->metrics_from = NGX_CONF_UNSET_PTR;
     gh_throttle_conf_default(&mcf->throttle);
     mcf->jwt_lifetime = NGX_CONF_UNSET;
+    mcf->totp_window = NGX_CONF_UNSET;
+    mcf->hotp_window = NGX_CONF_UNSET;
     return mcf;
 }
 
@@ -467,6 +483,17 @@ ngx_http_gatehouse_init_main_conf(ngx_conf_t *cf, void *conf)
     if (mcf->jwt_lifetime < 2 * 60) {
         return "gatehouse: gatehouse_jwt_lifetime must be at least 2m "
                "(tokens are re-signed a minute before they expire)";
+    }
+
+    /* Second-factor windows: how far from now (TOTP steps either side)
+     * and ahead (HOTP counters) a code is accepted. */
+    ngx_conf_init_value(mcf->totp_window, GH_OTP_TOTP_WINDOW);
+    ngx_conf_init_value(mcf->hotp_window, GH_OTP_HOTP_WINDOW);
+    if (mcf->totp_window < 0 || mcf->totp_window > 10) {
+        return "gatehouse: gatehouse_mfa_totp_window must be 0 to 10";
+    }
+    if (mcf->hotp_window < 1 || mcf->hotp_window > 100) {
+        return "gatehouse: gatehouse_mfa_hotp_window must be 1 to 100";
     }
 
     /* The redirect allow list as C strings, for gh_redirect_ok(). */
@@ -878,6 +905,12 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
     ngx_memcpy(dir, mcf->data.data, mcf->data.len);
     dir[mcf->data.len] = '\0';
 
+    if (gh_otp_init() != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "gatehouse: liboath failed to initialise; second "
+                      "factors will be refused");
+    }
+
     rc = gh_store_open(&gh_store, dir, 0);
     if (rc != 0) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
@@ -1200,7 +1233,11 @@ gh_resolve_session(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
     case 0:
         /* A session that must first change its password is, everywhere
          * but the change page and logout, no session at all. */
-        if (ctx->session.flags & GH_SESSION_PWCHANGE) {
+        /* ... and one that waits for its second factor is no session
+         * anywhere but the second-factor pages and logout */
+        if (ctx->session.flags & GH_SESSION_MFA) {
+            ctx->mfa_pending = 1;
+        } else if (ctx->session.flags & GH_SESSION_PWCHANGE) {
             ctx->pwchange = 1;
         } else {
             ctx->authenticated = 1;
@@ -1318,7 +1355,8 @@ gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, ngx_log_t *log)
 
     if (gh_store_versions(gh_store, &ver, &keys_ver) != 0
         || gh_jwt_keys_refresh(gh_store, keys_ver, &mcf->data, log)
-           != NGX_OK)
+           != NGX_OK
+        || gh_mfa_levels_refresh(gh_store, ver, log) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -1333,6 +1371,14 @@ gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, ngx_log_t *log)
     }
 
     rc = gh_policy_get(gh_store, &text, &len, &ver);
+    if (rc == GH_ENOTFOUND) {
+        /* the version moved (a tenant's MFA level) but no file was ever
+         * applied: still no policy */
+        gh_policy_free(gh_policy);
+        gh_policy = NULL;
+        gh_policy_ver = 0;
+        return NGX_OK;
+    }
     if (rc != 0) {
         return NGX_ERROR;
     }
@@ -1363,7 +1409,9 @@ gh_tenant_session_check(ngx_http_gatehouse_main_conf_t *mcf,
     const gh_policy_tenant_t  *t;
     gh_session_policy_t        pol;
 
-    if ((!ctx->authenticated && !ctx->pwchange) || gh_policy == NULL) {
+    if ((!ctx->authenticated && !ctx->pwchange && !ctx->mfa_pending)
+        || gh_policy == NULL)
+    {
         return;
     }
     t = gh_policy_tenant(gh_policy, ctx->user.tenant);
@@ -1375,6 +1423,7 @@ gh_tenant_session_check(ngx_http_gatehouse_main_conf_t *mcf,
     if (gh_session_live(&ctx->session, &pol, ngx_time()) != 0) {
         ctx->authenticated = 0;
         ctx->pwchange = 0;
+        ctx->mfa_pending = 0;
     }
 }
 
@@ -1462,6 +1511,8 @@ gh_decide(ngx_http_request_t *r, ngx_http_gatehouse_loc_conf_t *lcf,
     req.path_len = r->uri.len;
     req.addr = &ctx->addr;
     req.mfa = ngx_strstr(ctx->session.amr, "otp") != NULL;
+    req.tenant_mfa_required = gh_mfa_tenant_level(ctx->user.tenant)
+                              == GH_MFA_REQUIRED;
 
     if (gh_policy_decide(gh_policy, app, &req, &d, NULL, NULL) != 0) {
         ctx->reason = "bad_request";
@@ -1538,8 +1589,9 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
         /* no session — or one restricted to changing its password, which
          * the refusal sends to the change page */
         ctx->status = NGX_HTTP_UNAUTHORIZED;
-        ctx->reason = ctx->pwchange ? "password_change_required"
-                                    : "unauthenticated";
+        ctx->reason = ctx->mfa_pending ? "second_factor_required"
+                      : ctx->pwchange ? "password_change_required"
+                      : "unauthenticated";
         return NGX_OK;
     }
 
@@ -1600,7 +1652,7 @@ gh_header_in(ngx_http_request_t *r, const char *name)
 }
 
 
-static ngx_uint_t
+ngx_uint_t
 gh_wants_html(ngx_http_request_t *r)
 {
     ngx_table_elt_t  *accept;
@@ -1641,13 +1693,27 @@ ngx_http_gatehouse_refuse(ngx_http_request_t *r)
         return gh_send_error(r, NGX_HTTP_BAD_REQUEST, ctx->reason,
                              "the request cannot be decided safely");
     }
-    if (ctx->status == NGX_HTTP_FORBIDDEN) {
+    /* step-up: a browser whose session lacks the second factor an app
+     * requires proves it, then comes back here */
+    if (ctx->status == NGX_HTTP_FORBIDDEN
+        && !(ctx->reason != NULL && ngx_strcmp(ctx->reason, "mfa_required") == 0
+             && gh_wants_html(r)))
+    {
         return gh_send_forbidden(r, ctx, gh_wants_html(r));
     }
 
-    /* a signed-in user who must change the password first goes there */
-    page = ctx->pwchange ? GH_PASSWORD_PAGE "?rd=" : GH_PREFIX "login?rd=";
+    /* a signed-in user who must change the password first goes there; one
+     * who owes the second factor (after the password, or for step-up)
+     * goes to that page */
+    page = ctx->mfa_pending || ctx->status == NGX_HTTP_FORBIDDEN
+           ? GH_MFA_PAGE "?rd="
+           : ctx->pwchange ? GH_PASSWORD_PAGE "?rd=" : GH_PREFIX "login?rd=";
     if (!gh_wants_html(r)) {
+        if (ctx->mfa_pending) {
+            return gh_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                 "second_factor_required",
+                                 "finish signing in at " GH_MFA_PAGE);
+        }
         if (ctx->pwchange) {
             return gh_send_error(r, NGX_HTTP_FORBIDDEN,
                                  "password_change_required",
@@ -1808,41 +1874,8 @@ gh_post_touch(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
 }
 
 
-/* A request-bound task: login or logout. The request is blocked while the
- * thread works, so its pool (and the inputs in it) stay valid; the thread
- * touches nothing but this struct and the store. */
-typedef struct gh_job_s gh_job_t;
-struct gh_job_s {
-    ngx_http_request_t  *request;
-    void               (*finish)(ngx_http_request_t *r, gh_job_t *job);
-    int                  rc;
-    /* login and password change: who asks, from where (copies: the
-     * thread reads nothing of the request but this struct) */
-    ngx_str_t            email;
-    ngx_str_t            password;        /* login; the new one at change */
-    gh_login_result_t    result;
-    gh_addr_t            addr;
-    char                 addr_text[GH_ADDR_TEXT_MAX];
-    char                 request_id[33];
-    /* password change */
-    ngx_str_t            current;
-    char                 uid[GH_ID_HEXLEN + 1];
-    char                 tenant[GH_TENANT_MAX + 1];
-    char                 amr[GH_AMR_MAX + 1];
-    char                 actor[GH_EMAIL_MAX + 1];
-    int                  mfa;             /* read from the policy on the
-                                             event loop: the thread must not
-                                             touch the worker's policy */
-    const gh_blocklist_t *blocklist;
-    gh_pwchange_res_t    change;
-    /* both: a session to delete (logout, or the one replaced at login) */
-    unsigned             drop_old:1;
-    uint8_t              old_key[32];
-};
-
-
 /* One audit record for a job (blocking file I/O: thread side only). */
-static void
+void
 gh_job_audit(gh_job_t *job, const char *actor, const char *tenant,
     const char *event, const char *detail)
 {
@@ -1889,11 +1922,15 @@ gh_job_thread_login(void *data, ngx_log_t *log)
         actor = "(not an email address)";
     }
     if (job->rc == 0) {
-        ngx_snprintf((u_char *) detail, sizeof(detail) - 1, "%s%s%Z",
+        ngx_snprintf((u_char *) detail, sizeof(detail) - 1, "%s%s%s%Z",
                      res->restricted == GH_LOGIN_MUST_CHANGE
                      ? "must change the password"
                      : res->restricted == GH_LOGIN_EXPIRED
                      ? "password expired" : "ok",
+                     res->mfa_step == GH_MFA_STEP_VERIFY
+                     ? "; second factor pending"
+                     : res->mfa_step == GH_MFA_STEP_ENROL
+                     ? "; second factor enrolment required" : "",
                      res->rehashed ? "; password rehashed" : "");
         gh_job_audit(job, res->user.email, res->user.tenant, "login", detail);
     } else if (job->rc == GH_EDENIED && res->retry_after > 0) {
@@ -1917,7 +1954,7 @@ gh_job_thread_login(void *data, ngx_log_t *log)
 
 
 /* Copy what a job's thread needs to know about the request. */
-static void
+void
 gh_job_who(gh_job_t *job, ngx_http_gatehouse_ctx_t *ctx)
 {
     job->addr = ctx->addr;
@@ -1956,7 +1993,7 @@ gh_job_done(ngx_event_t *ev)
 }
 
 
-static ngx_int_t
+ngx_int_t
 gh_job_post(ngx_http_request_t *r, gh_job_t *job,
     void (*thread)(void *data, ngx_log_t *log))
 {
@@ -1986,7 +2023,7 @@ gh_job_post(ngx_http_request_t *r, gh_job_t *job,
 
 /* A fresh or reused CSRF token for the login form (double-submit: the
  * same random value in a __Host- cookie and in the form). */
-static ngx_int_t
+ngx_int_t
 gh_csrf_prepare(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
     ngx_str_t  have;
@@ -2020,7 +2057,7 @@ gh_csrf_prepare(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 
 
 /* The return target: rd if gh_redirect_ok accepts it, else "/". */
-static void
+void
 gh_set_rd(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx, ngx_str_t *rd)
 {
     ngx_http_gatehouse_main_conf_t  *mcf;
@@ -2038,6 +2075,31 @@ gh_set_rd(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx, ngx_str_t *rd)
                       "gatehouse: refused return target, using \"/\"");
     }
     ngx_str_set(&ctx->rd, "/");
+}
+
+
+/* rd from the query string, percent-decoded and validated ("/" when
+ * absent or refused). */
+ngx_int_t
+gh_rd_from_args(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    ngx_str_t  rd, dec;
+    u_char    *dst, *src;
+
+    if (ngx_http_arg(r, (u_char *) "rd", 2, &rd) != NGX_OK) {
+        gh_set_rd(r, ctx, NULL);
+        return NGX_OK;
+    }
+    dec.data = ngx_pnalloc(r->pool, rd.len);
+    if (dec.data == NULL) {
+        return NGX_ERROR;
+    }
+    dst = dec.data;
+    src = rd.data;
+    ngx_unescape_uri(&dst, &src, rd.len, 0);
+    dec.len = dst - dec.data;
+    gh_set_rd(r, ctx, &dec);
+    return NGX_OK;
 }
 
 
@@ -2081,7 +2143,7 @@ static void gh_login_finish(ngx_http_request_t *r, gh_job_t *job);
 /* The whole form body, in memory, within GH_FORM_MAX, copied into body
  * (the caller wipes it). NGX_OK, or NGX_DECLINED with *response what to
  * finalize the request with (an answer already sent, or a status). */
-static ngx_int_t
+ngx_int_t
 gh_form_body(ngx_http_request_t *r, ngx_str_t *body, ngx_int_t *response)
 {
     ngx_chain_t  *cl;
@@ -2117,7 +2179,7 @@ gh_form_body(ngx_http_request_t *r, ngx_str_t *body, ngx_int_t *response)
 
 /* The double-submit check of a posted form: same origin (when the browser
  * says), and the csrf field equal to the cookie, in constant time. */
-static ngx_int_t
+ngx_int_t
 gh_csrf_check(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     ngx_str_t *body)
 {
@@ -2196,7 +2258,7 @@ gh_login_body(ngx_http_request_t *r)
     }
 
     /* A session presented at login is replaced, never promoted. */
-    if (ctx->authenticated || ctx->pwchange) {
+    if (ctx->authenticated || ctx->pwchange || ctx->mfa_pending) {
         job->drop_old = 1;
         ngx_memcpy(job->old_key, ctx->key, sizeof(job->old_key));
     }
@@ -2223,7 +2285,7 @@ wipe:
 
 
 /* "Please wait N seconds" for a 429 page (minutes from two on). */
-static void
+void
 gh_wait_message(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     const char *what, time_t secs)
 {
@@ -2246,32 +2308,43 @@ gh_wait_message(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
-/* The change page's address with rd (already validated) as its query. */
-static ngx_int_t
-gh_password_location(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
-    ngx_str_t *loc)
+/* A page's address with rd (already validated) as its query. */
+ngx_int_t
+gh_page_location(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    const char *page, ngx_str_t *loc)
 {
     ngx_str_t  rd;
+    size_t     n;
     u_char    *p;
 
     if (gh_urlencode(r->pool, &ctx->rd, &rd) != NGX_OK) {
         return NGX_ERROR;
     }
-    loc->len = sizeof(GH_PASSWORD_PAGE "?rd=") - 1 + rd.len;
+    n = ngx_strlen(page);
+    loc->len = n + sizeof("?rd=") - 1 + rd.len;
     loc->data = ngx_pnalloc(r->pool, loc->len);
     if (loc->data == NULL) {
         return NGX_ERROR;
     }
-    p = ngx_cpymem(loc->data, GH_PASSWORD_PAGE "?rd=",
-                   sizeof(GH_PASSWORD_PAGE "?rd=") - 1);
+    p = ngx_cpymem(loc->data, page, n);
+    p = ngx_cpymem(p, "?rd=", sizeof("?rd=") - 1);
     ngx_memcpy(p, rd.data, rd.len);
     return NGX_OK;
 }
 
 
+/* The change page's address with rd (already validated) as its query. */
+ngx_int_t
+gh_password_location(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_str_t *loc)
+{
+    return gh_page_location(r, ctx, GH_PASSWORD_PAGE, loc);
+}
+
+
 /* The Set-Cookie value for a new session token (the thread's copy is
  * wiped: from here on it lives only in the response). */
-static ngx_int_t
+ngx_int_t
 gh_session_cookie(ngx_http_request_t *r, char token[GH_TOKEN_LEN + 1],
     ngx_str_t *cookie)
 {
@@ -2310,8 +2383,18 @@ gh_login_finish(ngx_http_request_t *r, gh_job_t *job)
         /* a password that must change first: its session reaches the
          * change page only, which then goes on to rd */
         loc = ctx->rd;
-        if (job->result.restricted != GH_LOGIN_FULL
-            && gh_password_location(r, ctx, &loc) != NGX_OK)
+        if (job->result.mfa_step != GH_MFA_STEP_NONE) {
+            /* the second factor (or its enrolment) comes first */
+            if (gh_page_location(r, ctx,
+                                 job->result.mfa_step == GH_MFA_STEP_ENROL
+                                 ? GH_MFA_ENROL_PAGE : GH_MFA_PAGE, &loc)
+                != NGX_OK)
+            {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+        } else if (job->result.restricted != GH_LOGIN_FULL
+                   && gh_password_location(r, ctx, &loc) != NGX_OK)
         {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
@@ -2382,7 +2465,7 @@ gh_is_form(ngx_http_request_t *r)
 /* A form POST to one of our pages: anything else is refused before the
  * body is read — and then keep-alive ends, so the unread body can never be
  * parsed as the next request on this connection. */
-static ngx_int_t
+ngx_int_t
 gh_read_form(ngx_http_request_t *r, ngx_http_client_body_handler_pt handler)
 {
     ngx_int_t  rc;
@@ -2414,7 +2497,6 @@ gh_read_form(ngx_http_request_t *r, ngx_http_client_body_handler_pt handler)
 static ngx_int_t
 gh_login_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
-    ngx_str_t  rd;
     ngx_int_t  rc;
 
     if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
@@ -2422,23 +2504,9 @@ gh_login_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
         if (rc != NGX_OK) {
             return rc;
         }
-        if (ngx_http_arg(r, (u_char *) "rd", 2, &rd) == NGX_OK) {
-            ngx_str_t  dec;
-            u_char    *dst, *src;
-
-            dec.data = ngx_pnalloc(r->pool, rd.len);
-            if (dec.data == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-            dst = dec.data;
-            src = rd.data;
-            ngx_unescape_uri(&dst, &src, rd.len, 0);
-            dec.len = dst - dec.data;
-            gh_set_rd(r, ctx, &dec);
-        } else {
-            gh_set_rd(r, ctx, NULL);
-        }
-        if (gh_csrf_prepare(r, ctx) != NGX_OK) {
+        if (gh_rd_from_args(r, ctx) != NGX_OK
+            || gh_csrf_prepare(r, ctx) != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
         return gh_send_login_page(r, ctx, NGX_HTTP_OK);
@@ -2494,7 +2562,7 @@ gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
                              "cross-site sign-out refused");
     }
 
-    if (!ctx->authenticated && !ctx->pwchange) {
+    if (!ctx->authenticated && !ctx->pwchange && !ctx->mfa_pending) {
         return gh_logout_response(r);
     }
 
@@ -2522,7 +2590,6 @@ gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 static void
 gh_password_rules(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
-    const gh_policy_tenant_t  *pt;
     gh_pwpolicy_t              pol;
     gh_tenant_t                t;
     char                       text[256];
@@ -2531,8 +2598,7 @@ gh_password_rules(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     if (gh_tenant_get(gh_store, ctx->user.tenant, &t) != 0) {
         return;
     }
-    pt = gh_policy != NULL ? gh_policy_tenant(gh_policy, t.name) : NULL;
-    gh_pwpolicy_resolve(&t.pw, pt != NULL && pt->mfa_required, &pol);
+    gh_pwpolicy_resolve(&t.pw, t.mfa == GH_MFA_REQUIRED, &pol);
     gh_pwpolicy_describe(&pol, text, sizeof(text));
     n = ngx_strlen(text);
     ctx->policy_text.data = ngx_pnalloc(r->pool, n);
@@ -2660,7 +2726,6 @@ gh_password_body(ngx_http_request_t *r)
 {
     ngx_http_gatehouse_ctx_t        *ctx;
     ngx_http_gatehouse_main_conf_t  *mcf;
-    const gh_policy_tenant_t        *pt;
     gh_job_t                        *job;
     ngx_str_t                        body, rd, confirm;
     ngx_int_t                        rc, status;
@@ -2733,9 +2798,7 @@ gh_password_body(ngx_http_request_t *r)
                 sizeof(job->actor));
     ngx_cpystrn((u_char *) job->amr, (u_char *) ctx->session.amr,
                 sizeof(job->amr));
-    pt = gh_policy != NULL ? gh_policy_tenant(gh_policy, ctx->user.tenant)
-                           : NULL;
-    job->mfa = pt != NULL && pt->mfa_required;
+    job->mfa = gh_mfa_tenant_level(ctx->user.tenant) == GH_MFA_REQUIRED;
     job->blocklist = mcf->blocklist;
     job->request = r;
     job->finish = gh_password_finish;
@@ -2772,9 +2835,8 @@ wipe:
 static ngx_int_t
 gh_password_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
-    ngx_str_t  rd, dec, loc;
+    ngx_str_t  loc;
     ngx_int_t  rc;
-    u_char    *dst, *src;
 
     if (!ctx->authenticated && !ctx->pwchange) {
         r->keepalive = 0;   /* the body may be unread */
@@ -2793,20 +2855,9 @@ gh_password_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
         if (rc != NGX_OK) {
             return rc;
         }
-        if (ngx_http_arg(r, (u_char *) "rd", 2, &rd) == NGX_OK) {
-            dec.data = ngx_pnalloc(r->pool, rd.len);
-            if (dec.data == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-            dst = dec.data;
-            src = rd.data;
-            ngx_unescape_uri(&dst, &src, rd.len, 0);
-            dec.len = dst - dec.data;
-            gh_set_rd(r, ctx, &dec);
-        } else {
-            gh_set_rd(r, ctx, NULL);
-        }
-        if (gh_csrf_prepare(r, ctx) != NGX_OK) {
+        if (gh_rd_from_args(r, ctx) != NGX_OK
+            || gh_csrf_prepare(r, ctx) != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
         gh_password_rules(r, ctx);
@@ -2864,6 +2915,8 @@ static const struct {
     { ngx_string("logout"),  0, 1, gh_logout_endpoint },
     { ngx_string("whoami"),  0, 1, gh_whoami_endpoint },
     { ngx_string("account/password"), 1, 1, gh_password_endpoint },
+    { ngx_string("mfa"),     1, 1, gh_mfa_endpoint },
+    { ngx_string("mfa/enroll"), 1, 1, gh_mfa_enrol_endpoint },
     { ngx_string("jwks.json"), 0, 0, gh_jwks_endpoint },
     { ngx_string("metrics"), 0, 0, gh_metrics_endpoint },
 };

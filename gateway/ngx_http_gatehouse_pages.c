@@ -227,7 +227,7 @@ gh_send_whoami(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 
 /* Append s to the buffer at p, HTML-escaped; returns the new end. The
  * caller sized the buffer for the worst case (6 bytes a character). */
-static u_char *
+u_char *
 gh_html(u_char *p, ngx_str_t *s)
 {
     size_t  i;
@@ -326,6 +326,70 @@ gh_send_form_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     }
     return gh_send(r, status, "text/html; charset=utf-8", body, NULL,
                    &cookie, 1);
+}
+
+
+ngx_int_t
+gh_send_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_uint_t status, const char *title, ngx_str_t *inner,
+    ngx_str_t *cookie)
+{
+    static const char head[] =
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,"
+        "initial-scale=1\"><title>";
+    static const char style[] =
+        " &middot; gatehouse</title><style>" GH_PAGE_STYLE
+        ".hint{font-size:.85rem;color:#4b5563}"
+        "code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;"
+        "word-break:break-all}"
+        "select{width:100%;padding:.5rem;border:1px solid #d1d5db;"
+        "border-radius:.5rem;font-size:1rem}"
+        ".qr{display:flex;justify-content:center;margin:1rem 0}"
+        ".qr svg{max-width:100%;height:auto}"
+        "ol.codes{font-family:ui-monospace,Menlo,Consolas,monospace;"
+        "font-size:1.05rem}"
+        "a.button{display:block;margin-top:1.5rem;padding:.7rem;"
+        "border-radius:.5rem;background:#1d4ed8;color:#fff;"
+        "text-align:center;text-decoration:none;font-weight:600}"
+        "</style></head><body><main><h1>";
+    ngx_str_t   body, t, cookies[2];
+    ngx_uint_t  n = 0;
+    u_char     *p;
+
+    t.data = (u_char *) title;
+    t.len = ngx_strlen(title);
+    body.data = ngx_pnalloc(r->pool, sizeof(head) + sizeof(style)
+                            + 12 * t.len + inner->len
+                            + sizeof(gh_login_tail) + 16);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    p = ngx_cpymem(body.data, head, sizeof(head) - 1);
+    p = gh_html(p, &t);
+    p = ngx_cpymem(p, style, sizeof(style) - 1);
+    p = gh_html(p, &t);
+    p = ngx_cpymem(p, "</h1>", 5);
+    p = ngx_cpymem(p, inner->data, inner->len);
+    p = ngx_cpymem(p, gh_login_tail, sizeof(gh_login_tail) - 1);
+    body.len = p - body.data;
+
+    if (gh_retry_after(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (ctx->csrf_new) {
+        if (gh_cookie_header(r->pool, GH_CSRF_COOKIE, &ctx->csrf, 0,
+                             &cookies[n]) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        n++;
+    }
+    if (cookie != NULL) {
+        cookies[n++] = *cookie;
+    }
+    return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
+                   n ? cookies : NULL, n);
 }
 
 
