@@ -156,14 +156,21 @@ struct verify_arg {
     int                 recovery;      /* the input is recovery-shaped */
 };
 
-/* Unseal f's secret into secret (64 bytes); *n its length. */
+/* gh_unseal needs room for the tag past the plaintext. */
+#define SECRET_BUF (GH_OTP_SECRET_MAX + 16)
+
+/* Unseal f's secret into secret; *n its length. */
 static int open_secret(const struct verify_arg *a, const gh_otp_factor_t *f,
-                       uint8_t secret[GH_OTP_SECRET_MAX], size_t *n)
+                       uint8_t secret[SECRET_BUF], size_t *n)
 {
     char label[64];
+    int rc;
 
     seal_label(a->rq->uid, label);
-    return gh_unseal(a->mk, label, f->sealed, secret, GH_OTP_SECRET_MAX, n);
+    rc = gh_unseal(a->mk, label, f->sealed, secret, SECRET_BUF, n);
+    if (rc == 0 && (*n < GH_OTP_SECRET_MIN || *n > GH_OTP_SECRET_MAX))
+        rc = GH_ESTORE;
+    return rc;
 }
 
 /* The counter window a code may come from, before `next` is applied. */
@@ -191,7 +198,7 @@ static void window(const struct verify_arg *a, const gh_otp_factor_t *f,
 static int check_code(struct verify_arg *a, gh_mfa_t *m, gh_otp_factor_t *f)
 {
     gh_otp_params_t p = { f->type, f->algo, f->digits, f->period };
-    uint8_t secret[GH_OTP_SECRET_MAX];
+    uint8_t secret[SECRET_BUF];
     uint64_t from, to, c;
     int64_t now = a->rq->now_ms / 1000;
     size_t n;

@@ -210,7 +210,7 @@ gh_send_whoami(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     idle_end = (int64_t) ngx_time() + idle;
     abs_end = ctx->session.created + lifetime;
 
-    obj = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:s}",
+    obj = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:I, s:s}",
                     "user", ctx->user.id,
                     "email", ctx->user.email,
                     "name", ctx->user.name,
@@ -218,6 +218,7 @@ gh_send_whoami(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
                     "roles", roles,
                     "auth", ctx->session.amr,
                     "auth_time", (json_int_t) ctx->session.created,
+                    "mfa_time", (json_int_t) ctx->session.mfa_at,
                     "expires", (json_int_t) (idle_end < abs_end
                                              ? idle_end : abs_end),
                     "request_id", (const char *) ctx->request_id);
