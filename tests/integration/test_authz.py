@@ -1174,19 +1174,31 @@ apps:
 
 
 def test_tenant_requiring_mfa_denies_a_password_only_session(gateway, backend):
-    apply_policy(gateway, """\
+    mfa_policy = """\
 version: 1
 tenants:
   demo:
-    mfa: required
+    mfa: %s
 apps:
   demo:
     tenants: [demo]
     rules:
       - {name: staff, effect: allow, roles: [member]}
-""")
-    s = gateway.logged_in(new_user(gateway, tag="tmfa"), PW)
+"""
+    apply_policy(gateway, mfa_policy % "optional")
+    email = new_user(gateway, tag="tmfa")
+    s = gateway.logged_in(email, PW)
+    assert gateway.get("/anything", s, headers=API).status_code == 200
+    backend.clear()
+    apply_policy(gateway, mfa_policy % "required")
+    # the live password-only session: refused at once
     denied(gateway.get("/anything", s, headers=API), "mfa_required")
+    # a new sign-in gets only a session waiting for the second factor
+    s2, r = gateway.login(email=email, password=PW)
+    assert r.status_code == 303
+    assert r.headers["Location"].startswith("/.gatehouse/mfa/enroll")
+    r = gateway.get("/anything", s2, headers=API)
+    assert r.status_code == 401 and r.json()["error"] == "second_factor_required"
     assert backend.requests() == []
-    apply_policy(gateway, OPEN_POLICY)
+    apply_policy(gateway, mfa_policy % "optional")
     assert gateway.get("/anything", s, headers=API).status_code == 200

@@ -13,6 +13,7 @@ import threading
 import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import jwt
 import pyotp
 import pytest
 
@@ -204,6 +205,9 @@ def test_enrol_totp_then_sign_in_with_a_fresh_code(gateway, backend):
     assert r.status_code == 200
     seen = dict(backend.requests()[-1]["headers"])
     assert seen["X-Gatehouse-Auth"] == "pwd+otp"
+    claims = jwt.decode(seen["X-Gatehouse-Assertion"],
+                        options={"verify_signature": False})
+    assert claims["amr"] == ["pwd", "otp"] and claims["sub"]
     # the pending cookie died with the step
     s_old = gateway.session()
     s_old.cookies.set(SESSION_COOKIE, pending)
