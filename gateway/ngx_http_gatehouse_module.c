@@ -1373,10 +1373,11 @@ gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, ngx_log_t *log)
     rc = gh_policy_get(gh_store, &text, &len, &ver);
     if (rc == GH_ENOTFOUND) {
         /* the version moved (a tenant's MFA level) but no file was ever
-         * applied: still no policy */
+         * applied: still no policy (remembered, so the text is not looked
+         * for again until the version moves) */
         gh_policy_free(gh_policy);
         gh_policy = NULL;
-        gh_policy_ver = 0;
+        gh_policy_ver = ver;
         return NGX_OK;
     }
     if (rc != 0) {
