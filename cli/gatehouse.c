@@ -76,6 +76,12 @@ static const char usage_text[] =
 "  jwt verify --aud AUDIENCE [--iss ISSUER]   (token on standard input)\n"
 "  argon2 show\n"
 "  argon2 set [--passes N] [--memory-mib N]   (workers pick it up on reload)\n"
+"  audit verify | export [--since TIME] [--format jsonl] | checkpoint\n"
+"  audit prune --archive FILE [--days N]\n"
+"  audit config [--syslog udp:H:P|tcp:H:P|unix:PATH|off] [--checkpoint-records N]\n"
+"               [--checkpoint-seconds S] [--retention-days D]\n"
+"  backup [--with-key] DIR\n"
+"  restore DIR                          (the gateway must be stopped)\n"
 "\n"
 "--password-stdin reads one line from standard input. Passwords must pass\n"
 "the tenant's password policy; $GATEHOUSE_PASSWORD_BLOCKLIST names an extra\n"
@@ -679,8 +685,11 @@ static int cmd_tenant(const char *dir, int argc, char **argv)
             rc = fail(1, "tenant already exists: %s", argv[optind]);
         else if (rc != 0)
             rc = fail(1, "cannot add tenant %s: %s", argv[optind], gh_strerror(rc));
-        else
+        else {
             printf("added tenant %s\n", argv[optind]);
+            cli_audit_admin(st, dir, argv[optind], "tenant.add", argv[optind],
+                            "success", NULL, NULL, display ? display : "");
+        }
     } else if (strcmp(sub, "list") == 0) {
         if (display != NULL)
             return usage_error("%s", "--display is only for tenant add");
@@ -896,6 +905,13 @@ static int cmd_user(const char *dir, int argc, char **argv)
                       ? "new user, must change at first login" : "new user");
         }
         printf("added user %s (id %s) to tenant %s\n", email, uid, tenant);
+        {
+            char after[GH_ROLES_MAX + 64];
+
+            snprintf(after, sizeof after, "enabled; roles %s", u.roles);
+            cli_audit_admin(st, dir, tenant, "user.add", email, "success",
+                            uid, NULL, after);
+        }
         if (!pw_stdin)
             fprintf(stderr, "gatehouse: note: %s has no password and cannot log "
                     "in yet (set one with: gatehouse user passwd --email %s "
@@ -925,8 +941,9 @@ static int cmd_user(const char *dir, int argc, char **argv)
                  pw_stdin ? "administrator reset" : "administrator",
                  must_change ? ", must change at next login" : "", ended,
                  ended == 1 ? "" : "s");
-        cli_audit(dir, u.tenant, pw_stdin ? "password_change"
-                  : "password_must_change", detail);
+        cli_audit_admin(st, dir, u.tenant, pw_stdin ? "password.change"
+                        : "password.must_change", email, "success", detail,
+                        NULL, NULL);
         if (pw_stdin)
             printf("password changed for %s (%s%d session%s ended)\n", email,
                    must_change ? "must change at next login; " : "", ended,
@@ -944,6 +961,12 @@ static int cmd_user(const char *dir, int argc, char **argv)
     }
     printf("%s %s\n", strcmp(sub, "disable") == 0 ? "disabled" : "enabled",
            email);
+    cli_audit_admin(st, dir, u.tenant, strcmp(sub, "disable") == 0
+                    ? "user.disable" : "user.enable", email, "success",
+                    strcmp(sub, "disable") == 0
+                    ? "every session of the user ended" : NULL,
+                    u.disabled ? "disabled" : "enabled",
+                    strcmp(sub, "disable") == 0 ? "disabled" : "enabled");
 out:
     gh_store_close(st);
     gh_wipe(pw, sizeof pw);
@@ -1046,6 +1069,9 @@ static const struct {
     { "role",   cmd_role },
     { "keys",   cmd_keys },
     { "jwt",    cmd_jwt },
+    { "audit",  cmd_audit },
+    { "backup", cmd_backup },
+    { "restore", cmd_restore },
 };
 
 int main(int argc, char **argv)

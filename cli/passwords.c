@@ -50,6 +50,11 @@ static const char *actor(void)
     return who;
 }
 
+const char *cli_actor(void)
+{
+    return actor();
+}
+
 void cli_audit(const char *dir, const char *tenant, const char *event,
                const char *detail)
 {
