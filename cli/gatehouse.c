@@ -883,6 +883,13 @@ static int cmd_user(const char *dir, int argc, char **argv)
             rc = fail(1, "cannot add user %s: %s", email, gh_strerror(rc));
         if (rc != 0)
             goto out;
+        {
+            char after[GH_ROLES_MAX + 64];
+
+            snprintf(after, sizeof after, "enabled; roles %s", u.roles);
+            cli_audit_admin(st, dir, tenant, "user.add", email, "success",
+                            uid, NULL, after);
+        }
         /* failures counted against this address before it existed are
          * not the new user's */
         (void)gh_throttle_unlock(st, email);
@@ -905,13 +912,6 @@ static int cmd_user(const char *dir, int argc, char **argv)
                       ? "new user, must change at first login" : "new user");
         }
         printf("added user %s (id %s) to tenant %s\n", email, uid, tenant);
-        {
-            char after[GH_ROLES_MAX + 64];
-
-            snprintf(after, sizeof after, "enabled; roles %s", u.roles);
-            cli_audit_admin(st, dir, tenant, "user.add", email, "success",
-                            uid, NULL, after);
-        }
         if (!pw_stdin)
             fprintf(stderr, "gatehouse: note: %s has no password and cannot log "
                     "in yet (set one with: gatehouse user passwd --email %s "
