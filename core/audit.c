@@ -1130,6 +1130,9 @@ static const struct {
     { "password_change",        "password.change",      "success" },
     { "password_set",           "password.set",         "success" },
     { "password_refused",       "password.refused",     "failure" },
+    { "password_must_change",   "password.must_change", "success" },
+    { "password_change_failure", "password.change_failure", "failure" },
+    { "password_change_throttled", "password.change_throttled", "denied" },
     { "password_policy_change", "tenant.password_policy", "success" },
     { "policy_apply",           "policy.apply",         "success" },
 };
@@ -1137,11 +1140,21 @@ static const struct {
 int gh_audit(const char *actor, const char *tenant, const char *addr,
              const char *request_id, const char *event, const char *detail)
 {
+    return gh_audit_in_session(actor, tenant, addr, request_id, event, detail,
+                               NULL);
+}
+
+int gh_audit_in_session(const char *actor, const char *tenant,
+                        const char *addr, const char *request_id,
+                        const char *event, const char *detail,
+                        const char *session)
+{
     gh_audit_event_t ev;
     char action[64], reason[64];
     size_t i;
 
     memset(&ev, 0, sizeof ev);
+    ev.session = session;
     ev.user = actor;
     ev.tenant = tenant;
     ev.addr = addr;
