@@ -343,6 +343,39 @@ a_key_planted_in_the_store_does_not_verify(void **state)
     assert_int_equal(rep.key_bound, 0);      /* the planted one is named */
 }
 
+/* An attacker without master.key plants a key of their own in the store
+ * and signs later checkpoints with it: verify, given the real master key,
+ * refuses those checkpoints. */
+static void
+checkpoints_signed_by_a_planted_key_are_refused(void **state)
+{
+    gh_audit_report_t rep;
+    uint8_t good[GH_MASTER_KEY_BYTES];
+    char path[128];
+    FILE *f;
+
+    assert_int_equal(gh_audit_setting_set(dir, "checkpoint.records", "2"), 0);
+    gh_clock_set(1000);
+    write_records(4);                        /* checkpoints at 1 and 3 */
+    gh_audit_close();
+    memcpy(good, mk, sizeof mk);
+    gh_random(mk, sizeof mk);                /* the attacker's own key */
+    add_signing_key(1500);
+    snprintf(path, sizeof path, "%s/%s", dir, GH_MASTER_KEY_FILE);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(mk, 1, sizeof mk, f), sizeof mk);
+    fclose(f);
+    gh_clock_set(2000);
+    write_records(2);                        /* 5, 6: checkpoint at 5 */
+    gh_audit_close();
+    memcpy(mk, good, sizeof mk);
+    assert_int_equal(gh_audit_verify(dir, st, mk, &rep), GH_EDENIED);
+    assert_int_equal(rep.key_bound, 0);
+    assert_int_equal(rep.bad, 5);
+    assert_non_null(strstr(rep.why, "checkpoint 5"));
+}
+
 static void
 pruning_archives_and_the_rest_still_verifies(void **state)
 {
@@ -440,6 +473,7 @@ main(void)
         T(truncation_after_a_checkpoint_is_named),
         T(truncation_without_rewriting_the_head_is_named),
         T(a_key_planted_in_the_store_does_not_verify),
+        T(checkpoints_signed_by_a_planted_key_are_refused),
         T(pruning_archives_and_the_rest_still_verifies),
         T(export_since_selects_by_time),
         T(settings_are_checked),
