@@ -607,6 +607,13 @@ static int cmd_init(const char *dir, int argc, char **argv)
         goto out;
     }
     printf("initialised %s: tenant %s, admin %s\n", dir, tenant, email);
+    {
+        char after[GH_EMAIL_MAX + GH_TENANT_MAX + 32];
+
+        snprintf(after, sizeof after, "tenant %s; admin %s", tenant, email);
+        cli_audit_admin(st, dir, tenant, "gatehouse.init", dir, "success",
+                        NULL, NULL, after);
+    }
     if (!pw_stdin)
         printf("admin password: %s\n", pw);
     if (fflush(stdout) != 0) {
@@ -989,7 +996,7 @@ static int cmd_argon2(const char *dir, int argc, char **argv)
         { "help",       no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    gh_pwhash_params_t params;
+    gh_pwhash_params_t params, old;
     gh_store_t *st = NULL;
     const char *sub;
     int c, rc, set;
@@ -1008,6 +1015,7 @@ static int cmd_argon2(const char *dir, int argc, char **argv)
         rc = fail(1, "cannot read argon2 parameters: %s", gh_strerror(rc));
         goto out;
     }
+    old = params;
     optind = 2;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -1042,11 +1050,19 @@ static int cmd_argon2(const char *dir, int argc, char **argv)
         goto out;
     }
     if (set) {
+        char before[64], after[64];
+
+        snprintf(before, sizeof before, "passes=%llu memory-mib=%zu",
+                 old.opslimit, old.memlimit / (1024 * 1024));
         rc = gh_pwhash_params_save(st, &params);
         if (rc != 0) {
             rc = fail(1, "cannot save argon2 parameters: %s", gh_strerror(rc));
             goto out;
         }
+        snprintf(after, sizeof after, "passes=%llu memory-mib=%zu",
+                 params.opslimit, params.memlimit / (1024 * 1024));
+        cli_audit_admin(st, dir, NULL, "argon2.set", "argon2id", "success",
+                        NULL, before, after);
     }
     printf("argon2id passes=%llu memory-mib=%zu\n", params.opslimit,
            params.memlimit / (1024 * 1024));
