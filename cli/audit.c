@@ -2,6 +2,7 @@
  * checkpoint), backups and restores, and the record every administrative
  * command leaves (cli_audit_admin). */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -19,6 +20,9 @@
 #include "gatehouse/util.h"
 
 #include "cli.h"
+
+static int verify_dir_expect(const char *dir, const char *keydir,
+                             uint64_t expect_seq, const uint8_t *expect_hash);
 
 void cli_audit_admin(gh_store_t *st, const char *dir, const char *tenant,
                      const char *action, const char *target,
@@ -136,8 +140,39 @@ static int load_mk(const char *dir, uint8_t mk[GH_MASTER_KEY_BYTES])
     return gh_master_key_load(path, mk) == 0 ? 0 : -1;
 }
 
-/* Verify dir's log; prints the verdict. keydir: where master.key is. */
+/* "SEQ:HASH" (64 hex digits): 0 or -1. */
+static int parse_expect(const char *s, uint64_t *seq, uint8_t hash[32])
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != ':' || v == 0 || s[0] == '-' ||
+        strlen(end + 1) != 64)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        unsigned x;
+        char two[3] = { end[1 + 2 * i], end[2 + 2 * i], '\0' };
+
+        if (!isxdigit((unsigned char)two[0]) ||
+            !isxdigit((unsigned char)two[1]) || sscanf(two, "%2x", &x) != 1)
+            return -1;
+        hash[i] = (uint8_t)x;
+    }
+    *seq = v;
+    return 0;
+}
+
+/* Verify dir's log; prints the verdict. keydir: where master.key is;
+ * expect_seq/expect_hash: a record held outside the log, or 0. */
 static int verify_dir(const char *dir, const char *keydir)
+{
+    return verify_dir_expect(dir, keydir, 0, NULL);
+}
+
+static int verify_dir_expect(const char *dir, const char *keydir,
+                             uint64_t expect_seq, const uint8_t *expect_hash)
 {
     gh_store_t *st = NULL;
     gh_audit_report_t rep;
@@ -149,7 +184,8 @@ static int verify_dir(const char *dir, const char *keydir)
         return fail(1, "cannot open data directory %s: %s", dir,
                     gh_strerror(rc));
     have_mk = load_mk(keydir, mk) == 0;
-    rc = gh_audit_verify(dir, st, have_mk ? mk : NULL, &rep);
+    rc = gh_audit_verify_expect(dir, st, have_mk ? mk : NULL, expect_seq,
+                                expect_hash, &rep);
     gh_wipe(mk, sizeof mk);
     gh_store_close(st);
     if (rc == GH_EDENIED)
@@ -238,9 +274,12 @@ int cmd_audit(const char *dir, int argc, char **argv)
         { "format",  required_argument, NULL, 'f' },
         { "days",    required_argument, NULL, 'd' },
         { "archive", required_argument, NULL, 'a' },
+        { "expect",  required_argument, NULL, 'e' },
         { NULL, 0, NULL, 0 },
     };
     const char *sub, *archive = NULL;
+    uint64_t expect_seq = 0;
+    uint8_t expect_hash[32];
     int64_t since = 0;
     long days = -1;
     gh_store_t *st = NULL;
@@ -270,6 +309,11 @@ int cmd_audit(const char *dir, int argc, char **argv)
                 return fail(1, "not a number of days (1..36500): %s", optarg);
             break;
         case 'a': archive = optarg; break;
+        case 'e':
+            if (parse_expect(optarg, &expect_seq, expect_hash) != 0)
+                return fail(1, "not SEQ:HASH (a sequence number and 64 hex "
+                            "digits): %s", optarg);
+            break;
         default:  return bad_option(c, argv);
         }
     }
@@ -277,7 +321,8 @@ int cmd_audit(const char *dir, int argc, char **argv)
         return usage_error("unexpected argument: %s", argv[optind]);
 
     if (strcmp(sub, "verify") == 0)
-        return verify_dir(dir, dir);
+        return verify_dir_expect(dir, dir, expect_seq,
+                                 expect_seq ? expect_hash : NULL);
     if (strcmp(sub, "export") == 0) {
         rc = gh_audit_export(dir, since, print_line, NULL);
         if (rc == GH_ENOTINIT)

@@ -1256,6 +1256,14 @@ static void cp_next(cpwalk_t *w, const keyset_t *ks, gh_audit_report_t *rep,
 int gh_audit_verify(const char *datadir, gh_store_t *st, const uint8_t *mk,
                     gh_audit_report_t *rep)
 {
+    return gh_audit_verify_expect(datadir, st, mk, 0, NULL, rep);
+}
+
+int gh_audit_verify_expect(const char *datadir, gh_store_t *st,
+                           const uint8_t *mk, uint64_t expect_seq,
+                           const uint8_t expect_hash[32],
+                           gh_audit_report_t *rep)
+{
     struct aenv tmp, *e;
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -1364,6 +1372,12 @@ int gh_audit_verify(const char *datadir, gh_store_t *st, const uint8_t *mk,
         memcpy(prev, h, 32);
         rep->records++;
         rep->last = seq;
+        if (expect_seq == seq && expect_hash != NULL &&
+            !gh_ct_equal(expect_hash, h, 32)) {
+            bad(rep, seq, "record %" PRIu64 ": not the hash held outside the "
+                "log", seq);
+            break;
+        }
         if (cw.more && cw.seq == seq) {
             if (!gh_ct_equal(cw.hash, h, 32)) {
                 bad(rep, cw.prev_ok + 1 > start ? cw.prev_ok + 1 : start,
@@ -1380,7 +1394,11 @@ int gh_audit_verify(const char *datadir, gh_store_t *st, const uint8_t *mk,
     if (rep->bad == 0) {
         uint64_t last = expect - 1;
 
-        if (cw.more && cw.seq > last)
+        if (expect_seq > last)
+            bad(rep, last + 1, "records %" PRIu64 "..%" PRIu64 " are missing: "
+                "record %" PRIu64 " is held outside the log (truncated)",
+                last + 1, expect_seq, expect_seq);
+        else if (cw.more && cw.seq > last)
             bad(rep, last + 1, "records %" PRIu64 "..%" PRIu64 " are missing: "
                 "checkpoint %" PRIu64 " signed them (truncated)", last + 1,
                 cw.seq, cw.seq);

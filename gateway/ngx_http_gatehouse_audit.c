@@ -319,6 +319,10 @@ gh_aq_tick(ngx_event_t *ev)
 
     mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                               ngx_http_gatehouse_module);
+    /* records left queued when the pool's queue was full */
+    if (gh_aq_fill != NULL && (gh_aq_fill->n > 0 || gh_aq_fill->dropped > 0)) {
+        gh_aq_post(ev->log);
+    }
     if (!gh_cp_in_flight && mcf != NULL && mcf->pool != NULL
         && gh_cp_task != NULL
         && ngx_thread_task_post(mcf->pool, gh_cp_task) == NGX_OK)
@@ -383,8 +387,10 @@ gh_audit_exit_process(ngx_cycle_t *cycle)
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle,
                                               ngx_http_gatehouse_module);
+    /* a batch still "in flight" was written: the thread pools ran every
+     * queued task before they stopped */
     if (gh_aq_fill != NULL && (gh_aq_fill->n > 0 || gh_aq_fill->dropped > 0)
-        && !gh_aq_in_flight && mcf != NULL && mcf->data.len < sizeof(dir))
+        && mcf != NULL && mcf->data.len < sizeof(dir))
     {
         ngx_memcpy(dir, mcf->data.data, mcf->data.len);
         dir[mcf->data.len] = '\0';

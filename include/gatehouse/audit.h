@@ -87,6 +87,12 @@ int gh_audit_events(const gh_audit_event_t *ev, size_t n);
 int gh_audit(const char *actor, const char *tenant, const char *addr,
              const char *request_id, const char *event, const char *detail);
 
+/* The same, in a session (its gh_audit_session_ref, or NULL). */
+int gh_audit_in_session(const char *actor, const char *tenant,
+                        const char *addr, const char *request_id,
+                        const char *event, const char *detail,
+                        const char *session);
+
 /* A session's reference for the actor field: the first 16 bytes of
  * SHA-256("gatehouse-audit-session" || key) as hex (32 characters + NUL).
  * key is the session's store key (itself the SHA-256 of the cookie): the
@@ -132,6 +138,15 @@ typedef struct {
  * another code when it cannot be read. */
 int gh_audit_verify(const char *datadir, gh_store_t *st, const uint8_t *mk,
                     gh_audit_report_t *rep);
+
+/* The same, also checking the chain against a hash held outside the log
+ * (a SIEM's copy of a record or checkpoint, a note in a ticket): record
+ * expect_seq must exist and have expect_hash. This catches a rollback
+ * that removed the checkpoints too. expect_seq 0: no such check. */
+int gh_audit_verify_expect(const char *datadir, gh_store_t *st,
+                           const uint8_t *mk, uint64_t expect_seq,
+                           const uint8_t expect_hash[32],
+                           gh_audit_report_t *rep);
 
 /* Call cb with each record whose time >= since, in sequence order, as one
  * JSON line (no newline): {"seq":..,"hash":"..","record":{...}}. A non-zero

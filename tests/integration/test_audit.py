@@ -170,6 +170,39 @@ def test_editing_the_log_on_disk_is_detected(make_gateway, tmp_path):
     assert len(p.stderr.strip().split("\n")) == 1
 
 
+def test_a_rollback_with_its_checkpoints_is_caught_by_a_hash_held_outside(
+        tmp_path):
+    """Replacing the whole log by an older copy (checkpoints and all) leaves
+    a chain that verifies on its own; the hash of a later record, as a SIEM
+    received it, shows the cut."""
+    data = str(tmp_path / "d")
+    cli_ok(["init", "--password-stdin", "--argon2-passes", "1",
+            "--argon2-memory-mib", "8"], data, input=ADMIN_PASSWORD + "\n")
+    cli_ok(["audit", "config", "--checkpoint-records", "1"], data)
+    for i in range(3):
+        cli_ok(["user", "add", "--tenant", "demo", "--email",
+                "u%d@example.com" % i], data)
+    old = str(tmp_path / "old-audit")
+    shutil.copytree(os.path.join(data, "audit.mdb"), old)
+    kept = len(records(data))
+    for i in range(3, 6):
+        cli_ok(["user", "add", "--tenant", "demo", "--email",
+                "u%d@example.com" % i], data)
+    last = export(data)[0][-1]
+    shutil.rmtree(os.path.join(data, "audit.mdb"))
+    shutil.copytree(old, os.path.join(data, "audit.mdb"))
+
+    assert verify(data).returncode == 0          # consistent on its own
+    p = run_cli(["audit", "verify", "--expect",
+                 "%d:%s" % (last["seq"], last["hash"])], data=data)
+    assert p.returncode == 1
+    assert "first bad sequence number %d" % (kept + 1) in p.stderr, p.stderr
+    p = run_cli(["audit", "verify", "--expect", "1:" + "0" * 64], data=data)
+    assert p.returncode == 1 and "first bad sequence number 1" in p.stderr
+    p = run_cli(["audit", "verify", "--expect", "x:y"], data=data)
+    assert p.returncode == 1 and len(p.stderr.strip().split("\n")) == 1
+
+
 # ---- syslog --------------------------------------------------------------------
 
 def test_records_are_shipped_to_syslog_as_rfc5424(make_gateway):
