@@ -278,6 +278,24 @@ def test_records_are_shipped_to_syslog_as_rfc5424(make_gateway):
     assert rest.startswith("<85>1 ")                # authpriv.notice
 
 
+def test_records_are_shipped_to_a_local_syslog_socket(tmp_path):
+    data = str(tmp_path / "d")
+    cli_ok(["init", "--password-stdin", "--argon2-passes", "1",
+            "--argon2-memory-mib", "8"], data, input=ADMIN_PASSWORD + "\n")
+    path = str(tmp_path / "log.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    try:
+        cli_ok(["audit", "config", "--syslog", "unix:" + path], data)
+        cli_ok(["user", "disable", "--email", "admin@example.com"], data)
+        msgs = [sock.recv(65536).decode("ascii") for _ in range(2)]
+    finally:
+        sock.close()
+    assert " audit.config [" in msgs[0]
+    assert msgs[1].startswith("<85>1 ") and " user.disable [" in msgs[1]
+
+
 def test_bad_syslog_targets_are_refused(make_gateway, tmp_path):
     data = str(tmp_path / "d")
     cli_ok(["init", "--password-stdin", "--argon2-passes", "1",
