@@ -66,6 +66,9 @@ static pthread_mutex_t g_ship_lock = PTHREAD_MUTEX_INITIALIZER;
 static int             g_ship_fd = -1;
 static int             g_ship_stream;
 static char            g_ship_target[GH_AUDIT_TARGET_MAX + 1];
+static time_t          g_ship_retry_at;   /* after a failure: no connect
+                                             attempt before this */
+#define SHIP_BACKOFF   30                 /* seconds */
 
 /* ------------------------------------------------------------------ */
 /* LMDB edge                                                          */
@@ -864,6 +867,7 @@ static void ship(const char *target, uint64_t seq, const uint8_t hash[32],
         if (g_ship_fd >= 0)
             close(g_ship_fd);
         g_ship_fd = -1;
+        g_ship_retry_at = 0;
         snprintf(g_ship_target, sizeof g_ship_target, "%s", target);
     }
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -873,10 +877,20 @@ static void ship(const char *target, uint64_t seq, const uint8_t hash[32],
         ssize_t want, w;
         int fl = 0;
 
-        if (g_ship_fd < 0)
+        if (g_ship_fd < 0) {
+            struct timespec mono;
+
+            /* an unreachable SIEM must not hold every writer for the
+             * connect timeout: one attempt per SHIP_BACKOFF seconds */
+            clock_gettime(CLOCK_MONOTONIC, &mono);
+            if (mono.tv_sec < g_ship_retry_at)
+                break;
             g_ship_fd = ship_connect(target);
-        if (g_ship_fd < 0)
-            break;
+            if (g_ship_fd < 0) {
+                g_ship_retry_at = mono.tv_sec + SHIP_BACKOFF;
+                break;
+            }
+        }
         if (g_ship_stream)   /* RFC 6587 octet counting */
             fl = snprintf(frame, sizeof frame, "%zu ", (size_t)hl + tl);
         iov[0].iov_base = frame;
