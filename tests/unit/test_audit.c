@@ -211,6 +211,32 @@ intact_chain_verifies_with_signed_checkpoints(void **state)
     assert_int_equal(rep.key_bound, 1);
 }
 
+/* A quiet log is signed once the interval has passed (the gateway's timer
+ * calls gh_audit_checkpoint(0) every minute). */
+static void
+a_quiet_log_is_signed_after_the_interval(void **state)
+{
+    gh_audit_report_t rep;
+
+    assert_int_equal(gh_audit_setting_set(dir, "checkpoint.seconds", "600"),
+                     0);
+    gh_clock_set(10000);
+    write_records(3);                        /* checkpoint at 1 only */
+    gh_clock_set(10300);
+    assert_int_equal(gh_audit_checkpoint(0), 0);   /* not yet due */
+    assert_int_equal(gh_audit_verify(dir, st, mk, &rep), 0);
+    assert_int_equal(rep.checkpoints, 1);
+    gh_clock_set(10601);
+    assert_int_equal(gh_audit_checkpoint(0), 0);
+    assert_int_equal(verify(&rep), 0);
+    assert_int_equal(rep.checkpoints, 2);    /* the head, 3, is signed */
+    /* and cutting record 3 off is now detected */
+    assert_int_equal(gh_audit_raw_del(dir, 3), 0);
+    assert_int_equal(gh_audit_raw_set_head(dir, 2), 0);
+    assert_int_equal(gh_audit_verify(dir, st, mk, &rep), GH_EDENIED);
+    assert_int_equal(rep.bad, 3);
+}
+
 static void
 an_edited_byte_is_named(void **state)
 {
@@ -466,6 +492,7 @@ main(void)
         T(records_carry_every_field_in_canonical_json),
         T(hostile_values_stay_inside_their_field),
         T(intact_chain_verifies_with_signed_checkpoints),
+        T(a_quiet_log_is_signed_after_the_interval),
         T(an_edited_byte_is_named),
         T(an_edit_with_every_later_hash_recomputed_is_caught_by_the_checkpoint),
         T(a_deleted_record_is_named),
