@@ -73,6 +73,23 @@ int user_unlock(gh_store_t *st, const char *dir, const gh_user_t *u);
 void cli_audit(const char *dir, const char *tenant, const char *event,
                const char *detail);
 
+/* cli/audit.c */
+int cmd_audit(const char *dir, int argc, char **argv);
+int cmd_backup(const char *dir, int argc, char **argv);
+int cmd_restore(const char *dir, int argc, char **argv);
+/* The record of an administrative action (actor cli:<login>): target,
+ * result ("success"/"failure"), free text and the state before and after
+ * (NULL when not applicable). st: the command's store (its signing key
+ * signs a due checkpoint) or NULL. A failure is a warning on stderr. */
+void cli_audit_admin(gh_store_t *st, const char *dir, const char *tenant,
+                     const char *action, const char *target,
+                     const char *result, const char *detail,
+                     const char *before, const char *after);
+/* u's role bindings as text, for before/after. */
+void cli_roles_text(const gh_user_t *u, char *out, size_t cap);
+/* "cli:<login>" (cli/passwords.c). */
+const char *cli_actor(void);
+
 /* cli/policy.c: the tenant's MFA requirement in the live policy (0 when
  * no policy was applied or it does not name the tenant). Prints its own
  * error: 0 or 1. */

@@ -80,6 +80,12 @@ static const char usage_text[] =
 "  jwt verify --aud AUDIENCE [--iss ISSUER]   (token on standard input)\n"
 "  argon2 show\n"
 "  argon2 set [--passes N] [--memory-mib N]   (workers pick it up on reload)\n"
+"  audit verify | export [--since TIME] [--format jsonl] | checkpoint\n"
+"  audit prune --archive FILE [--days N]\n"
+"  audit config [--syslog udp:H:P|tcp:H:P|unix:PATH|off] [--checkpoint-records N]\n"
+"               [--checkpoint-seconds S] [--retention-days D]\n"
+"  backup [--with-key] DIR\n"
+"  restore DIR                          (the gateway must be stopped)\n"
 "\n"
 "--password-stdin reads one line from standard input. Passwords must pass\n"
 "the tenant's password policy; $GATEHOUSE_PASSWORD_BLOCKLIST names an extra\n"
@@ -605,6 +611,13 @@ static int cmd_init(const char *dir, int argc, char **argv)
         goto out;
     }
     printf("initialised %s: tenant %s, admin %s\n", dir, tenant, email);
+    {
+        char after[GH_EMAIL_MAX + GH_TENANT_MAX + 32];
+
+        snprintf(after, sizeof after, "tenant %s; admin %s", tenant, email);
+        cli_audit_admin(st, dir, tenant, "gatehouse.init", dir, "success",
+                        NULL, NULL, after);
+    }
     if (!pw_stdin)
         printf("admin password: %s\n", pw);
     if (fflush(stdout) != 0) {
@@ -683,8 +696,11 @@ static int cmd_tenant(const char *dir, int argc, char **argv)
             rc = fail(1, "tenant already exists: %s", argv[optind]);
         else if (rc != 0)
             rc = fail(1, "cannot add tenant %s: %s", argv[optind], gh_strerror(rc));
-        else
+        else {
             printf("added tenant %s\n", argv[optind]);
+            cli_audit_admin(st, dir, argv[optind], "tenant.add", argv[optind],
+                            "success", NULL, NULL, display ? display : "");
+        }
     } else if (strcmp(sub, "list") == 0) {
         if (display != NULL)
             return usage_error("%s", "--display is only for tenant add");
@@ -884,6 +900,13 @@ static int cmd_user(const char *dir, int argc, char **argv)
             rc = fail(1, "cannot add user %s: %s", email, gh_strerror(rc));
         if (rc != 0)
             goto out;
+        {
+            char after[GH_ROLES_MAX + 64];
+
+            snprintf(after, sizeof after, "enabled; roles %s", u.roles);
+            cli_audit_admin(st, dir, tenant, "user.add", email, "success",
+                            uid, NULL, after);
+        }
         /* failures counted against this address before it existed are
          * not the new user's */
         (void)gh_throttle_unlock(st, email);
@@ -939,8 +962,9 @@ static int cmd_user(const char *dir, int argc, char **argv)
                  pw_stdin ? "administrator reset" : "administrator",
                  must_change ? ", must change at next login" : "", ended,
                  ended == 1 ? "" : "s");
-        cli_audit(dir, u.tenant, pw_stdin ? "password_change"
-                  : "password_must_change", detail);
+        cli_audit_admin(st, dir, u.tenant, pw_stdin ? "password.change"
+                        : "password.must_change", email, "success", detail,
+                        NULL, NULL);
         if (pw_stdin)
             printf("password changed for %s (%s%d session%s ended)\n", email,
                    must_change ? "must change at next login; " : "", ended,
@@ -958,6 +982,12 @@ static int cmd_user(const char *dir, int argc, char **argv)
     }
     printf("%s %s\n", strcmp(sub, "disable") == 0 ? "disabled" : "enabled",
            email);
+    cli_audit_admin(st, dir, u.tenant, strcmp(sub, "disable") == 0
+                    ? "user.disable" : "user.enable", email, "success",
+                    strcmp(sub, "disable") == 0
+                    ? "every session of the user ended" : NULL,
+                    u.disabled ? "disabled" : "enabled",
+                    strcmp(sub, "disable") == 0 ? "disabled" : "enabled");
 out:
     gh_store_close(st);
     gh_wipe(pw, sizeof pw);
@@ -1024,7 +1054,7 @@ static int cmd_argon2(const char *dir, int argc, char **argv)
         { "help",       no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    gh_pwhash_params_t params;
+    gh_pwhash_params_t params, old;
     gh_store_t *st = NULL;
     const char *sub;
     int c, rc, set;
@@ -1043,6 +1073,7 @@ static int cmd_argon2(const char *dir, int argc, char **argv)
         rc = fail(1, "cannot read argon2 parameters: %s", gh_strerror(rc));
         goto out;
     }
+    old = params;
     optind = 2;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -1077,11 +1108,19 @@ static int cmd_argon2(const char *dir, int argc, char **argv)
         goto out;
     }
     if (set) {
+        char before[64], after[64];
+
+        snprintf(before, sizeof before, "passes=%llu memory-mib=%zu",
+                 old.opslimit, old.memlimit / (1024 * 1024));
         rc = gh_pwhash_params_save(st, &params);
         if (rc != 0) {
             rc = fail(1, "cannot save argon2 parameters: %s", gh_strerror(rc));
             goto out;
         }
+        snprintf(after, sizeof after, "passes=%llu memory-mib=%zu",
+                 params.opslimit, params.memlimit / (1024 * 1024));
+        cli_audit_admin(st, dir, NULL, "argon2.set", "argon2id", "success",
+                        NULL, before, after);
     }
     printf("argon2id passes=%llu memory-mib=%zu\n", params.opslimit,
            params.memlimit / (1024 * 1024));
@@ -1104,6 +1143,9 @@ static const struct {
     { "role",   cmd_role },
     { "keys",   cmd_keys },
     { "jwt",    cmd_jwt },
+    { "audit",  cmd_audit },
+    { "backup", cmd_backup },
+    { "restore", cmd_restore },
 };
 
 int main(int argc, char **argv)

@@ -235,6 +235,13 @@ static int keys_rotate(gh_store_t *st, const char *dir, long grace,
     }
     fmt_time(from, f);
     printf("new key %s is published now and signs from %s\n", kid, f);
+    {
+        char detail[96];
+
+        snprintf(detail, sizeof detail, "signs from %s; grace %lds", f, grace);
+        cli_audit_admin(st, dir, NULL, "keys.rotate", kid, "success", detail,
+                        NULL, NULL);
+    }
     rc = 0;
 out:
     free_keys(ks);

@@ -50,6 +50,11 @@ static const char *actor(void)
     return who;
 }
 
+const char *cli_actor(void)
+{
+    return actor();
+}
+
 void cli_audit(const char *dir, const char *tenant, const char *event,
                const char *detail)
 {
@@ -351,9 +356,16 @@ int cmd_tenant_pw(const char *dir, const char *sub, int argc, char **argv)
                   gh_strerror(rc));
         goto out;
     }
-    gh_pwpolicy_resolve(&pw, mfa, &p);
-    gh_pwpolicy_describe(&p, desc, sizeof desc);
-    cli_audit(dir, tenant, "password_policy_change", desc);
+    {
+        char before[256];
+
+        gh_pwpolicy_resolve(&t.pw, mfa, &p);
+        gh_pwpolicy_describe(&p, before, sizeof before);
+        gh_pwpolicy_resolve(&pw, mfa, &p);
+        gh_pwpolicy_describe(&p, desc, sizeof desc);
+        cli_audit_admin(st, dir, tenant, "tenant.password_policy", tenant,
+                        "success", desc, before, desc);
+    }
     printf("tenant %s password policy: %s\n", tenant, desc);
     rc = 0;
 out:

@@ -140,12 +140,32 @@ static int ensure_tenant(const gh_policy_tenant_t *t, void *arg)
     return 0;
 }
 
+/* The audit record of a grant or revoke: the user's bindings before
+ * (u, read before the change) and after (read again). */
+static void role_audit(gh_store_t *st, const char *dir, const gh_user_t *u,
+                       const char *action, const char *role)
+{
+    char before[GH_ROLES_MAX + 1], after[GH_ROLES_MAX + 1];
+    char target[GH_EMAIL_MAX + GH_ROLE_NAME_MAX + 8];
+    gh_user_t now;
+
+    cli_roles_text(u, before, sizeof before);
+    if (gh_user_get(st, u->id, &now) == 0)
+        cli_roles_text(&now, after, sizeof after);
+    else
+        snprintf(after, sizeof after, "?");
+    snprintf(target, sizeof target, "%s role %s", u->email, role);
+    cli_audit_admin(st, dir, u->tenant, action, target, "success", NULL,
+                    before, after);
+}
+
 static int policy_apply(gh_store_t *st, const char *path)
 {
     gh_policy_t *p = NULL;
     char *text = NULL, err[512];
     size_t len = 0;
     uint64_t ver;
+    char before[48];
     int rc;
 
     if (read_file(path, &text, &len) != 0)
@@ -160,19 +180,30 @@ static int policy_apply(gh_store_t *st, const char *path)
     rc = gh_policy_tenants(p, ensure_tenant, st);
     if (rc != 0)
         goto out;
+    {
+        uint64_t old = 0;
+
+        (void)gh_policy_version(st, &old);
+        snprintf(before, sizeof before, "version %llu",
+                 (unsigned long long)old);
+    }
     rc = gh_policy_put(st, text, len, &ver);
     if (rc != 0) {
         rc = fail(1, "cannot store the policy: %s", gh_strerror(rc));
         goto out;
     }
-    printf("policy version %llu is live\n", (unsigned long long)ver);
     {
-        char detail[48];
+        uint8_t h[32];
+        char hex[65], after[128];
 
-        snprintf(detail, sizeof detail, "policy version %llu",
-                 (unsigned long long)ver);
-        cli_audit(cli_datadir, NULL, "policy_apply", detail);
+        gh_sha256(text, len, h);
+        gh_hex(h, 32, hex);
+        snprintf(after, sizeof after, "version %llu sha256 %s",
+                 (unsigned long long)ver, hex);
+        cli_audit_admin(st, cli_datadir, NULL, "policy.apply", path,
+                        "success", NULL, before, after);
     }
+    printf("policy version %llu is live\n", (unsigned long long)ver);
 out:
     gh_policy_free(p);
     free(text);
@@ -553,6 +584,7 @@ int cmd_role(const char *dir, int argc, char **argv)
                    role, email);
         else
             printf("granted %s to %s\n", role, email);
+        role_audit(st, dir, &u, "role.grant", role);
     } else {
         rc = gh_role_revoke(st, u.id, role);
         if (rc == GH_ENOTFOUND) {
@@ -564,6 +596,7 @@ int cmd_role(const char *dir, int argc, char **argv)
             goto out;
         }
         printf("revoked %s from %s\n", role, email);
+        role_audit(st, dir, &u, "role.revoke", role);
     }
     rc = 0;
 out:

@@ -264,4 +264,14 @@ ngx_int_t gh_jwks_endpoint(ngx_http_request_t *r,
 ngx_int_t gh_metrics_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx);
 
+/* ---- audit.c (thread side: blocking LMDB writes) ---- */
+
+/* The sign-out of the session stored under key (rc: the deletion's). */
+void gh_audit_logout(const char *email, const char *tenant, const char *addr,
+    const char *request_id, const uint8_t key[32], int rc);
+/* gh_audit() with the actor's session (token: its cookie value, or NULL). */
+void gh_audit_job(const char *actor, const char *tenant, const char *addr,
+    const char *request_id, const char *event, const char *detail,
+    const char *token);
+
 #endif

@@ -926,6 +926,7 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
                       "gatehouse: cannot open the audit log in \"%s\": %s",
                       dir, gh_strerror(rc));
     }
+    gh_audit_use_store(gh_store);   /* its signing key signs checkpoints */
 
     if (gh_store_read_cache(gh_store) != 0) {
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
@@ -1880,8 +1881,8 @@ void
 gh_job_audit(gh_job_t *job, const char *actor, const char *tenant,
     const char *event, const char *detail)
 {
-    (void) gh_audit(actor, tenant, job->addr_text, job->request_id, event,
-                    detail);
+    gh_audit_job(actor, tenant, job->addr_text, job->request_id, event,
+                 detail, job->rc == 0 ? job->result.token : NULL);
 }
 
 
@@ -1970,6 +1971,8 @@ gh_job_thread_logout(void *data, ngx_log_t *log)
     gh_job_t  *job = data;
 
     job->rc = gh_store ? gh_session_del(gh_store, job->old_key) : GH_ESTORE;
+    gh_audit_logout(job->actor, job->tenant, job->addr_text, job->request_id,
+                    job->old_key, job->rc);
 }
 
 
@@ -2575,6 +2578,11 @@ gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     job->finish = gh_logout_finish;
 
     ngx_memcpy(job->old_key, ctx->key, sizeof(job->old_key));
+    gh_job_who(job, ctx);
+    ngx_cpystrn((u_char *) job->actor, (u_char *) ctx->user.email,
+                sizeof(job->actor));
+    ngx_cpystrn((u_char *) job->tenant, (u_char *) ctx->user.tenant,
+                sizeof(job->tenant));
     if (gh_job_post(r, job, gh_job_thread_logout) != NGX_OK) {
         return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
                              "the gateway is busy, try again");
