@@ -1171,6 +1171,8 @@ ngx_http_gatehouse_post_read(ngx_http_request_t *r)
 
 static void gh_post_touch(ngx_http_request_t *r,
     ngx_http_gatehouse_main_conf_t *mcf, ngx_http_gatehouse_ctx_t *ctx);
+static ngx_int_t gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf,
+    uint64_t ver, uint64_t keys_ver, ngx_log_t *log);
 
 /* Resolve the session cookie into ctx. Missing, malformed, unknown,
  * expired and disabled all leave ctx unauthenticated; a store failure sets
@@ -1181,21 +1183,51 @@ gh_resolve_session(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
 {
     gh_session_policy_t  pol;
     ngx_str_t            token;
+    uint64_t             vers[2];
+    ngx_uint_t           cookie;
     int                  rc;
 
     if (gh_store == NULL) {
         ctx->store_failed = 1;
         return;
     }
-    if (gh_cookie(r, GH_COOKIE_NAME, &token) != NGX_OK) {
-        return;
-    }
 
+    /* One read transaction: the policy and key-set versions, and the
+     * session with its user when there is a well-formed cookie. */
     pol.idle = mcf->idle;
     pol.lifetime = mcf->lifetime;
-    rc = gh_session_resolve(gh_store, (const char *) token.data, token.len,
-                            &pol, (int64_t) ngx_time(), &ctx->session,
-                            &ctx->user, ctx->key);
+    rc = GH_EINVAL;
+    cookie = gh_cookie(r, GH_COOKIE_NAME, &token) == NGX_OK;
+    if (cookie) {
+        rc = gh_token_key((const char *) token.data, token.len, ctx->key);
+        if (rc == 0) {
+            rc = gh_session_resolve_key(gh_store, ctx->key, &pol,
+                                        (int64_t) ngx_time(), &ctx->session,
+                                        &ctx->user, vers);
+        }
+    }
+    if (rc == GH_EINVAL
+        && gh_request_read(gh_store, NULL, NULL, NULL, &vers[0], &vers[1])
+           != 0)
+    {
+        rc = GH_ESTORE;
+    }
+    if (rc == 0 || rc == GH_EINVAL || rc == GH_ENOTFOUND
+        || rc == GH_EEXPIRED || rc == GH_EDISABLED)
+    {
+        /* the store answered: the policy it holds now applies */
+        if (gh_policy_current(mcf, vers[0], vers[1], r->connection->log)
+            != NGX_OK)
+        {
+            ngx_memzero(&ctx->session, sizeof(ctx->session));
+            ngx_memzero(&ctx->user, sizeof(ctx->user));
+            ctx->store_failed = 1;
+            return;
+        }
+        if (!cookie) {
+            return;
+        }
+    }
     switch (rc) {
     case 0:
         /* A session that must first change its password is, everywhere
@@ -1308,18 +1340,15 @@ done:
  * cause this) leaves the previous policy live. NGX_ERROR when the store
  * cannot be read — callers refuse. */
 static ngx_int_t
-gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, ngx_log_t *log)
+gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, uint64_t ver,
+    uint64_t keys_ver, ngx_log_t *log)
 {
     gh_policy_t  *fresh;
-    uint64_t      ver, keys_ver;
     char         *text, err[256];
     size_t        len;
     int           rc;
 
-    if (gh_store_versions(gh_store, &ver, &keys_ver) != 0
-        || gh_jwt_keys_refresh(gh_store, keys_ver, &mcf->data, log)
-           != NGX_OK)
-    {
+    if (gh_jwt_keys_refresh(gh_store, keys_ver, &mcf->data, log) != NGX_OK) {
         return NGX_ERROR;
     }
     if (ver == gh_policy_ver || ver == gh_policy_bad_ver) {
@@ -1513,7 +1542,7 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
     /* 3. session: cookie -> LMDB read -> live session of an enabled user,
      *    within its tenant's lifetimes (a session that must change its
      *    password first stays unauthenticated: ctx->pwchange). */
-    if (gh_store == NULL || gh_policy_current(mcf, r->connection->log) != NGX_OK) {
+    if (gh_store == NULL) {
         ctx->store_failed = 1;
     } else {
         gh_resolve_session(r, mcf, ctx);
