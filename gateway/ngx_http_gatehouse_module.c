@@ -14,6 +14,7 @@
 #include "ngx_http_gatehouse.h"
 
 #include <openssl/rand.h>
+#include <openssl/crypto.h>
 
 #include <jansson.h>
 
@@ -842,6 +843,89 @@ ngx_http_gatehouse_postconf(ngx_conf_t *cf)
 }
 
 
+/* What every request of a keep-alive connection repeats: the text of the
+ * client address (inet_ntop-like formatting) and the store key of the
+ * session cookie (a base64 decode and a SHA-256), each kept with what it
+ * was made from and used only when that is the same again. One entry per
+ * connection slot of the worker, valid while the slot holds the same
+ * connection (c->number), wiped when it closes. HTTP/2 streams have no
+ * slot of their own and go without. */
+typedef struct {
+    ngx_atomic_uint_t  number;
+    gh_addr_t          peer;
+    u_char             peer_text[GH_ADDR_TEXT_MAX];
+    u_char             token[GH_TOKEN_LEN];
+    uint8_t            key[32];
+    unsigned           has_peer:1;
+    unsigned           has_key:1;
+} gh_conn_memo_t;
+
+static gh_conn_memo_t  *gh_memo;
+static ngx_uint_t       gh_memo_n;
+
+static void
+gh_conn_memo_wipe(void *data)
+{
+    gh_conn_memo_t  *m = data;
+
+    ngx_explicit_memzero(m, sizeof(*m));
+}
+
+
+/* The memo of r's connection, or NULL. */
+static gh_conn_memo_t *
+gh_conn_memo(ngx_http_request_t *r)
+{
+    ngx_connection_t    *c = r->connection;
+    ngx_pool_cleanup_t  *cln;
+    gh_conn_memo_t      *m;
+    ngx_uint_t           i;
+
+    if (gh_memo == NULL || c < ngx_cycle->connections
+        || (i = c - ngx_cycle->connections) >= gh_memo_n)
+    {
+        return NULL;
+    }
+    m = &gh_memo[i];
+    if (m->number != c->number) {
+        cln = ngx_pool_cleanup_add(c->pool, 0);
+        if (cln == NULL) {
+            return NULL;
+        }
+        ngx_explicit_memzero(m, sizeof(*m));
+        m->number = c->number;
+        cln->handler = gh_conn_memo_wipe;
+        cln->data = m;
+    }
+    return m;
+}
+
+
+/* The store key of a session cookie: the connection's last one when the
+ * cookie is the same (compared in constant time), else gh_token_key. */
+static int
+gh_cookie_key(ngx_http_request_t *r, ngx_str_t *token, uint8_t key[32])
+{
+    gh_conn_memo_t  *m;
+    int              rc;
+
+    m = gh_conn_memo(r);
+    if (m != NULL && m->has_key && token->len == GH_TOKEN_LEN
+        && CRYPTO_memcmp(m->token, token->data, GH_TOKEN_LEN) == 0)
+    {
+        ngx_memcpy(key, m->key, 32);
+        return 0;
+    }
+    rc = gh_token_key((const char *) token->data, token->len, key);
+    if (rc == 0 && m != NULL) {
+        ngx_memcpy(m->token, token->data, GH_TOKEN_LEN);
+        ngx_memcpy(m->key, key, 32);
+        m->has_key = 1;
+    }
+    return rc;
+}
+
+
 /* Open the store and make the dummy hash in each worker, after fork. A
  * worker that cannot open the store stays up and answers 503: it fails
  * closed, and healthz says so. */
@@ -898,6 +982,11 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "gatehouse: no memory for the record cache");
     }
+    if (gh_memo == NULL) {
+        gh_memo = ngx_calloc(cycle->connection_n * sizeof(gh_conn_memo_t),
+                             cycle->log);
+        gh_memo_n = gh_memo != NULL ? cycle->connection_n : 0;
+    }
 
     rc = gh_login_ctx_init(&gh_login, gh_store);
     if (rc != 0) {
@@ -921,6 +1010,10 @@ ngx_http_gatehouse_exit_process(ngx_cycle_t *cycle)
     }
     gh_wipe(&gh_login, sizeof(gh_login));
     gh_login_ready = 0;
+    if (gh_memo != NULL) {
+        /* wiped, not freed: a connection's cleanup may still point here */
+        ngx_explicit_memzero(gh_memo, gh_memo_n * sizeof(gh_conn_memo_t));
+    }
     gh_audit_close();
     gh_policy_free(gh_policy);
     gh_policy = NULL;
@@ -1199,7 +1292,7 @@ gh_resolve_session(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
     rc = GH_EINVAL;
     cookie = gh_cookie(r, GH_COOKIE_NAME, &token) == NGX_OK;
     if (cookie) {
-        rc = gh_token_key((const char *) token.data, token.len, ctx->key);
+        rc = gh_cookie_key(r, &token, ctx->key);
         if (rc == 0) {
             rc = gh_session_resolve_key(gh_store, ctx->key, &pol,
                                         (int64_t) ngx_time(), &ctx->session,
@@ -1273,6 +1366,7 @@ gh_client_addr(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
     ngx_int_t         k;
     u_char           *p, *end, *start;
     gh_addr_t         hop;
+    gh_conn_memo_t   *m;
 
     if (gh_addr_from_sockaddr(r->connection->sockaddr, &ctx->addr) != 0) {
         return NGX_DECLINED;
@@ -1329,7 +1423,19 @@ gh_client_addr(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
     }
 
 done:
+    m = gh_conn_memo(r);
+    if (m != NULL && m->has_peer
+        && ngx_memcmp(&m->peer, &ctx->addr, sizeof(gh_addr_t)) == 0)
+    {
+        ngx_memcpy(ctx->addr_text, m->peer_text, GH_ADDR_TEXT_MAX);
+        return NGX_OK;
+    }
     gh_addr_format(&ctx->addr, (char *) ctx->addr_text);
+    if (m != NULL) {
+        m->peer = ctx->addr;
+        ngx_memcpy(m->peer_text, ctx->addr_text, GH_ADDR_TEXT_MAX);
+        m->has_peer = 1;
+    }
     return NGX_OK;
 }
 
