@@ -285,6 +285,45 @@ gh_reqid_init(void)
 }
 
 
+/* A zeroed context but for its three big buffers (~6 KB of ~7): the two
+ * role texts are made empty strings and the bindings are not read while
+ * nbindings is 0. Zeroing the whole of it was a tenth of the module's cost
+ * per request. */
+#define GH_CTX_USER(f)  (offsetof(ngx_http_gatehouse_ctx_t, user)            \
+                         + offsetof(gh_user_t, f))
+
+static void
+gh_ctx_clear(ngx_http_gatehouse_ctx_t *ctx)
+{
+#define GH_CTX_SIZE(f)  sizeof(((ngx_http_gatehouse_ctx_t *) 0)->f)
+    static const size_t  skip[3][2] = {
+        { offsetof(ngx_http_gatehouse_ctx_t, roles_text),
+          GH_CTX_SIZE(roles_text) },
+        { GH_CTX_USER(roles), GH_CTX_SIZE(user.roles) },
+        { GH_CTX_USER(bindings), GH_CTX_SIZE(user.bindings) }
+    };
+    u_char      *p = (u_char *) ctx;
+    size_t       at;
+    ngx_uint_t   i;
+
+    /* the skipped ranges, in order and inside the context */
+    _Static_assert(offsetof(ngx_http_gatehouse_ctx_t, roles_text)
+                   + GH_CTX_SIZE(roles_text) <= GH_CTX_USER(roles)
+                   && GH_CTX_USER(roles) + GH_CTX_SIZE(user.roles)
+                      <= GH_CTX_USER(bindings),
+                   "gh_ctx_clear: context layout");
+
+    at = 0;
+    for (i = 0; i < 3; i++) {
+        ngx_memzero(p + at, skip[i][0] - at);
+        at = skip[i][0] + skip[i][1];
+    }
+    ngx_memzero(p + at, sizeof(*ctx) - at);
+    ctx->roles_text[0] = '\0';
+    ctx->user.roles[0] = '\0';
+}
+
+
 /* The request's context, created on first use with a fresh request id. */
 static ngx_http_gatehouse_ctx_t *
 gh_ctx(ngx_http_request_t *r)
@@ -296,10 +335,11 @@ gh_ctx(ngx_http_request_t *r)
         return ctx;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(*ctx));
+    ctx = ngx_palloc(r->pool, sizeof(*ctx));
     if (ctx == NULL) {
         return NULL;
     }
+    gh_ctx_clear(ctx);
 
     if (gh_reqid_prefix[0] == '\0' && gh_reqid_init() != NGX_OK) {
         return NULL;
