@@ -200,6 +200,7 @@ for front in "${FRONTS[@]}"; do
   dump=$(ls "$d"/cg.*.1 | head -1)
   ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
   cp "$dump" "$OUT/$front.callgrind"
+  [ -e "$d/decisions.log" ] && cp "$d/decisions.log" "$OUT/"
   callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | head -80 >"$OUT/$front.inclusive.txt" || true
   callgrind_annotate "$dump" 2>/dev/null | head -80 >"$OUT/$front.self.txt" || true
   printf '%s\t%d Ir/request\t(%d requests, %s Ir)\n' "$front" $(( ir / n )) "$n" "$ir"
