@@ -13,6 +13,8 @@
  */
 #include "ngx_http_gatehouse.h"
 
+#include <sys/resource.h>
+
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
 
@@ -2289,6 +2291,35 @@ gh_job_done(ngx_event_t *ev)
 }
 
 
+/* Jobs run below the event loop's priority: an Argon2id hash takes ~0.1 s
+ * of CPU, and during a login storm the pool threads would otherwise take
+ * CPU time from the workers serving signed-in users. Once per pool thread
+ * (the nice value is per thread on Linux); when the machine is saturated a
+ * login waits longer instead. */
+#define GH_JOB_NICE  10
+
+typedef struct {
+    gh_job_t   *job;
+    void      (*thread)(void *data, ngx_log_t *log);
+} gh_job_task_t;
+
+static void
+gh_job_background(void *data, ngx_log_t *log)
+{
+    static __thread ngx_uint_t   niced;
+    gh_job_task_t               *t = data;
+
+    if (!niced) {
+        niced = 1;
+        if (setpriority(PRIO_PROCESS, (id_t) gettid(), GH_JOB_NICE) == -1) {
+            ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                          "gatehouse: setpriority() of a pool thread");
+        }
+    }
+    t->thread(t->job, log);
+}
+
+
 static ngx_int_t
 gh_job_post(ngx_http_request_t *r, gh_job_t *job,
     void (*thread)(void *data, ngx_log_t *log))
@@ -2297,12 +2328,13 @@ gh_job_post(ngx_http_request_t *r, gh_job_t *job,
     ngx_thread_task_t               *task;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
-    task = ngx_thread_task_alloc(r->pool, 0);
+    task = ngx_thread_task_alloc(r->pool, sizeof(gh_job_task_t));
     if (task == NULL) {
         return NGX_ERROR;
     }
-    task->ctx = job;
-    task->handler = thread;
+    ((gh_job_task_t *) task->ctx)->job = job;
+    ((gh_job_task_t *) task->ctx)->thread = thread;
+    task->handler = gh_job_background;
     task->event.handler = gh_job_done;
     task->event.data = job;
 
