@@ -2085,6 +2085,35 @@ ngx_http_gatehouse_log(ngx_http_request_t *r)
 
 /* ---- thread-pool tasks ---- */
 
+/* Jobs run below the event loop's priority: an Argon2id hash takes ~0.1 s
+ * of CPU, and during a login storm the pool threads would otherwise take
+ * CPU time from the workers serving signed-in users. Once per pool thread
+ * (the nice value is per thread on Linux); when the machine is saturated a
+ * login waits longer instead. */
+#define GH_JOB_NICE  10
+
+typedef struct {
+    void       *job;              /* a gh_job_t */
+    void      (*thread)(void *data, ngx_log_t *log);
+} gh_job_task_t;
+
+static void
+gh_job_background(void *data, ngx_log_t *log)
+{
+    static __thread ngx_uint_t   niced;
+    gh_job_task_t               *t = data;
+
+    if (!niced) {
+        niced = 1;
+        if (setpriority(PRIO_PROCESS, (id_t) gettid(), GH_JOB_NICE) == -1) {
+            ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                          "gatehouse: setpriority() of a pool thread");
+        }
+    }
+    t->thread(t->job, log);
+}
+
+
 /* A fire-and-forget write of last_seen. It must outlive the request, so it
  * lives on the heap and frees itself back on the event loop. */
 typedef struct {
@@ -2288,35 +2317,6 @@ gh_job_done(ngx_event_t *ev)
 
     job->finish(r, job);
     ngx_http_run_posted_requests(c);
-}
-
-
-/* Jobs run below the event loop's priority: an Argon2id hash takes ~0.1 s
- * of CPU, and during a login storm the pool threads would otherwise take
- * CPU time from the workers serving signed-in users. Once per pool thread
- * (the nice value is per thread on Linux); when the machine is saturated a
- * login waits longer instead. */
-#define GH_JOB_NICE  10
-
-typedef struct {
-    gh_job_t   *job;
-    void      (*thread)(void *data, ngx_log_t *log);
-} gh_job_task_t;
-
-static void
-gh_job_background(void *data, ngx_log_t *log)
-{
-    static __thread ngx_uint_t   niced;
-    gh_job_task_t               *t = data;
-
-    if (!niced) {
-        niced = 1;
-        if (setpriority(PRIO_PROCESS, (id_t) gettid(), GH_JOB_NICE) == -1) {
-            ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
-                          "gatehouse: setpriority() of a pool thread");
-        }
-    }
-    t->thread(t->job, log);
 }
 
 
