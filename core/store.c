@@ -63,8 +63,10 @@ struct gh_store {
     /* decoded session/user records of the request path (gh_session_read) */
     struct read_cache *rcache;
     pthread_mutex_t    rc_lock;
-    /* gh_request_read's transaction, kept reset between calls */
+    /* gh_request_read's transaction, kept reset between calls, and the
+     * one thread allowed to use it */
     MDB_txn           *rtxn;
+    pthread_t          rtxn_thread;
 };
 
 /* The request path reads one session and its user per request; decoding
@@ -2275,6 +2277,10 @@ static int request_txn(gh_store_t *st, MDB_txn **txn)
     int rc;
 
     if (st->rtxn != NULL) {
+        /* another thread would race with the owner on the same
+         * transaction: refuse (the gateway then fails closed) */
+        if (!pthread_equal(st->rtxn_thread, pthread_self()))
+            return GH_ESTORE;
         if (mdb_txn_renew(st->rtxn) == 0) {
             *txn = st->rtxn;
             return 0;
@@ -2284,6 +2290,7 @@ static int request_txn(gh_store_t *st, MDB_txn **txn)
     }
     rc = txn_begin(st, 1, &st->rtxn);
     *txn = st->rtxn;
+    st->rtxn_thread = pthread_self();
     return rc;
 }
 

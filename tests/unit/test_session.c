@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <cmocka.h>
 
 #include "gatehouse/error.h"
@@ -461,6 +462,39 @@ kept_read_transaction_sees_each_write_on_the_next_request(void **state)
     assert_int_equal(vers[0], ver);
 }
 
+typedef struct {
+    gh_store_t *st;
+    int         rc;
+} elsewhere_t;
+
+static void *
+request_read_elsewhere(void *p)
+{
+    elsewhere_t *e = p;
+    uint64_t v[2];
+
+    e->rc = gh_request_read(e->st, NULL, NULL, NULL, &v[0], &v[1]);
+    return NULL;
+}
+
+static void
+kept_read_transaction_is_refused_to_another_thread(void **state)
+{
+    fixture_t *f = *state;
+    elsewhere_t e = { f->st, 12345 };
+    uint64_t v[2];
+    pthread_t t;
+
+    assert_int_equal(gh_request_read(f->st, NULL, NULL, NULL, &v[0], &v[1]),
+                     0);
+    assert_int_equal(pthread_create(&t, NULL, request_read_elsewhere, &e), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(e.rc, GH_ESTORE);
+    /* and the owner goes on */
+    assert_int_equal(gh_request_read(f->st, NULL, NULL, NULL, &v[0], &v[1]),
+                     0);
+}
+
 static void
 resolve_key_refuses_an_expired_session_and_zeroes_the_outputs(void **state)
 {
@@ -506,6 +540,7 @@ main(void)
         STORE_TEST(session_whose_tenant_differs_from_user_is_refused),
         STORE_TEST(kept_read_transaction_sees_each_write_on_the_next_request),
         STORE_TEST(resolve_key_refuses_an_expired_session_and_zeroes_the_outputs),
+        STORE_TEST(kept_read_transaction_is_refused_to_another_thread),
     };
 #undef STORE_TEST
 
