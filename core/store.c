@@ -64,6 +64,10 @@ struct gh_store {
     /* decoded session/user records of the request path (gh_session_read) */
     struct read_cache *rcache;
     pthread_mutex_t    rc_lock;
+    /* gh_request_read's transaction, kept reset between calls, and the
+     * one thread allowed to use it */
+    MDB_txn           *rtxn;
+    pthread_t          rtxn_thread;
 };
 
 /* The request path reads one session and its user per request; decoding
@@ -892,6 +896,8 @@ void gh_store_close(gh_store_t *st)
 {
     if (st == NULL)
         return;
+    if (st->rtxn != NULL)
+        mdb_txn_abort(st->rtxn);
     if (st->env != NULL)
         mdb_env_close(st->env);
     if (st->rcache != NULL) {
@@ -2317,6 +2323,82 @@ int gh_session_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
     rc = session_read_cached(st, txn, key, &v, s, u);
 out:
     txn_abort(&txn);
+    return rc;
+}
+
+#define KEYS_VERSION_KEY "keys.version"   /* (again below, identical) */
+
+/* The key-set version within txn (0 when unset); 8 bytes, big-endian. */
+static int keys_version_txn(gh_store_t *st, MDB_txn *txn, uint64_t *ver)
+{
+    MDB_val k = mval(KEYS_VERSION_KEY, strlen(KEYS_VERSION_KEY)), v;
+    int rc = mdb_err(mdb_get(txn, st->policy, &k, &v)), i;
+
+    *ver = 0;
+    if (rc == GH_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != 8)
+        return GH_ESTORE;
+    for (i = 0; i < 8; i++)
+        *ver = *ver << 8 | ((const unsigned char *)v.mv_data)[i];
+    return 0;
+}
+
+/* One read transaction per request, without an allocation or the
+ * reader-table lock each time: the handle keeps it between calls, reset
+ * (it pins no snapshot), and renews it here. With MDB_NOTLS a reset
+ * transaction keeps its reader slot. */
+static int request_txn(gh_store_t *st, MDB_txn **txn)
+{
+    int rc;
+
+    if (st->rtxn != NULL) {
+        /* another thread would race with the owner on the same
+         * transaction: refuse (the gateway then fails closed) */
+        if (!pthread_equal(st->rtxn_thread, pthread_self()))
+            return GH_ESTORE;
+        if (mdb_txn_renew(st->rtxn) == 0) {
+            *txn = st->rtxn;
+            return 0;
+        }
+        mdb_txn_abort(st->rtxn);
+        st->rtxn = NULL;
+    }
+    rc = txn_begin(st, 1, &st->rtxn);
+    *txn = st->rtxn;
+    st->rtxn_thread = pthread_self();
+    return rc;
+}
+
+int gh_request_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
+                    gh_user_t *u, uint64_t *policy, uint64_t *keys)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || policy == NULL || keys == NULL ||
+        (key != NULL && (s == NULL || u == NULL)))
+        return GH_EINVAL;
+    *policy = 0;
+    *keys = 0;
+    rc = request_txn(st, &txn);
+    if (rc != 0)
+        return rc;
+    rc = policy_version_txn(st, txn, policy);
+    if (rc == 0)
+        rc = keys_version_txn(st, txn, keys);
+    if (rc != 0 || key == NULL)
+        goto out;
+    k = mval(key, 32);
+    rc = mdb_err(mdb_get(txn, st->sessions, &k, &v));
+    if (rc != 0)
+        goto out;
+    rc = session_read_cached(st, txn, key, &v, s, u);
+out:
+    mdb_txn_reset(txn);
     return rc;
 }
 

@@ -283,6 +283,14 @@ int gh_session_touch(gh_store_t *st, const uint8_t key[32], int64_t now);
  * missing. Expiry is not judged here (see authn/session.h). */
 int gh_session_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
                     gh_user_t *u);
+/* The gateway's read of a request, in one read transaction: the policy and
+ * key-set versions (as gh_store_versions), and when key is not NULL the
+ * session and its user (as gh_session_read). The transaction is kept by the
+ * handle between calls, so one thread only may call this on a handle (the
+ * nginx worker's event loop). A session-level GH_ENOTFOUND leaves the
+ * versions read; any other error is the store's. */
+int gh_request_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
+                    gh_user_t *u, uint64_t *policy, uint64_t *keys);
 /* Delete every session of uid; returns the number deleted or an error. */
 int gh_session_del_user(gh_store_t *st, const char *uid);
 /* The same but for the session stored under keep (NULL: none kept). */
