@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <time.h>
+#include <pthread.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -46,18 +47,18 @@
 #define SP_PEM_MAX    8192
 #define KEY_MAX       400
 
-static int saml_ready;
+static pthread_once_t saml_once = PTHREAD_ONCE_INIT;
+static int saml_rc = GH_ECRYPTO;
+
+static void saml_init_once(void)
+{
+    saml_rc = lasso_init() == 0 ? 0 : GH_ECRYPTO;
+}
 
 int gh_saml_init(void)
 {
-    if (saml_ready)
-        return 0;
-    if (lasso_init() != 0)
-        return GH_ECRYPTO;
-    /* lasso's Debian default is RSA-SHA1 */
-    lasso_set_default_signature_method(LASSO_SIGNATURE_METHOD_RSA_SHA256);
-    saml_ready = 1;
-    return 0;
+    pthread_once(&saml_once, saml_init_once);
+    return saml_rc;
 }
 
 /* ---- names ---- */
@@ -616,6 +617,8 @@ static int make_server(const char *base, const char *tenant, const char *cert,
     free(md);
     if (s == NULL)
         return GH_ECRYPTO;
+    /* lasso's Debian default is RSA-SHA1 (and its setter is not exported) */
+    s->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;
     if (lasso_server_add_provider_from_buffer(s, LASSO_PROVIDER_ROLE_IDP,
                                               idp_md, NULL, NULL) != 0) {
         g_object_unref(s);
@@ -718,10 +721,20 @@ static int exp_passed(const char *val, size_t len, void *arg)
     return r;
 }
 
+/* The hex SHA-256 of the browser nonce: what a request record keeps. */
+static void nonce_hash(const char *nonce, char out[65])
+{
+    uint8_t h[32];
+
+    crypto_hash_sha256(h, (const uint8_t *)nonce, strlen(nonce));
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
 int gh_saml_login_start(gh_store_t *st, const uint8_t master[32],
                         const char *tenant, const char *base, const char *rd,
-                        int64_t now, char **url)
+                        const char *nonce, int64_t now, char **url)
 {
+    char nh[65];
     char *cert = NULL, *pkey = NULL, *ent = NULL, key[KEY_MAX], prefix[KEY_MAX];
     LassoServer *s = NULL;
     LassoLogin *login = NULL;
@@ -732,8 +745,9 @@ int gh_saml_login_start(gh_store_t *st, const uint8_t master[32],
 
     *url = NULL;
     if (!tenant_name_ok(tenant) || !base_ok(base) || rd == NULL ||
-        strlen(rd) > GH_SAML_RD_MAX)
+        strlen(rd) > GH_SAML_RD_MAX || nonce == NULL || strlen(nonce) < 16)
         return GH_EINVAL;
+    nonce_hash(nonce, nh);
     if ((rc = gh_saml_init()) != 0 || (rc = idp_load(st, tenant, &idp)) != 0 ||
         (rc = sp_load(st, master, tenant, &cert, &pkey)) != 0)
         goto out;
@@ -761,8 +775,9 @@ int gh_saml_login_start(gh_store_t *st, const uint8_t master[32],
     if (rkey(prefix, "req", tenant, "") == 0)
         (void)gh_kv_sweep(st, prefix, exp_passed, &now, 16);
     if ((rc = rkey(key, "req", tenant, id)) != 0 ||
-        (rc = record_put(st, key, json_pack("{s:I,s:s}", "exp",
-                         (json_int_t)(now + GH_SAML_REQUEST_TTL), "rd", rd), 1)) != 0)
+        (rc = record_put(st, key, json_pack("{s:I,s:s,s:s}", "exp",
+                         (json_int_t)(now + GH_SAML_REQUEST_TTL), "rd", rd,
+                         "nonce", nh), 1)) != 0)
         goto out;
     if ((*url = strdup(LASSO_PROFILE(login)->msg_url)) == NULL)
         rc = GH_ENOMEM;
@@ -965,8 +980,9 @@ static int subject_email(xmlNode *as, xmlNode *nameid, gh_saml_result_t *res)
 #define DENY(why) do { res->reason = (why); rc = GH_EDENIED; goto out; } while (0)
 
 int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
-                const char *base, const char *b64, size_t len, int64_t now,
-                int64_t skew, gh_saml_result_t *res)
+                const char *base, const char *b64, size_t len,
+                const char *nonce, int64_t now, int64_t skew,
+                gh_saml_result_t *res)
 {
     char *cert = NULL, *ent = NULL, *doc = NULL, *msg = NULL, *taken = NULL;
     char acs[512], entity[512], rkeybuf[KEY_MAX], akey[KEY_MAX];
@@ -1239,15 +1255,28 @@ int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
         json_error_t err;
         json_t *r = json_loads(taken, 0, &err);
         json_int_t e = 0;
-        const char *rd = NULL;
+        const char *rd = NULL, *nh = NULL;
+        char mine[65];
 
-        if (r == NULL || json_unpack(r, "{s:I,s:s}", "exp", &e, "rd", &rd) != 0) {
+        if (r == NULL || json_unpack(r, "{s:I,s:s,s:s}", "exp", &e, "rd", &rd,
+                                     "nonce", &nh) != 0 || strlen(nh) != 64) {
             json_decref(r);
             DENY("in_response_to");
         }
         if (e <= now) {
             json_decref(r);
             DENY("request_expired");
+        }
+        /* the browser that started the login must be the one finishing
+         * it (login CSRF): its nonce cookie against the request's hash */
+        if (nonce == NULL || strlen(nonce) < 16) {
+            json_decref(r);
+            DENY("browser_mismatch");
+        }
+        nonce_hash(nonce, mine);
+        if (sodium_memcmp(mine, nh, 64) != 0) {
+            json_decref(r);
+            DENY("browser_mismatch");
         }
         set_str(res->rd, sizeof res->rd, rd);
         json_decref(r);

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "gatehouse/store.h"
+#include "gatehouse/policy.h"
 
 #define GH_SAML_SKEW_DEFAULT   60          /* seconds of clock skew */
 #define GH_SAML_REQUEST_TTL    600         /* an AuthnRequest id lives 10 min */
@@ -29,8 +30,7 @@
 #define GH_SAML_BASE_MAX       256         /* https://host[:port] */
 #define GH_SAML_RD_MAX         2048
 
-/* A tenant's sign-in method (the tenant record of the SAML store). */
-enum { GH_SIGNIN_PASSWORD = 0, GH_SIGNIN_PASSWORD_OTP = 1, GH_SIGNIN_SAML = 2 };
+/* A tenant's sign-in method: GH_SIGNIN_* of policy.h, stored here. */
 
 /* IdP registration flags. */
 enum { GH_SAML_IDP_INITIATED = 1 << 0, GH_SAML_ALLOW_SHA1 = 1 << 1 };
@@ -64,19 +64,22 @@ int gh_saml_sp_metadata(gh_store_t *st, const char *tenant, const char *base,
                         char **xml);
 
 /* Start an SP-initiated login: a signed AuthnRequest (HTTP-Redirect,
- * RSA-SHA256), its id stored with rd for GH_SAML_REQUEST_TTL. *url gets
- * the IdP URL to redirect to (malloc'd). */
+ * RSA-SHA256), its id stored with rd and the hash of nonce (the random
+ * value of the browser's SAML cookie, >= 16 characters) for
+ * GH_SAML_REQUEST_TTL. *url gets the IdP URL to redirect to (malloc'd). */
 int gh_saml_login_start(gh_store_t *st, const uint8_t master[32],
                         const char *tenant, const char *base, const char *rd,
-                        int64_t now, char **url);
+                        const char *nonce, int64_t now, char **url);
 
-/* Judge a posted SAMLResponse (base64, len bytes) at the tenant's ACS.
- * 0 with res filled (and the request id consumed, the assertion id
- * recorded) or GH_EDENIED with res->reason; other codes for store or
- * configuration failures (res->reason set too). */
+/* Judge a posted SAMLResponse (base64, len bytes) at the tenant's ACS;
+ * nonce: the browser's SAML cookie (NULL when absent), which must match
+ * the one its request was started with. 0 with res filled (and the request
+ * id consumed, the assertion id recorded) or GH_EDENIED with res->reason;
+ * other codes for store or configuration failures. */
 int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
-                const char *base, const char *b64, size_t len, int64_t now,
-                int64_t skew, gh_saml_result_t *res);
+                const char *base, const char *b64, size_t len,
+                const char *nonce, int64_t now, int64_t skew,
+                gh_saml_result_t *res);
 
 /* The tenant's sign-in (GH_SIGNIN_*; password when never set). */
 int gh_saml_signin_get(gh_store_t *st, const char *tenant, int *signin);
