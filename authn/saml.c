@@ -844,6 +844,17 @@ static char *text_of(const xmlNode *n)
     return n != NULL ? (char *)xmlNodeGetContent((xmlNode *)n) : NULL;
 }
 
+/* 1 when both elements carry the same, present ID. */
+static int same_id(const xmlNode *a, const xmlNode *b)
+{
+    char *x = attr(a, "ID"), *y = attr(b, "ID");
+    int r = x != NULL && y != NULL && strcmp(x, y) == 0;
+
+    xmlFree(x);
+    xmlFree(y);
+    return r;
+}
+
 /* Check one ds:Signature (a child of el): exactly one Reference, to el's
  * own ID, with only the enveloped-signature and exclusive c14n
  * transforms, and acceptable algorithms. */
@@ -1110,7 +1121,11 @@ int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
         if (!LASSO_IS_SAML2_ASSERTION(it->data))
             DENY("malformed");
         an = lasso_node_get_original_xmlnode(LASSO_NODE(it->data));
-        if (an == NULL || an->parent != root || !is_el(an, NS_SAML, "Assertion"))
+        /* lasso keeps its own copy of the node it parsed the assertion
+         * from: the checks below read that very copy (what its signature
+         * was verified on); it must be the response's one Assertion */
+        if (an == NULL || !is_el(an, NS_SAML, "Assertion") ||
+            !same_id(an, child(root, NS_SAML, "Assertion", NULL)))
             DENY("malformed");
         dup = 0;
         asig = child(an, NS_DS, "Signature", &dup);

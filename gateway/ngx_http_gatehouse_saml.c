@@ -202,6 +202,8 @@ gh_saml_login(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
         return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
                              "the gateway is busy, try again");
     }
+    /* the request lives on until the job's finish finalizes it */
+    r->main->count++;
     return NGX_DONE;
 }
 
