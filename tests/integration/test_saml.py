@@ -376,6 +376,15 @@ def test_invalid_response_signature_fails_even_with_valid_assertion(gateway, for
     refused(forge.post("forge", s, b64), "signature")
 
 
+def test_invalid_assertion_signature_fails_under_valid_response_signature(gateway, forge):
+    """lasso skips an assertion's signature when the response's verified:
+    we do not."""
+    s, rid = forge.start("forge")
+    b64 = forge.response("forge", rid, assertion_key=forge.other_key,
+                         sign_response_with=forge.key)
+    refused(forge.post("forge", s, b64), "signature")
+
+
 def test_valid_response_signature_covers_unsigned_assertion(gateway, forge):
     s, rid = forge.start("forge")
     b64 = forge.response("forge", rid, unsigned_assertion=True,
