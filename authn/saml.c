@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <time.h>
 #include <pthread.h>
+#include <ctype.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -29,6 +30,7 @@
 #include <lasso/xml/saml-2.0/samlp2_response.h>
 #include <lasso/xml/saml-2.0/saml2_assertion.h>
 #include <lasso/xml/saml-2.0/samlp2_name_id_policy.h>
+#include <lasso/xml/saml-2.0/samlp2_logout_request.h>
 #include <libxml/tree.h>
 
 #include "gatehouse/error.h"
@@ -1296,6 +1298,23 @@ int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
         set_str(res->rd, sizeof res->rd, rd);
         json_decref(r);
     }
+    /* what single logout will need; a failure here only loses SLO */
+    {
+        xmlNode *an_st = child(as, NS_SAML, "AuthnStatement", NULL);
+        char *si = attr(an_st, "SessionIndex");
+
+        if (si != NULL && xml_id_ok(si))
+            set_str(res->session_index, sizeof res->session_index, si);
+        xmlFree(si);
+        if (lasso_login_accept_sso(login) == 0 &&
+            LASSO_PROFILE(login)->session != NULL) {
+            char *d = lasso_session_dump(LASSO_PROFILE(login)->session);
+
+            res->slo_state = d != NULL ? strdup(d) : NULL;
+            g_free(d);
+        }
+    }
+    res->not_on_or_after = t_exp;
     res->reason = "ok";
     rc = 0;
 out:
@@ -1314,6 +1333,259 @@ out:
     free(doc);
     free(cert);
     free(ent);
+    idp_free(&idp);
+    return rc;
+}
+
+/* ---- single logout ---- */
+
+int gh_saml_session_put(gh_store_t *st, const char *tenant,
+                        const uint8_t key[32], gh_saml_result_t *res,
+                        int64_t until)
+{
+    char hex[65], k[KEY_MAX];
+    int rc;
+
+    if (res->slo_state == NULL)
+        return 0;
+    sodium_bin2hex(hex, sizeof hex, key, 32);
+    rc = rkey(k, "ssn", tenant, hex);
+    if (rc == 0)
+        rc = record_put(st, k, json_pack("{s:s,s:s,s:I}", "si",
+                        res->session_index, "dump", res->slo_state,
+                        "exp", (json_int_t)until), 0);
+    if (rc == 0 && res->session_index[0] &&
+        (rc = rkey(k, "si", tenant, res->session_index)) == 0)
+        rc = gh_kv_put(st, k, hex, strlen(hex), 0);
+    free(res->slo_state);
+    res->slo_state = NULL;
+    return rc;
+}
+
+/* Read and forget the SLO record of a gatehouse session (hex key). */
+static int ssn_take(gh_store_t *st, const char *tenant, const char *hex,
+                    char **dump)
+{
+    char k[KEY_MAX], *v = NULL;
+    json_error_t err;
+    json_t *o;
+    const char *si = NULL, *d = NULL;
+    int rc;
+
+    *dump = NULL;
+    if ((rc = rkey(k, "ssn", tenant, hex)) != 0 ||
+        (rc = gh_kv_consume(st, k, &v, NULL, NULL, NULL, 0)) != 0)
+        return rc;
+    o = json_loads(v, 0, &err);
+    free(v);
+    if (o == NULL || json_unpack(o, "{s:s,s:s}", "si", &si, "dump", &d) != 0) {
+        json_decref(o);
+        return GH_ESTORE;
+    }
+    if (si[0] && rkey(k, "si", tenant, si) == 0)
+        (void)gh_kv_del(st, k);
+    *dump = strdup(d);
+    json_decref(o);
+    return *dump != NULL ? 0 : GH_ENOMEM;
+}
+
+int gh_saml_logout_start(gh_store_t *st, const uint8_t master[32],
+                         const char *tenant, const char *base,
+                         const uint8_t key[32], char **url)
+{
+    char hex[65], *dump = NULL, *cert = NULL, *pkey = NULL, *ent = NULL;
+    LassoServer *s = NULL;
+    LassoLogout *lo = NULL;
+    idp_rec_t idp = { 0 };
+    int rc;
+
+    *url = NULL;
+    if (!tenant_name_ok(tenant) || !base_ok(base))
+        return GH_EINVAL;
+    sodium_bin2hex(hex, sizeof hex, key, 32);
+    if ((rc = gh_saml_init()) != 0 || (rc = ssn_take(st, tenant, hex, &dump)) != 0)
+        goto out;
+    if ((rc = idp_load(st, tenant, &idp)) != 0 ||
+        (rc = sp_load(st, master, tenant, &cert, &pkey)) != 0 ||
+        (rc = make_server(base, tenant, cert, pkey, idp.metadata, &s, &ent)) != 0)
+        goto out;
+    rc = GH_ENOTFOUND;
+    if ((lo = lasso_logout_new(s)) == NULL ||
+        lasso_profile_set_session_from_dump(LASSO_PROFILE(lo), dump) != 0 ||
+        lasso_logout_init_request(lo, ent, LASSO_HTTP_METHOD_REDIRECT) != 0 ||
+        lasso_logout_build_request_msg(lo) != 0 ||
+        LASSO_PROFILE(lo)->msg_url == NULL)
+        goto out;
+    rc = (*url = strdup(LASSO_PROFILE(lo)->msg_url)) != NULL ? 0 : GH_ENOMEM;
+out:
+    if (lo != NULL)
+        g_object_unref(lo);
+    if (s != NULL)
+        g_object_unref(s);
+    if (pkey != NULL) {
+        sodium_memzero(pkey, SP_PEM_MAX);
+        free(pkey);
+    }
+    free(cert);
+    free(ent);
+    free(dump);
+    idp_free(&idp);
+    return rc;
+}
+
+/* The percent-decoded value of name in a query string (malloc'd), or
+ * NULL. */
+static char *query_param(const char *q, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = q;
+
+    while (p != NULL && *p) {
+        const char *end = strchr(p, '&');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+            char *out = malloc(len - n), *o = out;
+            size_t i;
+
+            if (out == NULL)
+                return NULL;
+            for (i = n + 1; i < len; i++) {
+                if (p[i] == '%' && i + 2 < len &&
+                    isxdigit((unsigned char)p[i + 1]) &&
+                    isxdigit((unsigned char)p[i + 2])) {
+                    char h[3] = { p[i + 1], p[i + 2], 0 };
+                    *o++ = (char)strtol(h, NULL, 16);
+                    i += 2;
+                } else {
+                    *o++ = p[i] == '+' ? ' ' : p[i];
+                }
+            }
+            *o = '\0';
+            return out;
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
+                const char *base, const char *query,
+                void (*end)(const uint8_t key[32], void *arg), void *arg,
+                char **url, const char **reason)
+{
+    char *cert = NULL, *pkey = NULL, *ent = NULL, *alg = NULL, *sig = NULL;
+    char *q = NULL, *v = NULL, *dump = NULL, k[KEY_MAX];
+    LassoServer *s = NULL;
+    LassoLogout *lo = NULL;
+    idp_rec_t idp = { 0 };
+    int rc, is_req;
+
+    *url = NULL;
+    *reason = "internal";
+    if (!tenant_name_ok(tenant) || !base_ok(base) || query == NULL)
+        return GH_EINVAL;
+    if (strlen(query) > GH_SAML_POST_MAX) {
+        *reason = "too_large";
+        return GH_EDENIED;
+    }
+    if ((rc = gh_saml_init()) != 0 || (rc = idp_load(st, tenant, &idp)) != 0)
+        goto out;
+    /* HTTP-Redirect messages carry their signature in the query: it must
+     * be there, with an algorithm we take */
+    is_req = (v = query_param(query, "SAMLRequest")) != NULL;
+    free(v);
+    v = NULL;
+    alg = query_param(query, "SigAlg");
+    sig = query_param(query, "Signature");
+    rc = GH_EDENIED;
+    if (alg == NULL || sig == NULL) {
+        *reason = "unsigned";
+        goto out;
+    }
+    if (!gh_saml_sigalg_ok(alg, (idp.flags & GH_SAML_ALLOW_SHA1) != 0)) {
+        *reason = "signature_algorithm";
+        goto out;
+    }
+    if ((rc = sp_load(st, master, tenant, &cert, &pkey)) != 0 ||
+        (rc = make_server(base, tenant, cert, pkey, idp.metadata, &s, &ent)) != 0)
+        goto out;
+    if ((q = strdup(query)) == NULL || (lo = lasso_logout_new(s)) == NULL) {
+        rc = GH_ENOMEM;
+        goto out;
+    }
+    lasso_profile_set_signature_verify_hint(LASSO_PROFILE(lo),
+                                            LASSO_PROFILE_SIGNATURE_VERIFY_HINT_FORCE);
+    rc = GH_EDENIED;
+    if (!is_req) {
+        /* the answer to our LogoutRequest: verified, nothing more to do
+         * (the session ended before we sent it) */
+        int lrc = lasso_logout_process_response_msg(lo, q);
+
+        if (lrc != 0 && lrc != LASSO_LOGOUT_ERROR_REQUEST_DENIED &&
+            lrc != LASSO_PROFILE_ERROR_STATUS_NOT_SUCCESS) {
+            *reason = "signature";
+            goto out;
+        }
+        *reason = "ok";
+        rc = 0;
+        goto out;
+    }
+    if (lasso_logout_process_request_msg(lo, q) != 0 ||
+        !LASSO_IS_SAMLP2_LOGOUT_REQUEST(LASSO_PROFILE(lo)->request)) {
+        *reason = "signature";
+        goto out;
+    }
+    {
+        LassoSamlp2LogoutRequest *lr =
+            LASSO_SAMLP2_LOGOUT_REQUEST(LASSO_PROFILE(lo)->request);
+        LassoSamlp2RequestAbstract *ra = LASSO_SAMLP2_REQUEST_ABSTRACT(lr);
+        uint8_t key[32];
+        size_t n;
+        char *hex = NULL;
+
+        if (ra->Issuer == NULL || ra->Issuer->content == NULL ||
+            strcmp(ra->Issuer->content, ent) != 0) {
+            *reason = "issuer";
+            goto out;
+        }
+        /* the session(s) it names: by SessionIndex */
+        if (lr->SessionIndex != NULL && xml_id_ok(lr->SessionIndex) &&
+            rkey(k, "si", tenant, lr->SessionIndex) == 0 &&
+            gh_kv_get(st, k, &hex, &n) == 0) {
+            if (n == 64 && sodium_hex2bin(key, sizeof key, hex, 64, NULL,
+                                          NULL, NULL) == 0) {
+                if (ssn_take(st, tenant, hex, &dump) == 0)
+                    (void)lasso_profile_set_session_from_dump(
+                        LASSO_PROFILE(lo), dump);
+                end(key, arg);
+            }
+            free(hex);
+        }
+    }
+    (void)lasso_logout_validate_request(lo);   /* sets the status */
+    if (lasso_logout_build_response_msg(lo) != 0 ||
+        LASSO_PROFILE(lo)->msg_url == NULL) {
+        rc = GH_ECRYPTO;
+        goto out;
+    }
+    rc = (*url = strdup(LASSO_PROFILE(lo)->msg_url)) != NULL ? 0 : GH_ENOMEM;
+    *reason = "ok";
+out:
+    if (lo != NULL)
+        g_object_unref(lo);
+    if (s != NULL)
+        g_object_unref(s);
+    if (pkey != NULL) {
+        sodium_memzero(pkey, SP_PEM_MAX);
+        free(pkey);
+    }
+    free(cert);
+    free(ent);
+    free(alg);
+    free(sig);
+    free(q);
+    free(dump);
     idp_free(&idp);
     return rc;
 }

@@ -4,6 +4,9 @@
  *   GET  /.gatehouse/saml/<tenant>/login?rd=  signed AuthnRequest, 302 to
  *                                             the IdP
  *   POST /.gatehouse/saml/<tenant>/acs        the IdP's Response: session
+ *   GET  /.gatehouse/saml/<tenant>/slo?SAML…  the IdP's LogoutRequest (or
+ *                                             its LogoutResponse)
+ *   POST /.gatehouse/saml/<tenant>/slo        sign out here and at the IdP
  *
  * The AuthnRequest (RSA signing, the request id's durable write) and the
  * Response (lasso parsing, signature checks, the consumed request and
@@ -32,6 +35,9 @@ typedef struct {
     char                *url;             /* login: malloc'd by the thread */
     char                 token[GH_TOKEN_LEN + 1];
     gh_saml_result_t     res;
+    int64_t              until;           /* acs: the session's end */
+    ngx_str_t            query;           /* slo: the raw query string */
+    const char          *reason;          /* slo: why refused */
 } gh_saml_job_t;
 
 
@@ -261,12 +267,21 @@ gh_saml_thread_acs(void *data, ngx_log_t *log)
                 job->rc = gh_session_start(gh_store, &u, "saml", 0, gh_now(),
                                            sj->token);
                 if (job->rc == 0) {
+                    uint8_t  key[32];
+
                     ngx_cpystrn((u_char *) job->uid, (u_char *) u.id,
                                 sizeof(job->uid));
+                    /* for single logout; losing it loses only SLO */
+                    if (gh_token_key(sj->token, GH_TOKEN_LEN, key) == 0) {
+                        (void) gh_saml_session_put(gh_store, job->tenant,
+                                                   key, res, sj->until);
+                    }
                 }
             }
         }
     }
+    free(res->slo_state);
+    res->slo_state = NULL;
     if (job->rc == 0) {
         ngx_snprintf((u_char *) detail, sizeof(detail) - 1,
                      "saml; assertion %s%Z", res->assertion_id);
@@ -405,6 +420,12 @@ gh_saml_acs_body(ngx_http_request_t *r)
         return;
     }
     sj = job->ext;
+    {
+        ngx_http_gatehouse_main_conf_t  *mcf;
+
+        mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+        sj->until = gh_now() + mcf->lifetime;
+    }
     if (gh_form_field(r->pool, &body, "SAMLResponse", GH_SAML_POST_MAX,
                       &sj->response) != NGX_OK || sj->response.len == 0)
     {
@@ -449,6 +470,224 @@ gh_saml_acs_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }
+    return NGX_DONE;
+}
+
+
+/* ---- slo: single logout over HTTP-Redirect ---- */
+
+static void
+gh_saml_end_session(const uint8_t key[32], void *arg)
+{
+    gh_job_t  *job = arg;
+
+    if (gh_session_del(gh_store, key) == 0) {
+        gh_job_audit(job, "-", job->tenant, "logout",
+                     "saml: the identity provider's logout request");
+    }
+}
+
+
+static void
+gh_saml_thread_slo(void *data, ngx_log_t *log)
+{
+    gh_job_t       *job = data;
+    gh_saml_job_t  *sj = job->ext;
+    uint8_t         mk[GH_MASTER_KEY_BYTES];
+    char           *q = NULL;
+
+    sj->reason = "internal";
+    job->rc = gh_saml_enabled(job->tenant);
+    if (job->rc == 0) {
+        job->rc = gh_master_key_load(sj->keypath, mk);
+    }
+    if (job->rc == 0 && sj->query.len > GH_SAML_POST_MAX) {
+        sj->reason = "too_large";
+        job->rc = GH_EDENIED;
+    }
+    if (job->rc == 0 && (q = malloc(sj->query.len + 1)) == NULL) {
+        job->rc = GH_ENOMEM;
+    }
+    if (job->rc == 0) {
+        ngx_memcpy(q, sj->query.data, sj->query.len);
+        q[sj->query.len] = '\0';
+        job->rc = gh_saml_slo(gh_store, mk, job->tenant, sj->base, q,
+                              gh_saml_end_session, job, &sj->url,
+                              &sj->reason);
+    }
+    free(q);
+    gh_wipe(mk, sizeof(mk));
+    if (job->rc == GH_EDENIED) {
+        gh_job_audit(job, "-", job->tenant, "logout_refused", sj->reason);
+    }
+}
+
+
+/* SP-initiated: this session ends now, then the IdP is told. */
+static void
+gh_saml_thread_logout(void *data, ngx_log_t *log)
+{
+    gh_job_t       *job = data;
+    gh_saml_job_t  *sj = job->ext;
+    uint8_t         mk[GH_MASTER_KEY_BYTES];
+
+    job->rc = gh_store != NULL ? gh_session_del(gh_store, job->old_key)
+                               : GH_ESTORE;
+    if (job->rc == 0 || job->rc == GH_ENOTFOUND) {
+        gh_job_audit(job, job->actor, job->tenant, "logout", "saml");
+        job->rc = gh_master_key_load(sj->keypath, mk);
+        if (job->rc == 0) {
+            job->rc = gh_saml_logout_start(gh_store, mk, job->tenant,
+                                           sj->base, job->old_key, &sj->url);
+        }
+        gh_wipe(mk, sizeof(mk));
+        if (job->rc == GH_ENOTFOUND) {
+            job->rc = 0;        /* signed out here; the IdP is not told */
+        }
+    }
+}
+
+
+static void
+gh_saml_slo_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    gh_saml_job_t  *sj = job->ext;
+    ngx_str_t       loc, cookie, empty = ngx_string("");
+    ngx_int_t       rc;
+
+    if (job->rc == 0) {
+        if (gh_cookie_header(r->pool, GH_COOKIE_NAME, &empty, 1, &cookie)
+            != NGX_OK)
+        {
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        } else if (sj->url != NULL) {
+            loc.len = ngx_strlen(sj->url);
+            loc.data = ngx_pnalloc(r->pool, loc.len);
+            if (loc.data == NULL) {
+                rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            } else {
+                ngx_memcpy(loc.data, sj->url, loc.len);
+                rc = gh_send(r, NGX_HTTP_MOVED_TEMPORARILY, "text/plain",
+                             NULL, &loc, &cookie, 1);
+            }
+        } else {
+            ngx_str_set(&loc, "/");
+            rc = gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc,
+                         &cookie, 1);
+        }
+    } else if (job->rc == GH_EDENIED) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "gatehouse: saml logout message refused for tenant "
+                      "%s: %s", job->tenant, sj->reason);
+        rc = gh_send_error(r, NGX_HTTP_FORBIDDEN, sj->reason,
+                           "the logout message was refused");
+    } else if (job->rc == GH_ENOTFOUND) {
+        rc = gh_send_error(r, NGX_HTTP_NOT_FOUND, "saml_not_configured",
+                           "this organisation does not sign in with SAML");
+    } else {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "gatehouse: saml logout for tenant %s failed: %s",
+                      job->tenant, gh_strerror(job->rc));
+        rc = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                           "single logout is unavailable, try again later");
+    }
+    free(sj->url);
+    sj->url = NULL;
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+gh_saml_logout_body(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_ctx_t  *ctx;
+    gh_job_t                  *job;
+    ngx_str_t                  body, tenant;
+    ngx_int_t                  rc;
+
+    ctx = gh_ctx(r);
+    if (ctx == NULL || ctx->username.len == 0) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    tenant = ctx->username;
+    ngx_str_null(&ctx->username);
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    if (gh_csrf_prepare(r, ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
+        ngx_http_finalize_request(r, gh_send_error(r, NGX_HTTP_FORBIDDEN,
+            "csrf", "this form expired or came from another site"));
+        return;
+    }
+    if (!ctx->authenticated
+        || ngx_strlen(ctx->user.tenant) != tenant.len
+        || ngx_strncmp(ctx->user.tenant, tenant.data, tenant.len) != 0)
+    {
+        ngx_http_finalize_request(r, gh_send_error(r,
+            NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+            "no session of this organisation"));
+        return;
+    }
+    job = gh_saml_job(r, ctx, &tenant);
+    if (job == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    ngx_cpystrn((u_char *) job->actor, (u_char *) ctx->user.email,
+                sizeof(job->actor));
+    ngx_memcpy(job->old_key, ctx->key, sizeof(job->old_key));
+    job->finish = gh_saml_slo_finish;
+    if (gh_job_post(r, job, gh_saml_thread_logout) != NGX_OK) {
+        ngx_http_finalize_request(r, gh_send_error(r,
+            NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+            "the gateway is busy, try again"));
+    }
+}
+
+
+static ngx_int_t
+gh_saml_slo_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_str_t *tenant)
+{
+    gh_job_t       *job;
+    gh_saml_job_t  *sj;
+    ngx_int_t       rc;
+
+    if (r->method & NGX_HTTP_POST) {
+        /* our own sign-out button: CSRF-checked, for this tenant's
+         * session */
+        ctx->username = *tenant;
+        rc = gh_read_form(r, gh_saml_logout_body);
+        return rc;
+    }
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) || r->args.len == 0) {
+        return gh_send_error(r, NGX_HTTP_BAD_REQUEST, "no_message",
+                             "expected a SAMLRequest or SAMLResponse");
+    }
+    job = gh_saml_job(r, ctx, tenant);
+    if (job == NULL) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "single logout needs gatehouse_public_url "
+                             "https://...");
+    }
+    sj = job->ext;
+    sj->query = r->args;
+    job->finish = gh_saml_slo_finish;
+    if (gh_job_post(r, job, gh_saml_thread_slo) != NGX_OK) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                             "the gateway is busy, try again");
+    }
+    r->main->count++;
     return NGX_DONE;
 }
 
@@ -542,6 +781,11 @@ gh_saml_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
         && ngx_strncmp(what.data, "acs", what.len) == 0)
     {
         return gh_saml_acs_endpoint(r, ctx, &tenant);
+    }
+    if (what.len == sizeof("slo") - 1
+        && ngx_strncmp(what.data, "slo", what.len) == 0)
+    {
+        return gh_saml_slo_endpoint(r, ctx, &tenant);
     }
 
 not_found:

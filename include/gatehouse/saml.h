@@ -43,6 +43,11 @@ typedef struct {
     char rd[GH_SAML_RD_MAX + 1];    /* the stored return path ("/" when
                                        IdP-initiated) */
     char assertion_id[128];
+    char session_index[128];        /* the AuthnStatement's ("" if none) */
+    char *slo_state;                /* malloc'd: what single logout needs
+                                       (lasso's session dump), or NULL;
+                                       gh_saml_session_put takes it */
+    int64_t not_on_or_after;        /* the assertion's end */
     const char *reason;             /* static: "ok" or why refused */
 } gh_saml_result_t;
 
@@ -80,6 +85,31 @@ int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
                 const char *base, const char *b64, size_t len,
                 const char *nonce, int64_t now, int64_t skew,
                 gh_saml_result_t *res);
+
+/* Remember an accepted assertion's session for single logout, under the
+ * gatehouse session's store key; frees res->slo_state. */
+int gh_saml_session_put(gh_store_t *st, const char *tenant,
+                        const uint8_t key[32], gh_saml_result_t *res,
+                        int64_t until);
+
+/* SP-initiated logout of the gatehouse session stored under key: a signed
+ * LogoutRequest (HTTP-Redirect) to the IdP in *url (malloc'd), the
+ * record forgotten. GH_ENOTFOUND when the session came from no SAML
+ * login (or the IdP has no HTTP-Redirect SLO service). */
+int gh_saml_logout_start(gh_store_t *st, const uint8_t master[32],
+                         const char *tenant, const char *base,
+                         const uint8_t key[32], char **url);
+
+/* A message from the IdP at the tenant's SLO endpoint (HTTP-Redirect; the
+ * raw query string). A LogoutRequest must be signed (by the tenant's IdP,
+ * SHA-1 only when allowed): each gatehouse session it names is passed to
+ * end(), and *url gets our signed LogoutResponse. A LogoutResponse is
+ * verified the same way; *url is then NULL. 0, or GH_EDENIED with
+ * *reason. */
+int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
+                const char *base, const char *query,
+                void (*end)(const uint8_t key[32], void *arg), void *arg,
+                char **url, const char **reason);
 
 /* The tenant's sign-in (GH_SIGNIN_*; password when never set). */
 int gh_saml_signin_get(gh_store_t *st, const char *tenant, int *signin);

@@ -231,7 +231,10 @@ class Forge:
                     'use="signing"><ds:KeyInfo xmlns:ds='
                     '"http://www.w3.org/2000/09/xmldsig#"><ds:X509Data>'
                     '<ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data>'
-                    '</ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService '
+                    '</ds:KeyInfo></md:KeyDescriptor><md:SingleLogoutService '
+                    'Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
+                    ' Location="https://idp.forge.test/slo"/>'
+                    '<md:SingleSignOnService '
                     'Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
                     ' Location="https://idp.forge.test/sso"/>'
                     '</md:IDPSSODescriptor></md:EntityDescriptor>\n'
@@ -587,3 +590,117 @@ def test_idp_add_refuses_unusable_metadata(gateway, forge, tmp_path):
     p = run_cli(["idp", "add", "--tenant", "nosuch", "--metadata",
                  forge.metadata], data=gateway.data)
     assert p.returncode == 1
+
+
+# ---- single logout ------------------------------------------------------------
+
+def csrf_for(gw, s):
+    r = gw.get("/.gatehouse/login", s, headers=BROWSER)
+    token = input_value(r.text, "csrf")
+    assert token, (r.status_code, r.text[:300])
+    return token
+
+
+def test_sp_initiated_single_logout_through_simplesamlphp(gateway, ssp):
+    s, r = ssp_login(gateway, ssp, "alice", "alicepass")
+    assert r.status_code == 303, r.text
+    cookie = s.cookies.get(SESSION_COOKIE)
+    r = gateway.post("/.gatehouse/saml/acme/slo", s,
+                     data={"csrf": csrf_for(gateway, s)})
+    assert r.status_code == 302, r.text
+    loc = r.headers["Location"]
+    assert loc.startswith(ssp.url + "/saml2/idp/SingleLogoutService.php?"), loc
+    q = parse_qs(urlsplit(loc).query)
+    assert q["SigAlg"] == [RSA_SHA256] and q["Signature"][0]
+    # the session is gone at once, whatever the IdP does
+    fresh = gateway.session()
+    fresh.cookies.set(SESSION_COOKIE, cookie)
+    assert gateway.get(WHOAMI, fresh, headers=API).status_code == 401
+    # the IdP accepts our signed request and answers at our SLO endpoint
+    r = s.get(loc, allow_redirects=False, timeout=20)
+    for _ in range(5):      # SimpleSAMLphp hops through its own pages
+        assert r.status_code in (302, 303), (r.status_code, ssp.log())
+        back = r.headers["Location"]
+        if back.startswith(gateway.origin):
+            break
+        r = s.get(back, allow_redirects=False, timeout=20)
+    assert back.startswith(gateway.origin + "/.gatehouse/saml/acme/slo?"), back
+    assert "SAMLResponse=" in back
+    r = s.get(back, allow_redirects=False, timeout=20)
+    assert r.status_code == 303, r.text
+    assert r.headers["Location"] == "/"
+
+
+def test_sign_out_post_needs_csrf(gateway, ssp):
+    s, r = ssp_login(gateway, ssp, "alice", "alicepass")
+    assert r.status_code == 303
+    r = gateway.post("/.gatehouse/saml/acme/slo", s, data={"csrf": "x"},
+                     headers=API)
+    assert r.status_code == 403
+    assert gateway.get(WHOAMI, s, headers=API).status_code == 200
+
+
+def test_idp_initiated_logout_ends_the_session(gateway, ssp):
+    s, r = ssp_login(gateway, ssp, "alice", "alicepass")
+    assert r.status_code == 303, r.text
+    cookie = s.cookies.get(SESSION_COOKIE)
+    r = s.get(ssp.url + "/saml2/idp/initSLO.php",
+              params={"RelayState": ssp.url + "/"}, allow_redirects=False,
+              timeout=20)
+    hops = 0
+    saw_request = False
+    while r.status_code in (301, 302, 303) and hops < 10:
+        loc = r.headers["Location"]
+        if loc.startswith(gateway.origin) and "SAMLRequest=" in loc:
+            saw_request = True
+        r = s.get(loc, allow_redirects=False, timeout=20)
+        hops += 1
+    assert saw_request, ssp.log()
+    fresh = gateway.session()
+    fresh.cookies.set(SESSION_COOKIE, cookie)
+    assert gateway.get(WHOAMI, fresh, headers=API).status_code == 401
+
+
+def logout_request_query(gw, tenant, session_index, key=None):
+    """An IdP LogoutRequest (HTTP-Redirect) from FORGE_IDP; signed with
+    key (PEM path) when given."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    now = datetime.now(timezone.utc)
+    xml = ('<samlp:LogoutRequest xmlns:samlp="%s" xmlns:saml="%s" ID="_l%s" '
+           'Version="2.0" IssueInstant="%s" Destination="%s">'
+           '<saml:Issuer>%s</saml:Issuer><saml:NameID Format='
+           '"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">'
+           'bob@forge.test</saml:NameID><samlp:SessionIndex>%s'
+           '</samlp:SessionIndex></samlp:LogoutRequest>'
+           % (NS_P, NS_A, secrets.token_hex(16), iso(now),
+              gw.origin + "/.gatehouse/saml/%s/slo" % tenant, FORGE_IDP,
+              session_index))
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    raw = co.compress(xml.encode()) + co.flush()
+    q = urlencode({"SAMLRequest": base64.b64encode(raw).decode()})
+    if key is None:
+        return q
+    q += "&" + urlencode({"SigAlg": RSA_SHA256})
+    with open(key, "rb") as f:
+        pk = serialization.load_pem_private_key(f.read(), None)
+    sig = pk.sign(q.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return q + "&" + urlencode({"Signature": base64.b64encode(sig).decode()})
+
+
+def test_idp_logout_request_must_be_validly_signed(gateway, forge):
+    s, rid = forge.start("forge")
+    assert forge.post("forge", s, forge.response("forge", rid)).status_code == 303
+    assert gateway.get(WHOAMI, s, headers=API).status_code == 200
+    for key, reason in ((None, "unsigned"), (forge.other_key, "signature")):
+        q = logout_request_query(gateway, "forge", "_s1", key)
+        r = gateway.get("/.gatehouse/saml/forge/slo?" + q, headers=API)
+        assert r.status_code == 403, r.text
+        assert r.json()["error"] == reason
+        assert gateway.get(WHOAMI, s, headers=API).status_code == 200
+    # the genuine one ends the session and answers with a LogoutResponse
+    q = logout_request_query(gateway, "forge", "_s1", forge.key)
+    r = gateway.get("/.gatehouse/saml/forge/slo?" + q)
+    assert r.status_code == 302, r.text
+    assert "SAMLResponse=" in r.headers["Location"]
+    assert gateway.get(WHOAMI, s, headers=API).status_code == 401

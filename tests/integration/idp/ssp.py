@@ -119,6 +119,7 @@ $metadata['__DYNAMIC:1__'] = [
     'validate.authnrequest' => true,
     'sign.response' => false,
     'sign.assertion' => true,
+    'sign.logout' => true,
     'NameIDFormat' => 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
     'simplesaml.nameidattribute' => 'mail',
 ];
