@@ -161,6 +161,72 @@ int gh_saml_signin_set(gh_store_t *st, const char *tenant, int signin)
     return gh_kv_put(st, key, name, strlen(name), 0);
 }
 
+/* ---- home-realm discovery ---- */
+
+/* Lower-case copy of a domain, or GH_EINVAL. */
+static int domain_norm(const char *in, size_t n, char out[GH_DOMAIN_MAX + 1])
+{
+    size_t i;
+    int dot = 0;
+
+    if (n == 0 || n > GH_DOMAIN_MAX)
+        return GH_EINVAL;
+    for (i = 0; i < n; i++) {
+        char c = in[i];
+
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.'))
+            return GH_EINVAL;
+        dot |= c == '.';
+        out[i] = c;
+    }
+    out[n] = '\0';
+    return dot && out[0] != '.' && out[n - 1] != '.' ? 0 : GH_EINVAL;
+}
+
+int gh_saml_domain_set(gh_store_t *st, const char *tenant, const char *domain)
+{
+    char d[GH_DOMAIN_MAX + 1], key[KEY_MAX];
+    gh_tenant_t t;
+    int rc;
+
+    if (!tenant_name_ok(tenant) || domain == NULL ||
+        domain_norm(domain, strlen(domain), d) != 0)
+        return GH_EINVAL;
+    if ((rc = gh_tenant_get(st, tenant, &t)) != 0)
+        return rc == GH_ENOTFOUND ? GH_EBADTENANT : rc;
+    if ((rc = rkey(key, "domain", d, NULL)) != 0)
+        return rc;
+    return gh_kv_put(st, key, tenant, strlen(tenant), 0);
+}
+
+int gh_saml_domain_tenant(gh_store_t *st, const char *email, size_t len,
+                          char tenant[GH_TENANT_MAX + 1])
+{
+    char d[GH_DOMAIN_MAX + 1], key[KEY_MAX], *v = NULL;
+    const char *at = NULL;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < len; i++)
+        if (email[i] == '@')
+            at = email + i;
+    if (at == NULL ||
+        domain_norm(at + 1, len - (size_t)(at + 1 - email), d) != 0)
+        return GH_ENOTFOUND;
+    if ((rc = rkey(key, "domain", d, NULL)) != 0)
+        return GH_ENOTFOUND;
+    if ((rc = gh_kv_get(st, key, &v, NULL)) != 0)
+        return rc;
+    rc = tenant_name_ok(v) ? 0 : GH_ESTORE;
+    if (rc == 0)
+        snprintf(tenant, GH_TENANT_MAX + 1, "%s", v);
+    free(v);
+    return rc;
+}
+
 /* ---- the pure checks ---- */
 
 int gh_saml_doc_safe(const char *doc, size_t len)
@@ -1349,6 +1415,12 @@ int gh_saml_session_put(gh_store_t *st, const char *tenant,
     if (res->slo_state == NULL)
         return 0;
     sodium_bin2hex(hex, sizeof hex, key, 32);
+    /* forget a few records of sessions long over */
+    if (rkey(k, "ssn", tenant, "") == 0) {
+        int64_t now = gh_now();
+
+        (void)gh_kv_sweep(st, k, exp_passed, &now, 16);
+    }
     rc = rkey(k, "ssn", tenant, hex);
     if (rc == 0)
         rc = record_put(st, k, json_pack("{s:s,s:s,s:I}", "si",

@@ -58,7 +58,7 @@ static const char usage_text[] =
 "             [--password-max N] [--password-classes N] [--password-history N]\n"
 "             [--password-max-age DAYS|off] [--blocklist on|off]\n"
 "             [--mfa off|optional|required]\n"
-"  tenant set --tenant T --signin password|password+otp|saml\n"
+"  tenant set --tenant T [--signin password|password+otp|saml] [--domain D]\n"
 "             (each value may also be \"default\": the profile's)\n"
 "  tenant show --tenant T\n"
 "  user add --tenant T --email E [--name N] [--roles r1,r2] [--password-stdin]\n"

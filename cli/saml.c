@@ -156,7 +156,9 @@ int tenant_set_is_signin(int argc, char **argv)
 
     for (i = 1; i < argc; i++)
         if (strcmp(argv[i], "--signin") == 0 ||
-            strncmp(argv[i], "--signin=", 9) == 0)
+            strncmp(argv[i], "--signin=", 9) == 0 ||
+            strcmp(argv[i], "--domain") == 0 ||
+            strncmp(argv[i], "--domain=", 9) == 0)
             return 1;
     return 0;
 }
@@ -166,9 +168,10 @@ int cmd_tenant_signin(const char *dir, int argc, char **argv)
     static const struct option opts[] = {
         { "tenant", required_argument, NULL, 't' },
         { "signin", required_argument, NULL, 's' },
+        { "domain", required_argument, NULL, 'd' },
         { NULL, 0, NULL, 0 },
     };
-    const char *tenant = NULL, *how = NULL;
+    const char *tenant = NULL, *how = NULL, *domain = NULL;
     gh_store_t *st = NULL;
     char *md = NULL;
     int c, rc, signin;
@@ -177,12 +180,31 @@ int cmd_tenant_signin(const char *dir, int argc, char **argv)
         switch (c) {
         case 't': tenant = optarg; break;
         case 's': how = optarg; break;
+        case 'd': domain = optarg; break;
         default:  return bad_option(c, argv);
         }
     }
-    if (optind != argc || tenant == NULL || how == NULL)
-        return usage_error("%s", "usage: tenant set --tenant T --signin "
-                           "password|password+otp|saml (alone)");
+    if (optind != argc || tenant == NULL || (how == NULL && domain == NULL))
+        return usage_error("%s", "usage: tenant set --tenant T [--signin "
+                           "password|password+otp|saml] [--domain D] "
+                           "(without other options)");
+    if (domain != NULL) {
+        if (open_store(dir, &st) != 0)
+            return 1;
+        rc = gh_saml_domain_set(st, tenant, domain);
+        gh_store_close(st);
+        st = NULL;
+        if (rc == GH_EBADTENANT)
+            return fail(1, "no such tenant: %s", tenant);
+        if (rc == GH_EINVAL)
+            return fail(1, "not a domain name: %s", domain);
+        if (rc != 0)
+            return fail(1, "cannot set the domain: %s", gh_strerror(rc));
+        cli_audit(dir, tenant, "tenant_domain", domain);
+        printf("tenant %s: domain %s\n", tenant, domain);
+        if (how == NULL)
+            return 0;
+    }
     if ((signin = gh_signin_parse(how)) < 0)
         return fail(1, "--signin must be password, password+otp or saml: %s",
                     how);

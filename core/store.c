@@ -3245,12 +3245,8 @@ int gh_kv_sweep(gh_store_t *st, const char *prefix,
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && seen++ < max && k.mv_size >= plen &&
            memcmp(k.mv_data, prefix, plen) == 0) {
-        char buf[512];
-        size_t m = v.mv_size < sizeof buf - 1 ? v.mv_size : sizeof buf - 1;
-
-        memcpy(buf, v.mv_data, m);
-        buf[m] = '\0';
-        if (expired(buf, m, arg)) {
+        /* the value is valid inside this transaction: judged in place */
+        if (expired(v.mv_data, v.mv_size, arg)) {
             rc = mdb_cursor_del(cur, 0);
             if (rc != 0)
                 break;

@@ -2263,6 +2263,11 @@ gh_login_body(ngx_http_request_t *r)
     if (rc == NGX_DECLINED) {
         ngx_str_set(&job->password, "");
     }
+    if (gh_saml_discover(r, ctx, &job->email, job->password.len == 0,
+                         &status) == NGX_OK)
+    {
+        goto wipe;
+    }
 
     /* A session presented at login is replaced, never promoted. */
     if (ctx->authenticated || ctx->pwchange || ctx->mfa_pending) {

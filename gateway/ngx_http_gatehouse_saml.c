@@ -828,3 +828,51 @@ gh_saml_password_guard(gh_job_t *job)
     res->retry_after = 0;
     job->rc = GH_EDENIED;
 }
+
+
+/* Home-realm discovery at the login form (event loop: one LMDB read).
+ * The email's domain names a tenant: a SAML tenant's user goes to its
+ * IdP (a password typed along is never checked); a password tenant's user
+ * who gave no password gets the form back asking for it. NGX_DECLINED:
+ * no domain matched (or no decision), the password login goes on. */
+ngx_int_t
+gh_saml_discover(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_str_t *email, ngx_uint_t no_password, ngx_int_t *status)
+{
+    char        tenant[GH_TENANT_MAX + 1];
+    ngx_str_t   loc, rd;
+    int         signin;
+    u_char     *p;
+
+    if (gh_store == NULL || email->len == 0
+        || gh_saml_domain_tenant(gh_store, (const char *) email->data,
+                                 email->len, tenant) != 0
+        || gh_saml_signin_get(gh_store, tenant, &signin) != 0)
+    {
+        return NGX_DECLINED;
+    }
+    if (signin == GH_SIGNIN_SAML) {
+        if (gh_urlencode(r->pool, &ctx->rd, &rd) != NGX_OK) {
+            *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_OK;
+        }
+        loc.data = ngx_pnalloc(r->pool, sizeof(GH_PREFIX "saml//login?rd=")
+                               + GH_TENANT_MAX + rd.len);
+        if (loc.data == NULL) {
+            *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_OK;
+        }
+        p = ngx_sprintf(loc.data, GH_PREFIX "saml/%s/login?rd=%V", tenant,
+                        &rd);
+        loc.len = p - loc.data;
+        *status = gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc,
+                          NULL, 0);
+        return NGX_OK;
+    }
+    if (no_password) {
+        ngx_str_set(&ctx->message, "Enter your password.");
+        *status = gh_send_login_page(r, ctx, NGX_HTTP_OK);
+        return NGX_OK;
+    }
+    return NGX_DECLINED;
+}

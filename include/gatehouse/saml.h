@@ -111,6 +111,16 @@ int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
                 void (*end)(const uint8_t key[32], void *arg), void *arg,
                 char **url, const char **reason);
 
+/* Home-realm discovery: the email domain (lower-case, [a-z0-9.-], with a
+ * dot) that names the tenant. One tenant per domain: setting a domain
+ * again moves it. */
+#define GH_DOMAIN_MAX 253
+int gh_saml_domain_set(gh_store_t *st, const char *tenant, const char *domain);
+/* The tenant of the domain of email (the part after its last '@', any
+ * case). GH_ENOTFOUND when none. */
+int gh_saml_domain_tenant(gh_store_t *st, const char *email, size_t len,
+                          char tenant[GH_TENANT_MAX + 1]);
+
 /* The tenant's sign-in (GH_SIGNIN_*; password when never set). */
 int gh_saml_signin_get(gh_store_t *st, const char *tenant, int *signin);
 int gh_saml_signin_set(gh_store_t *st, const char *tenant, int signin);

@@ -436,8 +436,8 @@ int gh_kv_consume(gh_store_t *st, const char *take, char **taken,
                   size_t *taken_len, const char *mark, const char *val,
                   size_t len);
 /* Delete, among at most max records whose key starts with prefix, those
- * for which expired(value) says 1. Returns the number deleted or an
- * error. */
+ * for which expired(value, its length — not NUL-terminated, valid only
+ * during the call) says 1. Returns the number deleted or an error. */
 int gh_kv_sweep(gh_store_t *st, const char *prefix,
                 int (*expired)(const char *val, size_t len, void *arg),
                 void *arg, unsigned max);

@@ -704,3 +704,49 @@ def test_idp_logout_request_must_be_validly_signed(gateway, forge):
     assert r.status_code == 302, r.text
     assert "SAMLResponse=" in r.headers["Location"]
     assert gateway.get(WHOAMI, s, headers=API).status_code == 401
+
+
+# ---- home-realm discovery -----------------------------------------------------
+
+def test_login_form_sends_a_saml_domain_to_its_idp(gateway, ssp):
+    cli(gateway, "tenant", "set", "--tenant", "acme", "--domain", "Acme.Test")
+    for password in ("", "typed anyway, never checked"):
+        s = gateway.session()
+        _, csrf = gateway.login_page(s, rd="/app/x")
+        r = gateway.post("/.gatehouse/login", s, data={
+            "username": "Alice@ACME.test", "password": password,
+            "csrf": csrf, "rd": "/app/x"})
+        assert r.status_code == 303, r.text
+        assert r.headers["Location"] == \
+            "/.gatehouse/saml/acme/login?rd=/app/x"
+        assert not s.cookies.get(SESSION_COOKIE)
+    # and from there on to the IdP, and back with a session
+    r = gateway.get(r.headers["Location"], s)
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith(ssp.url)
+
+
+def test_login_form_asks_a_password_domain_for_the_password(gateway, ssp):
+    cli(gateway, "tenant", "set", "--tenant", "demo", "--domain",
+        "example.com")
+    s = gateway.session()
+    _, csrf = gateway.login_page(s)
+    r = gateway.post("/.gatehouse/login", s, data={
+        "username": "admin@example.com", "csrf": csrf})
+    assert r.status_code == 200, r.text
+    assert "Enter your password." in r.text
+    assert 'name="password"' in r.text
+    assert input_value(r.text, "username") == "admin@example.com"
+    # with the password the login goes on as always
+    s, r = gateway.login()
+    assert r.status_code == 303
+    assert s.cookies.get(SESSION_COOKIE)
+
+
+def test_tenant_set_domain_validates(gateway, ssp):
+    p = run_cli(["tenant", "set", "--tenant", "acme", "--domain",
+                 "not a domain"], data=gateway.data)
+    assert p.returncode == 1 and "not a domain name" in p.stderr
+    p = run_cli(["tenant", "set", "--tenant", "nosuch", "--domain",
+                 "x.example"], data=gateway.data)
+    assert p.returncode == 1
