@@ -282,6 +282,9 @@ gh_saml_thread_acs(void *data, ngx_log_t *log)
     }
     free(res->slo_state);
     res->slo_state = NULL;
+    if (job->rc == 0 && job->drop_old) {
+        (void) gh_session_del(gh_store, job->old_key);
+    }
     if (job->rc == 0) {
         ngx_snprintf((u_char *) detail, sizeof(detail) - 1,
                      "saml; assertion %s%Z", res->assertion_id);
@@ -432,6 +435,11 @@ gh_saml_acs_body(ngx_http_request_t *r)
         ngx_http_finalize_request(r, gh_send_error(r, NGX_HTTP_BAD_REQUEST,
             "no_response", "SAMLResponse is missing or malformed"));
         return;
+    }
+    /* a session the browser already has is replaced, never kept */
+    if (ctx->authenticated || ctx->pwchange || ctx->mfa_pending) {
+        job->drop_old = 1;
+        ngx_memcpy(job->old_key, ctx->key, sizeof(job->old_key));
     }
     if (gh_cookie(r, GH_SAML_COOKIE, &nonce) == NGX_OK
         && nonce.len == GH_SAML_NONCE)

@@ -351,6 +351,19 @@ def test_crafted_valid_response_opens_a_session(gateway, forge):
     assert who["email"] == "bob@forge.test" and who["tenant"] == "forge"
 
 
+def test_saml_login_replaces_the_browsers_previous_session(gateway, forge):
+    s, rid = forge.start("forge")
+    assert forge.post("forge", s, forge.response("forge", rid)).status_code == 303
+    old = s.cookies.get(SESSION_COOKIE)
+    s, rid = forge.start("forge", s=s)
+    assert forge.post("forge", s, forge.response("forge", rid)).status_code == 303
+    assert s.cookies.get(SESSION_COOKIE) != old
+    fresh = gateway.session()
+    fresh.cookies.set(SESSION_COOKIE, old)
+    assert gateway.get(WHOAMI, fresh, headers=API).status_code == 401
+    assert gateway.get(WHOAMI, s, headers=API).status_code == 200
+
+
 def test_unsigned_response_and_assertion_refused(gateway, forge):
     s, rid = forge.start("forge")
     r = forge.post("forge", s, forge.response("forge", rid,
