@@ -709,6 +709,49 @@ static int make_server(const char *base, const char *tenant, const char *cert,
     return 0;
 }
 
+/* Everything a message of the tenant needs: its IdP record, its SP
+ * certificate and a lasso server holding both (with the SP's private key
+ * when signing). */
+typedef struct {
+    idp_rec_t    idp;
+    char        *cert, *ent;
+    LassoServer *s;
+} sp_ctx_t;
+
+static void sp_close(sp_ctx_t *c)
+{
+    if (c->s != NULL)
+        g_object_unref(c->s);
+    free(c->cert);
+    free(c->ent);
+    idp_free(&c->idp);
+    memset(c, 0, sizeof *c);
+}
+
+/* master NULL: to verify only (no private key is unsealed). GH_ENOTFOUND
+ * when the tenant has no IdP. The unsealed key is wiped as soon as lasso
+ * holds it. */
+static int sp_open(gh_store_t *st, const uint8_t master[32],
+                   const char *tenant, const char *base, sp_ctx_t *c)
+{
+    char *pkey = NULL;
+    int rc;
+
+    memset(c, 0, sizeof *c);
+    if ((rc = gh_saml_init()) == 0 && (rc = idp_load(st, tenant, &c->idp)) == 0 &&
+        (rc = sp_load(st, master, tenant, &c->cert,
+                      master != NULL ? &pkey : NULL)) == 0)
+        rc = make_server(base, tenant, c->cert, pkey, c->idp.metadata, &c->s,
+                         &c->ent);
+    if (pkey != NULL) {
+        sodium_memzero(pkey, SP_PEM_MAX);
+        free(pkey);
+    }
+    if (rc != 0)
+        sp_close(c);
+    return rc;
+}
+
 int gh_saml_idp_set(gh_store_t *st, const uint8_t master[32],
                     const char *tenant, const char *metadata, size_t len,
                     unsigned flags, char **entity)
@@ -802,13 +845,11 @@ int gh_saml_login_start(gh_store_t *st, const uint8_t master[32],
                         const char *tenant, const char *base, const char *rd,
                         const char *nonce, int64_t now, char **url)
 {
-    char nh[65];
-    char *cert = NULL, *pkey = NULL, *ent = NULL, key[KEY_MAX], prefix[KEY_MAX];
-    LassoServer *s = NULL;
+    char nh[65], key[KEY_MAX], prefix[KEY_MAX];
     LassoLogin *login = NULL;
     LassoSamlp2AuthnRequest *req;
     const char *id;
-    idp_rec_t idp = { 0 };
+    sp_ctx_t c;
     int rc;
 
     *url = NULL;
@@ -816,14 +857,11 @@ int gh_saml_login_start(gh_store_t *st, const uint8_t master[32],
         strlen(rd) > GH_SAML_RD_MAX || nonce == NULL || strlen(nonce) < 16)
         return GH_EINVAL;
     nonce_hash(nonce, nh);
-    if ((rc = gh_saml_init()) != 0 || (rc = idp_load(st, tenant, &idp)) != 0 ||
-        (rc = sp_load(st, master, tenant, &cert, &pkey)) != 0)
-        goto out;
-    if ((rc = make_server(base, tenant, cert, pkey, idp.metadata, &s, &ent)) != 0)
-        goto out;
+    if ((rc = sp_open(st, master, tenant, base, &c)) != 0)
+        return rc;
     rc = GH_ECRYPTO;
-    if ((login = lasso_login_new(s)) == NULL ||
-        lasso_login_init_authn_request(login, ent, LASSO_HTTP_METHOD_REDIRECT) != 0)
+    if ((login = lasso_login_new(c.s)) == NULL ||
+        lasso_login_init_authn_request(login, c.ent, LASSO_HTTP_METHOD_REDIRECT) != 0)
         goto out;
     req = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(login)->request);
     g_free(req->ProtocolBinding);
@@ -852,15 +890,7 @@ int gh_saml_login_start(gh_store_t *st, const uint8_t master[32],
 out:
     if (login != NULL)
         g_object_unref(login);
-    if (s != NULL)
-        g_object_unref(s);
-    if (pkey != NULL) {
-        sodium_memzero(pkey, SP_PEM_MAX);
-        free(pkey);
-    }
-    free(cert);
-    free(ent);
-    idp_free(&idp);
+    sp_close(&c);
     return rc;
 }
 
@@ -1063,16 +1093,16 @@ int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
                 const char *nonce, int64_t now, int64_t skew,
                 gh_saml_result_t *res)
 {
-    char *cert = NULL, *ent = NULL, *doc = NULL, *msg = NULL, *taken = NULL;
+    char *doc = NULL, *msg = NULL, *taken = NULL;
+    const char *ent;
     char acs[512], entity[512], rkeybuf[KEY_MAX], akey[KEY_MAX];
     char *v = NULL, *irt = NULL, *asr_id = NULL, *exp_s = NULL;
-    LassoServer *s = NULL;
     LassoLogin *login = NULL;
     LassoProvider *idp_p;
     LassoSamlp2Response *resp;
     GList *it;
     xmlNode *root, *as = NULL, *c, *subj, *sc, *scd, *cond, *ar, *au;
-    idp_rec_t idp = { 0 };
+    sp_ctx_t sp;
     int64_t t_exp = 0;
     size_t dlen;
     int rc, dup = 0, resp_signed, nassert = 0, sha1, lrc;
@@ -1090,16 +1120,14 @@ int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
     if ((rc = sp_url(acs, sizeof acs, base, tenant, "acs")) != 0 ||
         (rc = sp_url(entity, sizeof entity, base, tenant, "metadata")) != 0)
         return rc;
-    if ((rc = gh_saml_init()) != 0)
-        return rc;
-    rc = idp_load(st, tenant, &idp);
-    if (rc == GH_ENOTFOUND) {
+    /* the IdP's key, in a lasso server (verifying only) */
+    rc = sp_open(st, NULL, tenant, base, &sp);
+    if (rc == GH_ENOTFOUND)
         res->reason = "saml_not_configured";
-        return GH_ENOTFOUND;
-    }
     if (rc != 0)
-        goto out;
-    sha1 = (idp.flags & GH_SAML_ALLOW_SHA1) != 0;
+        return rc;
+    ent = sp.ent;
+    sha1 = (sp.idp.flags & GH_SAML_ALLOW_SHA1) != 0;
 
     /* 1. Before any parser: base64, then no DOCTYPE / entity declaration */
     if (b64_decode(b64, len, &doc, &dlen) != 0)
@@ -1107,15 +1135,12 @@ int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
     if (gh_saml_doc_safe(doc, dlen) != 0)
         DENY("doctype");
 
-    /* 2. lasso parses and knows the IdP's key */
-    if ((rc = sp_load(st, NULL, tenant, &cert, NULL)) != 0 ||
-        (rc = make_server(base, tenant, cert, NULL, idp.metadata, &s, &ent)) != 0)
-        goto out;
+    /* 2. lasso parses */
     if ((msg = strndup(b64, len)) == NULL) {
         rc = GH_ENOMEM;
         goto out;
     }
-    login = lasso_login_new(s);
+    login = lasso_login_new(sp.s);
     if (login == NULL) {
         rc = GH_ENOMEM;
         goto out;
@@ -1140,7 +1165,7 @@ int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
         DENY("malformed");
     if (resp->EncryptedAssertion != NULL)
         DENY("encrypted_assertion");
-    idp_p = lasso_server_get_provider(s, ent);
+    idp_p = lasso_server_get_provider(sp.s, ent);
     if (idp_p == NULL)
         DENY("issuer");
 
@@ -1298,7 +1323,7 @@ int gh_saml_acs(gh_store_t *st, const uint8_t master[32], const char *tenant,
         DENY("in_response_to");
     xmlFree(v);
     v = NULL;
-    if (irt == NULL && !(idp.flags & GH_SAML_IDP_INITIATED))
+    if (irt == NULL && !(sp.idp.flags & GH_SAML_IDP_INITIATED))
         DENY("unsolicited");
     if (irt != NULL && (!xml_id_ok(irt) ||
                         rkey(rkeybuf, "req", tenant, irt) != 0))
@@ -1393,13 +1418,9 @@ out:
     free(taken);
     if (login != NULL)
         g_object_unref(login);
-    if (s != NULL)
-        g_object_unref(s);
+    sp_close(&sp);
     free(msg);
     free(doc);
-    free(cert);
-    free(ent);
-    idp_free(&idp);
     return rc;
 }
 
@@ -1465,26 +1486,25 @@ int gh_saml_logout_start(gh_store_t *st, const uint8_t master[32],
                          const char *tenant, const char *base,
                          const uint8_t key[32], char **url)
 {
-    char hex[65], *dump = NULL, *cert = NULL, *pkey = NULL, *ent = NULL;
-    LassoServer *s = NULL;
+    char hex[65], *dump = NULL;
     LassoLogout *lo = NULL;
-    idp_rec_t idp = { 0 };
+    sp_ctx_t c;
     int rc;
 
     *url = NULL;
     if (!tenant_name_ok(tenant) || !base_ok(base))
         return GH_EINVAL;
     sodium_bin2hex(hex, sizeof hex, key, 32);
-    if ((rc = gh_saml_init()) != 0 || (rc = ssn_take(st, tenant, hex, &dump)) != 0)
-        goto out;
-    if ((rc = idp_load(st, tenant, &idp)) != 0 ||
-        (rc = sp_load(st, master, tenant, &cert, &pkey)) != 0 ||
-        (rc = make_server(base, tenant, cert, pkey, idp.metadata, &s, &ent)) != 0)
-        goto out;
+    if ((rc = ssn_take(st, tenant, hex, &dump)) != 0)
+        return rc;
+    if ((rc = sp_open(st, master, tenant, base, &c)) != 0) {
+        free(dump);
+        return rc;
+    }
     rc = GH_ENOTFOUND;
-    if ((lo = lasso_logout_new(s)) == NULL ||
+    if ((lo = lasso_logout_new(c.s)) == NULL ||
         lasso_profile_set_session_from_dump(LASSO_PROFILE(lo), dump) != 0 ||
-        lasso_logout_init_request(lo, ent, LASSO_HTTP_METHOD_REDIRECT) != 0 ||
+        lasso_logout_init_request(lo, c.ent, LASSO_HTTP_METHOD_REDIRECT) != 0 ||
         lasso_logout_build_request_msg(lo) != 0 ||
         LASSO_PROFILE(lo)->msg_url == NULL)
         goto out;
@@ -1492,16 +1512,8 @@ int gh_saml_logout_start(gh_store_t *st, const uint8_t master[32],
 out:
     if (lo != NULL)
         g_object_unref(lo);
-    if (s != NULL)
-        g_object_unref(s);
-    if (pkey != NULL) {
-        sodium_memzero(pkey, SP_PEM_MAX);
-        free(pkey);
-    }
-    free(cert);
-    free(ent);
+    sp_close(&c);
     free(dump);
-    idp_free(&idp);
     return rc;
 }
 
@@ -1546,11 +1558,10 @@ int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
                 void (*end)(const uint8_t key[32], void *arg), void *arg,
                 char **url, const char **reason)
 {
-    char *cert = NULL, *pkey = NULL, *ent = NULL, *alg = NULL, *sig = NULL;
+    char *alg = NULL, *sig = NULL;
     char *q = NULL, *v = NULL, *dump = NULL, k[KEY_MAX];
-    LassoServer *s = NULL;
     LassoLogout *lo = NULL;
-    idp_rec_t idp = { 0 };
+    sp_ctx_t c;
     int rc, is_req;
 
     *url = NULL;
@@ -1561,8 +1572,8 @@ int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
         *reason = "too_large";
         return GH_EDENIED;
     }
-    if ((rc = gh_saml_init()) != 0 || (rc = idp_load(st, tenant, &idp)) != 0)
-        goto out;
+    if ((rc = sp_open(st, master, tenant, base, &c)) != 0)
+        return rc;
     /* HTTP-Redirect messages carry their signature in the query: it must
      * be there, with an algorithm we take */
     is_req = (v = query_param(query, "SAMLRequest")) != NULL;
@@ -1575,14 +1586,11 @@ int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
         *reason = "unsigned";
         goto out;
     }
-    if (!gh_saml_sigalg_ok(alg, (idp.flags & GH_SAML_ALLOW_SHA1) != 0)) {
+    if (!gh_saml_sigalg_ok(alg, (c.idp.flags & GH_SAML_ALLOW_SHA1) != 0)) {
         *reason = "signature_algorithm";
         goto out;
     }
-    if ((rc = sp_load(st, master, tenant, &cert, &pkey)) != 0 ||
-        (rc = make_server(base, tenant, cert, pkey, idp.metadata, &s, &ent)) != 0)
-        goto out;
-    if ((q = strdup(query)) == NULL || (lo = lasso_logout_new(s)) == NULL) {
+    if ((q = strdup(query)) == NULL || (lo = lasso_logout_new(c.s)) == NULL) {
         rc = GH_ENOMEM;
         goto out;
     }
@@ -1617,7 +1625,7 @@ int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
         char *hex = NULL;
 
         if (ra->Issuer == NULL || ra->Issuer->content == NULL ||
-            strcmp(ra->Issuer->content, ent) != 0) {
+            strcmp(ra->Issuer->content, c.ent) != 0) {
             *reason = "issuer";
             goto out;
         }
@@ -1646,18 +1654,10 @@ int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
 out:
     if (lo != NULL)
         g_object_unref(lo);
-    if (s != NULL)
-        g_object_unref(s);
-    if (pkey != NULL) {
-        sodium_memzero(pkey, SP_PEM_MAX);
-        free(pkey);
-    }
-    free(cert);
-    free(ent);
+    sp_close(&c);
     free(alg);
     free(sig);
     free(q);
     free(dump);
-    idp_free(&idp);
     return rc;
 }
