@@ -94,6 +94,23 @@ gh_saml_job(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
+/* From a content handler that read no body: post the job; the request
+ * lives on until finish finalizes it. */
+static ngx_int_t
+gh_saml_run(ngx_http_request_t *r, gh_job_t *job,
+    void (*thread)(void *data, ngx_log_t *log),
+    void (*finish)(ngx_http_request_t *r, gh_job_t *job))
+{
+    job->finish = finish;
+    if (gh_job_post(r, job, thread) != NGX_OK) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                             "the gateway is busy, try again");
+    }
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
 /* The tenant signs in with SAML: else nothing here works for it. */
 static int
 gh_saml_enabled(const char *tenant)
@@ -203,14 +220,7 @@ gh_saml_login(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_random(raw, sizeof(raw));
     ngx_hex_dump((u_char *) sj->nonce, raw, sizeof(raw));
     sj->nonce[GH_SAML_NONCE] = '\0';
-    job->finish = gh_saml_login_finish;
-    if (gh_job_post(r, job, gh_saml_thread_login) != NGX_OK) {
-        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                             "the gateway is busy, try again");
-    }
-    /* the request lives on until the job's finish finalizes it */
-    r->main->count++;
-    return NGX_DONE;
+    return gh_saml_run(r, job, gh_saml_thread_login, gh_saml_login_finish);
 }
 
 
@@ -690,13 +700,7 @@ gh_saml_slo_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     }
     sj = job->ext;
     sj->query = r->args;
-    job->finish = gh_saml_slo_finish;
-    if (gh_job_post(r, job, gh_saml_thread_slo) != NGX_OK) {
-        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                             "the gateway is busy, try again");
-    }
-    r->main->count++;
-    return NGX_DONE;
+    return gh_saml_run(r, job, gh_saml_thread_slo, gh_saml_slo_finish);
 }
 
 

@@ -286,7 +286,8 @@ class Forge:
             '</saml:AuthnStatement></saml:Assertion>') % {
             "A": NS_A, "aid": aid, "now": iso(now), "idp": FORGE_IDP,
             "sig": "" if o.get("unsigned_assertion") else
-                   sig_template(aid, self.cert, sigalg, digest),
+                   sig_template(aid, o.get("keyinfo_cert", self.cert),
+                                sigalg, digest),
             "email": email, "scdna": scd_na,
             "recipient": o.get("recipient", acs), "irt": irt, "nb": nb,
             "na": na, "aud": o.get("audience", entity)}
@@ -376,6 +377,13 @@ def test_assertion_signed_by_another_key_refused(gateway, forge):
     s, rid = forge.start("forge")
     r = forge.post("forge", s, forge.response(
         "forge", rid, assertion_key=forge.other_key))
+    refused(r, "signature")
+    # also when the message carries that key's own certificate: only the
+    # registered metadata's keys count
+    s, rid = forge.start("forge")
+    r = forge.post("forge", s, forge.response(
+        "forge", rid, assertion_key=forge.other_key,
+        keyinfo_cert=forge.other_cert))
     refused(r, "signature")
 
 
@@ -592,6 +600,41 @@ def test_malformed_response_is_400_or_403_never_a_session(gateway, forge):
                          data={"SAMLResponse": junk})
         assert r.status_code in (400, 403), (junk, r.status_code, r.text)
         assert SESSION_COOKIE not in r.headers.get("Set-Cookie", "")
+
+
+def test_certificate_rollover_by_re_adding_the_idp(gateway, forge, tmp_path):
+    """Metadata listing the old and the new certificate accepts both; once
+    only the new one is registered, the old key is refused."""
+    kd = ('<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds='
+          '"http://www.w3.org/2000/09/xmldsig#"><ds:X509Data>'
+          '<ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data>'
+          '</ds:KeyInfo></md:KeyDescriptor>')
+    with open(forge.metadata) as f:
+        base_md = f.read()
+    both = tmp_path / "both.xml"
+    both.write_text(base_md.replace(kd % forge.cert,
+                                    kd % forge.cert + kd % forge.other_cert))
+    new_only = tmp_path / "new.xml"
+    new_only.write_text(base_md.replace(kd % forge.cert, kd % forge.other_cert))
+    assert (kd % forge.cert) in base_md
+    try:
+        cli(gateway, "idp", "add", "--tenant", "forge", "--metadata", str(both))
+        for key in (forge.key, forge.other_key):
+            s, rid = forge.start("forge")
+            r = forge.post("forge", s, forge.response("forge", rid,
+                                                      assertion_key=key))
+            assert r.status_code == 303, r.text
+        cli(gateway, "idp", "add", "--tenant", "forge", "--metadata",
+            str(new_only))
+        s, rid = forge.start("forge")
+        refused(forge.post("forge", s, forge.response("forge", rid)),
+                "signature")
+        s, rid = forge.start("forge")
+        r = forge.post("forge", s, forge.response(
+            "forge", rid, assertion_key=forge.other_key))
+        assert r.status_code == 303, r.text
+    finally:
+        forge.register("forge")
 
 
 def test_idp_add_refuses_unusable_metadata(gateway, forge, tmp_path):
