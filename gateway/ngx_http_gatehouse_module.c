@@ -12,6 +12,7 @@
  * thread pool; the event loop only reads the LMDB map.
  */
 #include "ngx_http_gatehouse.h"
+#include "gatehouse/saml.h"
 
 #include <sys/resource.h>
 
@@ -1037,6 +1038,11 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "gatehouse: liboath failed to initialise; second "
                       "factors will be refused");
+    }
+    if (gh_saml_init() != 0) {
+        ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                      "gatehouse: lasso failed to initialise; SAML sign-in "
+                      "will be refused");
     }
 
     rc = gh_store_open(&gh_store, dir, 0);
@@ -2272,6 +2278,7 @@ gh_job_thread_login(void *data, ngx_log_t *log)
     }
     gh_wipe(job->password.data, job->password.len);
 
+    gh_saml_password_guard(job);
     if (job->rc == 0 && job->drop_old) {
         (void) gh_session_del(gh_store, job->old_key);
     }
@@ -2625,6 +2632,11 @@ gh_login_body(ngx_http_request_t *r)
     }
     if (rc == NGX_DECLINED) {
         ngx_str_set(&job->password, "");
+    }
+    if (gh_saml_discover(r, ctx, &job->email, job->password.len == 0,
+                         &status) == NGX_OK)
+    {
+        goto wipe;
     }
 
     /* A session presented at login is replaced, never promoted. */
@@ -3312,6 +3324,18 @@ ngx_http_gatehouse_endpoint(ngx_http_request_t *r)
 
     ep.data = r->uri.data + sizeof(GH_PREFIX) - 1;
     ep.len = r->uri.len - (sizeof(GH_PREFIX) - 1);
+    if (ep.len > sizeof("saml/") - 1
+        && ngx_strncmp(ep.data, "saml/", sizeof("saml/") - 1) == 0)
+    {
+        if (ctx->store_failed) {
+            r->keepalive = 0;
+            (void) ngx_http_discard_request_body(r);
+            return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "unavailable",
+                                 "the session store is unavailable");
+        }
+        return gh_saml_endpoint(r, ctx, &ep);
+    }
     n = sizeof(gh_endpoints) / sizeof(gh_endpoints[0]);
     for (i = 0; i < n; i++) {
         if (ep.len == gh_endpoints[i].name.len
