@@ -199,7 +199,20 @@ int gh_saml_domain_set(gh_store_t *st, const char *tenant, const char *domain)
         return rc == GH_ENOTFOUND ? GH_EBADTENANT : rc;
     if ((rc = rkey(key, "domain", d, NULL)) != 0)
         return rc;
-    return gh_kv_put(st, key, tenant, strlen(tenant), 0);
+    rc = gh_kv_put(st, key, tenant, strlen(tenant), 0);
+    /* from now on the login page asks for the email first */
+    if (rc == 0)
+        rc = gh_kv_put(st, GH_SAML_HRD_KEY, "1", 1, 0);
+    return rc;
+}
+
+int gh_saml_discovery_on(gh_store_t *st)
+{
+    char *v = NULL;
+    int rc = gh_kv_get(st, GH_SAML_HRD_KEY, &v, NULL);
+
+    free(v);
+    return rc == 0 ? 1 : rc == GH_ENOTFOUND ? 0 : rc;
 }
 
 int gh_saml_domain_tenant(gh_store_t *st, const char *email, size_t len,

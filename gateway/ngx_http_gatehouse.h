@@ -80,6 +80,9 @@ typedef struct {
                                              as no session elsewhere */
     unsigned             mfa_pending:1;   /* a live session waiting for its
                                              second factor: the same */
+    unsigned             email_first:1;   /* the login page asks for the
+                                             email alone (home-realm
+                                             discovery is in use) */
     ngx_uint_t           status;          /* refusal: 400, 401, 403, 503 */
     const char          *reason;          /* refusal/decision code (static) */
     u_char               rule[GH_RULE_NAME_MAX + 1];

@@ -2638,6 +2638,13 @@ gh_login_body(ngx_http_request_t *r)
     {
         goto wipe;
     }
+    if (rc == NGX_DECLINED) {
+        /* the email-first page sent the email alone and it leads to no
+         * identity provider: ask for the password — the same answer for
+         * every such email, and no failure counted */
+        status = gh_send_login_page(r, ctx, NGX_HTTP_OK);
+        goto wipe;
+    }
 
     /* A session presented at login is replaced, never promoted. */
     if (ctx->authenticated || ctx->pwchange || ctx->mfa_pending) {
@@ -2891,6 +2898,10 @@ gh_login_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+        /* one LMDB read: is home-realm discovery in use? (a store error
+         * shows the ordinary form) */
+        ctx->email_first = gh_store != NULL
+                           && gh_saml_discovery_on(gh_store) == 1;
         return gh_send_login_page(r, ctx, NGX_HTTP_OK);
     }
 

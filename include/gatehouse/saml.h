@@ -116,6 +116,10 @@ int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
  * again moves it. */
 #define GH_DOMAIN_MAX 253
 int gh_saml_domain_set(gh_store_t *st, const char *tenant, const char *domain);
+/* 1 once any domain was mapped (the login page then takes the email
+ * first), 0 before, or a store error (< 0). */
+#define GH_SAML_HRD_KEY "hrd"
+int gh_saml_discovery_on(gh_store_t *st);
 /* The tenant of the domain of email (the part after its last '@', any
  * case). GH_ENOTFOUND when none. */
 int gh_saml_domain_tenant(gh_store_t *st, const char *email, size_t len,

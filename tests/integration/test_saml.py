@@ -799,6 +799,32 @@ def test_login_form_asks_a_password_domain_for_the_password(gateway, ssp):
     assert s.cookies.get(SESSION_COOKIE)
 
 
+def test_login_page_takes_the_email_first_once_a_domain_is_mapped(gateway, ssp):
+    cli(gateway, "tenant", "set", "--tenant", "acme", "--domain", "acme.test")
+    s = gateway.session()
+    page, csrf = gateway.login_page(s, rd="/app/y")
+    assert input_value(page.text, "username") is not None
+    assert input_value(page.text, "password") is None      # email only
+    assert ">Continue</button>" in page.text
+    # an email no domain names: the password comes next, nothing counted
+    before = cli(gateway, "audit", "export").count("login.failure")
+    r = gateway.post("/.gatehouse/login", s, data={
+        "username": "someone@elsewhere.example", "csrf": csrf,
+        "rd": "/app/y"})
+    assert r.status_code == 200, r.text
+    assert input_value(r.text, "password") == ""
+    assert input_value(r.text, "username") == "someone@elsewhere.example"
+    assert input_value(r.text, "rd") == "/app/y"
+    assert not s.cookies.get(SESSION_COOKIE)
+    assert cli(gateway, "audit", "export").count("login.failure") \
+        == before
+    # the SAML domain goes straight to its IdP
+    r = gateway.post("/.gatehouse/login", s, data={
+        "username": "bob@acme.test", "csrf": csrf, "rd": "/app/y"})
+    assert r.status_code == 303
+    assert r.headers["Location"] == "/.gatehouse/saml/acme/login?rd=/app/y"
+
+
 def test_tenant_set_domain_validates(gateway, ssp):
     p = run_cli(["tenant", "set", "--tenant", "acme", "--domain",
                  "not a domain"], data=gateway.data)
