@@ -1,8 +1,10 @@
 /* Fuzz gh_path_canonical (authz/path.c): the path the policy decides on.
  * Properties of an accepted path: no longer than the raw one, starts with
- * '/', no empty or dot segment, no '\\', ';', control byte or NUL, and it is
+ * '/', no empty or dot segment, no segment ending in '.' or ' ', no escape
+ * left for a second decoding, no '\\', ';', control byte or NUL, and it is
  * a fixed point (canonicalising it again gives itself), so the decided path
  * and the proxied path cannot be read two ways. */
+#include <ctype.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -27,6 +29,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)out[i];
         FUZZ_CHECK(c >= 0x20 && c != 0x7f && c != '\\' && c != ';');
+        /* no segment ends in '.' or ' ' (Windows strips them) */
+        if ((c == '.' || c == ' ') && (i + 1 == n || out[i + 1] == '/'))
+            FUZZ_CHECK(0);
+        /* no escape left for a second decoding */
+        if (c == '%' && i + 2 < n && isxdigit((unsigned char)out[i + 1])
+            && isxdigit((unsigned char)out[i + 2]))
+            FUZZ_CHECK(0);
         if (c == '/' && i + 1 < n) {
             FUZZ_CHECK(out[i + 1] != '/');
             if (out[i + 1] == '.')
