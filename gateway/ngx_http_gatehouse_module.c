@@ -931,15 +931,36 @@ ngx_http_gatehouse_exit_process(ngx_cycle_t *cycle)
 /* ---- post-read and access ---- */
 
 /* 1 when a lower-case header name must never reach a backend from a
- * client: our prefix (with '_' read as '-', as some frameworks do) or a
- * configured name. */
+ * client: our prefix (with '_' read as '-', as some frameworks do), a
+ * header some backends route or dispatch by instead of the request line the
+ * gateway decided on (IIS/Symfony/Zend path overrides, method overrides),
+ * or a configured name. */
 static ngx_uint_t
 gh_forbidden_header(ngx_http_gatehouse_main_conf_t *mcf, ngx_table_elt_t *h)
 {
     static const char   prefix[] = "x-gatehouse-";
+    static const char  *override[] = {
+        "x-original-url", "x-rewrite-url", "x-original-uri", "x-override-url",
+        "x-http-method-override", "x-http-method", "x-method-override"
+    };
     ngx_str_t          *s;
-    ngx_uint_t          i;
+    ngx_uint_t          i, k;
     u_char              c;
+
+    for (k = 0; k < sizeof(override) / sizeof(override[0]); k++) {
+        if (h->key.len != ngx_strlen(override[k])) {
+            continue;
+        }
+        for (i = 0; i < h->key.len; i++) {
+            c = ngx_tolower(h->key.data[i]);
+            if ((c == '_' ? '-' : c) != (u_char) override[k][i]) {
+                break;
+            }
+        }
+        if (i == h->key.len) {
+            return 1;
+        }
+    }
 
     if (h->key.len >= sizeof(prefix) - 1) {
         for (i = 0; i < sizeof(prefix) - 1; i++) {
