@@ -1067,19 +1067,26 @@ gh_strip_identity_headers(ngx_http_request_t *r,
 }
 
 
-/* 1 when a "name=value" cookie pair (trimmed) is one of ours. */
+/* 1 when a cookie pair (leading blanks trimmed) is one of ours: the name
+ * in any case, then optional blanks, then '=' or the end. nginx finds
+ * cookies case-insensitively and allows "name =value", so strip every
+ * spelling of ours it or a backend could read. */
 static ngx_uint_t
 gh_own_cookie(u_char *p, size_t len)
 {
-    static const char  *own[] = { GH_COOKIE_NAME "=", GH_CSRF_COOKIE "=" };
+    static const char  *own[] = { GH_COOKIE_NAME, GH_CSRF_COOKIE };
     ngx_uint_t          i;
-    size_t              n;
+    size_t              n, k;
 
     for (i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
         n = ngx_strlen(own[i]);
-        /* nginx finds cookies case-insensitively (that is how the session
-         * is read), so strip them the same way */
-        if (len >= n && ngx_strncasecmp(p, (u_char *) own[i], n) == 0) {
+        if (len < n || ngx_strncasecmp(p, (u_char *) own[i], n) != 0) {
+            continue;
+        }
+        for (k = n; k < len && (p[k] == ' ' || p[k] == '\t'); k++) {
+            /* void */
+        }
+        if (k == len || p[k] == '=') {
             return 1;
         }
     }
@@ -1087,16 +1094,16 @@ gh_own_cookie(u_char *p, size_t len)
 }
 
 
-/* Rewrite one Cookie header without our cookies. Returns 1 when nothing
- * is left, 0 otherwise, NGX_ERROR on allocation failure. */
+/* Rewrite one Cookie header without our cookies. Pairs end at ';' or ','
+ * (nginx splits on both, so "a=b, __Host-gatehouse=t" carries a session);
+ * the others are kept byte for byte with their separators. Returns 1 when
+ * nothing is left, 0 otherwise, NGX_ERROR on allocation failure. */
 static ngx_int_t
 gh_filter_cookie_header(ngx_http_request_t *r, ngx_table_elt_t *h)
 {
-    u_char  *p, *end, *semi, *out, *o;
+    u_char  *p, *end, *q, *a, *out, *o;
 
-    /* re-joining with "; " can grow input written with bare ';': at most
-     * two bytes per pair, and a pair takes at least two input bytes */
-    out = ngx_pnalloc(r->pool, 2 * h->value.len + 2);
+    out = ngx_pnalloc(r->pool, h->value.len + 1);
     if (out == NULL) {
         return NGX_ERROR;
     }
@@ -1104,25 +1111,33 @@ gh_filter_cookie_header(ngx_http_request_t *r, ngx_table_elt_t *h)
     p = h->value.data;
     end = p + h->value.len;
     while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ';')) {
-            p++;
+        for (q = p; q < end && *q != ';' && *q != ','; q++) {
+            /* void */
         }
-        semi = ngx_strlchr(p, end, ';');
-        if (semi == NULL) {
-            semi = end;
+        for (a = p; a < q && (*a == ' ' || *a == '\t'); a++) {
+            /* void */
         }
-        if (semi > p && !gh_own_cookie(p, semi - p)) {
-            if (o != out) {
-                *o++ = ';';
-                *o++ = ' ';
-            }
-            o = ngx_cpymem(o, p, semi - p);
+        if (a < q && gh_own_cookie(a, q - a)) {
+            p = q < end ? q + 1 : q;          /* the pair and its separator */
+            continue;
         }
-        p = semi;
+        o = ngx_cpymem(o, p, (q < end ? q + 1 : q) - p);
+        p = q < end ? q + 1 : q;
     }
-    h->value.data = out;
-    h->value.len = o - out;
-    return o == out;
+    /* no separator or blank left dangling at either end */
+    while (o > out && (o[-1] == ';' || o[-1] == ',' || o[-1] == ' '
+                       || o[-1] == '\t'))
+    {
+        o--;
+    }
+    for (p = out; p < o && (*p == ';' || *p == ',' || *p == ' '
+                            || *p == '\t'); p++)
+    {
+        /* void */
+    }
+    h->value.data = p;
+    h->value.len = o - p;
+    return o == p;
 }
 
 
