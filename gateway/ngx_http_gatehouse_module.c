@@ -1306,7 +1306,10 @@ gh_client_addr(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
         for (k = (ngx_int_t) n - 1; k >= 0; k--) {
             start = xff[k]->value.data;
             end = start + xff[k]->value.len;
-            while (end > start) {
+            if (end == start) {
+                continue;                   /* an empty line adds no hop */
+            }
+            for ( ;; ) {
                 p = end;
                 while (p > start && p[-1] != ',') {
                     p--;
@@ -1327,7 +1330,10 @@ gh_client_addr(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
                 if (!gh_netset_contains(mcf->trusted_set, &hop)) {
                     goto done;
                 }
-                end = p > start ? p - 1 : start;
+                if (p == start) {
+                    break;
+                }
+                end = p - 1;    /* the item before the ',', even if empty */
             }
         }
     }
