@@ -2,7 +2,8 @@
  * return target. Property: an accepted target never leaves the origin or
  * the allow list — a relative one starts with exactly one '/', an absolute
  * one is https to an allowed host, and neither carries a byte a browser
- * repairs (backslash, control, space, non-ASCII). */
+ * repairs (backslash, control, space, non-ASCII), nor such a byte encoded
+ * in its path. */
 #include <string.h>
 
 #include "fuzz.h"
@@ -40,6 +41,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsigned char c = data[i];
         FUZZ_CHECK(c > 0x20 && c < 0x7f && c != '\\');
     }
+    /* no encoded TAB, LF, CR or NUL before the query */
+    for (i = 0; i + 2 < size && rd[i] != '?' && rd[i] != '#'; i++)
+        FUZZ_CHECK(!(rd[i] == '%' && rd[i + 1] == '0'
+                     && strchr("09aAdD", rd[i + 2]) != NULL));
     if (rd[0] == '/') {
         FUZZ_CHECK(size == 1 || rd[1] != '/');
         FUZZ_CHECK(!ci_prefix(rd + 1, size - 1, "%2f"));
