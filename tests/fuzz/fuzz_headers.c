@@ -2,8 +2,11 @@
  * included so the real statics run; tests/fuzz/ngx_stub.h supplies the
  * nginx they need):
  *   - gh_filter_cookie_header: taking our cookies out of a Cookie header
- *     before it is proxied. Property: no pair left starts with one of our
- *     cookie names (any case), and the output stays within its buffer.
+ *     before it is proxied. Property: no pair left (split on ';' and ',',
+ *     as nginx reads them) is one of our cookies in any spelling nginx
+ *     accepts, and the output is no longer than the input.
+ *   - gh_cookie (pages.c): the session cookie lookup. Property: a value
+ *     found sits right after the exact-case name and '='.
  *   - gh_forbidden_header: the identity-header name check. Property: any
  *     name that starts with "x-gatehouse-" once '_' reads as '-' (any case)
  *     is forbidden; otherwise only "x-" routing overrides are.
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "../../gateway/ngx_http_gatehouse_module.c"
+#include "../../gateway/ngx_http_gatehouse_pages.c"
 
 #include "fuzz.h"
 #include "ngx_stub.h"
@@ -24,7 +28,7 @@
 static int
 own_pair(const u_char *p, size_t n)
 {
-    static const char *own[] = { "__host-gatehouse=", "__host-gatehouse-csrf=" };
+    static const char *own[] = { "__host-gatehouse", "__host-gatehouse-csrf" };
     size_t i, k, m;
 
     for (k = 0; k < 2; k++) {
@@ -41,7 +45,13 @@ own_pair(const u_char *p, size_t n)
                 break;
             }
         }
-        if (i == m) {
+        if (i < m) {
+            continue;
+        }
+        while (i < n && (p[i] == ' ' || p[i] == '\t')) {
+            i++;
+        }
+        if (i == n || p[i] == '=') {
             return 1;
         }
     }
@@ -66,20 +76,54 @@ check_cookie(const uint8_t *v, size_t n)
     ngx_memcpy(h.value.data, v, n);
     rc = gh_filter_cookie_header(&r, &h);
     FUZZ_CHECK(rc == 0 || rc == 1);
-    FUZZ_CHECK(h.value.len <= 2 * n + 2);
+    FUZZ_CHECK(h.value.len <= n);
     FUZZ_CHECK((rc == 1) == (h.value.len == 0));
     p = h.value.data;
     end = p + h.value.len;
     while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ';')) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ';' || *p == ',')) {
             p++;
         }
-        semi = ngx_strlchr(p, end, ';');
-        if (semi == NULL) {
-            semi = end;
-        }
+        for (semi = p; semi < end && *semi != ';' && *semi != ','; semi++) { }
         FUZZ_CHECK(!own_pair(p, semi - p));
         p = semi;
+    }
+
+    /* gh_cookie: a value it finds lies inside the header, right after the
+     * exact-case name, blanks and '=' */
+    {
+        ngx_table_elt_t   *one[1];
+        ngx_str_t          val;
+
+        h.value.len = n;
+        h.value.data = ngx_pnalloc(NULL, n ? n : 1);
+        if (h.value.data == NULL) {
+            return;
+        }
+        ngx_memcpy(h.value.data, v, n);
+        one[0] = &h;
+        r.headers_in.cookies.elts = one;
+        r.headers_in.cookies.nelts = 1;
+        r.headers_in.cookies.size = sizeof(one[0]);
+        r.headers_in.cookies.nalloc = 1;
+        if (gh_cookie(&r, GH_COOKIE_NAME, &val) == NGX_OK) {
+            u_char *e = val.data;
+            FUZZ_CHECK(val.data >= h.value.data
+                       && val.data + val.len <= h.value.data + n);
+            while (e > h.value.data && (e[-1] == ' ' || e[-1] == '\t')) {
+                e--;
+            }
+            FUZZ_CHECK(e > h.value.data && e[-1] == '=');
+            e--;
+            while (e > h.value.data && (e[-1] == ' ' || e[-1] == '\t')) {
+                e--;
+            }
+            FUZZ_CHECK(e - h.value.data >= (ptrdiff_t) strlen(GH_COOKIE_NAME));
+            FUZZ_CHECK(memcmp(e - strlen(GH_COOKIE_NAME), GH_COOKIE_NAME,
+                              strlen(GH_COOKIE_NAME)) == 0);
+            FUZZ_CHECK(memchr(val.data, ';', val.len) == NULL
+                       && memchr(val.data, ',', val.len) == NULL);
+        }
     }
 }
 
