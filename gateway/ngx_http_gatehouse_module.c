@@ -2965,7 +2965,46 @@ ngx_http_gatehouse_header_filter(ngx_http_request_t *r)
     ngx_uint_t                      i;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_gatehouse_module);
-    if (r != r->main || lcf == NULL || !lcf->hsts) {
+    if (r != r->main || lcf == NULL) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (lcf->enable && r->upstream != NULL) {
+        /* A backend answer with no valid status line: nginx relays its bytes
+         * raw (as HTTP/0.9), past every header of ours. Cut it off. */
+        if (r->http_version == NGX_HTTP_VERSION_9 && r->http_major >= 1) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "gatehouse: refused a backend answer with no "
+                          "status line");
+            return NGX_ERROR;
+        }
+        /* A backend never sets our cookies: planting one is session
+         * fixation by the backend. */
+        for (part = &r->headers_out.headers.part; part; part = part->next) {
+            h = part->elts;
+            for (i = 0; i < part->nelts; i++) {
+                u_char  *v = h[i].value.data, *end = v + h[i].value.len;
+
+                while (v < end && (*v == ' ' || *v == '\t')) {
+                    v++;
+                }
+                if (h[i].hash != 0
+                    && h[i].key.len == sizeof("Set-Cookie") - 1
+                    && ngx_strncasecmp(h[i].key.data, (u_char *) "Set-Cookie",
+                                       h[i].key.len) == 0
+                    && gh_own_cookie(v, ngx_strlchr(v, end, ';')
+                                        ? ngx_strlchr(v, end, ';') - v
+                                        : end - v))
+                {
+                    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                                  "gatehouse: dropped a backend Set-Cookie "
+                                  "for a gatehouse cookie");
+                    h[i].hash = 0;
+                }
+            }
+        }
+    }
+    if (!lcf->hsts) {
         return ngx_http_next_header_filter(r);
     }
 
