@@ -54,13 +54,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(ci_prefix(rd, size, "https://"));
     for (auth = 8; auth < size && rd[auth] != '/'; auth++)
         FUZZ_CHECK(rd[auth] != '@' && rd[auth] != '?' && rd[auth] != '#');
-    /* the authority is one of the allowed hosts (port 443 implied or said) */
+    /* the authority is one of the allowed hosts, with its port (443 when
+     * absent; leading zeros are the same number to a browser) */
     {
-        size_t n = auth - 8;
+        size_t n = auth - 8, h, k;
         const char *a = rd + 8;
-        int ok = (n == 15 && ci_prefix(a, n, "app.example.com"))
-                 || (n == 19 && ci_prefix(a, n, "app.example.com:443"))
-                 || (n == 21 && ci_prefix(a, n, "wiki.example.com:8443"));
+        unsigned long port = 443;
+        int ok;
+
+        for (h = 0; h < n && a[h] != ':'; h++)
+            ;
+        if (h < n) {
+            port = 0;
+            for (k = h + 1; k < n; k++) {
+                FUZZ_CHECK(a[k] >= '0' && a[k] <= '9');
+                port = port * 10 + (unsigned long)(a[k] - '0');
+            }
+        }
+        ok = (h == 15 && ci_prefix(a, h, "app.example.com") && port == 443)
+             || (h == 16 && ci_prefix(a, h, "wiki.example.com") && port == 8443);
         FUZZ_CHECK(ok);
     }
     if (auth < size)
