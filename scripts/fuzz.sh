@@ -29,7 +29,11 @@ for d in "${drivers[@]}"; do
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   n=$(find "$found" -type f | wc -l)
-  echo "$d: ${runs:-?} runs in $(( $(date +%s) - start )) s, corpus $(ls "$corpus" | wc -l), findings $n (exit $rc)"
+  took=$(( $(date +%s) - start ))
+  echo "$d: ${runs:-?} runs in $took s, corpus $(ls "$corpus" | wc -l), findings $n (exit $rc)"
+  # one line per run, summed by scripts/security-report.sh
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$d" "$took" "${runs:-0}" "$n" \
+      >>build/fuzz/history.tsv
   [ "$rc" -ne 0 ] || [ "$n" -ne 0 ] && bad=1
 done
 exit $bad

@@ -418,6 +418,31 @@ def _tls(gw):
     return ctx.wrap_socket(sock, server_hostname="127.0.0.1")
 
 
+def _send_tolerant(gw, req, quiet=1.0):
+    """Like gw.exchange, but nginx may answer and close while the request
+    is still being sent (that is the point): keep what came back."""
+    out = b""
+    sk = _tls(gw)
+    try:
+        try:
+            sk.sendall(req)
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+        sk.settimeout(quiet)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                chunk = sk.recv(65536)
+            except (socket.timeout, TimeoutError, ConnectionError, ssl.SSLError, OSError):
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        sk.close()
+    return out
+
+
 @pytest.mark.parametrize("what,req", [
     ("huge header", b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"),
     ("huge cookie", b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: a=" + b"b" * 70000 + b"\r\n\r\n"),
@@ -437,7 +462,7 @@ def _tls(gw):
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_oversized_input_is_refused_not_crashed(gw, what, req):
     gw.backend.clear()
-    out = gw.exchange(req, quiet=1.0)
+    out = _send_tolerant(gw, req)
     st = [int(x) for x in re.findall(rb"HTTP/1\.1 (\d{3}) ", out)]
     assert (st[:1] and 400 <= st[0] < 500) or out == b"", (what, out[:200])
     assert gw.backend.requests() == []
