@@ -341,26 +341,36 @@ def test_logged_out_session_replayed_is_refused(gw):
     assert st == 401 and recs == []
 
 
-def test_cookie_replayed_on_another_server_block_dies_with_the_session(tmp_path_factory):
-    """Two server blocks (other.example on a second port) share one store.
-    Browsers never send the host-only __Host- cookie to the other host; a
-    copied cookie is the same session there, so revoking it (logout,
-    disable) ends it on both at once."""
+def test_cookie_replayed_on_another_server_block_gets_no_more(tmp_path_factory):
+    """Two server blocks share one store: the gateway's and other.example on
+    a second port, whose app admits only the role admin. Browsers never send
+    the host-only __Host- cookie to the other host; a copied cookie is the
+    same session there and opens only what that block's app grants the
+    user (a member: nothing), and revoking it (disable) ends it on both."""
     base = str(tmp_path_factory.mktemp("advtwo"))
     port2 = free_port()
     data = os.path.join(base, "data")
     other = ("server { listen 127.0.0.1:%d ssl; server_name other.example; "
              "ssl_certificate %s/tls/gateway.crt; ssl_certificate_key %s/tls/gateway.key; "
              "gatehouse on; gatehouse_hsts on; "
-             "location / { gatehouse_app demo; proxy_pass http://demo_backend; } }"
+             "location / { gatehouse_app b-app; proxy_pass http://demo_backend; } }"
              % (port2, data, data))
     g = Gateway(base, http_directives=[other])
     try:
         g.start()
+        policy = os.path.join(base, "two.yaml")
+        with open(policy, "w") as f:
+            f.write("version: 1\nroles: [admin]\napps:\n"
+                    "  demo:\n    tenants: [demo]\n    rules:\n"
+                    "      - {name: staff, effect: allow, roles: [member, gatehouse-admin]}\n"
+                    "  b-app:\n    tenants: [demo]\n    rules:\n"
+                    "      - {name: admins, effect: allow, roles: [admin]}\n")
+        p = g.cli("policy", "apply", policy)
+        assert p.returncode == 0, p.stderr
         g.add_user("twice@example.com", PW, roles="member")
         token = g.logged_in("twice@example.com", PW).cookies.get(SESSION_COOKIE)
 
-        def status(port, path=WHOAMI, host="127.0.0.1"):
+        def status(port, path, host="127.0.0.1"):
             import http.client
             c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
                                             context=ssl.create_default_context(cafile=g.cert))
@@ -371,14 +381,15 @@ def test_cookie_replayed_on_another_server_block_dies_with_the_session(tmp_path_
             finally:
                 c.close()
 
-        assert status(g.port) == 200
-        assert status(port2, "/b", "other.example") == 200
+        g.backend.clear()
+        assert status(g.port, "/a") == 200
+        assert status(port2, "/b", "other.example") == 403
+        assert [r["path"] for r in g.backend.requests()] == ["/a"]
         p = g.cli("user", "disable", "--email", "twice@example.com")
         assert p.returncode == 0, p.stderr
-        assert status(g.port) == 401
-        assert status(port2, "/b", "other.example") == 401
+        assert status(g.port, "/a") == 401
         assert status(port2, WHOAMI, "other.example") == 401
-        assert [r["path"] for r in g.backend.requests()].count("/b") == 1
+        assert [r["path"] for r in g.backend.requests()] == ["/a"]
     finally:
         g.finish()
 
