@@ -11,9 +11,11 @@
 - kill -9 of a worker during a bounded load (logins included): the other
   worker keeps serving, the master replaces it, the store stays usable.
 
-LMDB "map full" (GH_EFULL) is not provoked here: the map is 1 GiB and has
-no test hook; it takes the same write-error paths as a full disk. SAML
-does not exist yet, so "IdP unreachable" has no test.
+- LMDB map full (a 96 KiB map through the GATEHOUSE_TEST_MAPSIZE test
+  hook): sign-ins answer 503 with no cookie once no page is left, nothing
+  undecided passes, the signed-in keep reading, "store full" is logged.
+
+SAML does not exist yet, so "IdP unreachable" has no test.
 """
 import os
 import shutil
@@ -148,6 +150,65 @@ def test_disk_full_fails_closed_and_recovers(tmp_path_factory):
         gw._stop_nginx()
         if mounted:
             subprocess.run(["umount", store], timeout=30)
+        gw.stop()
+        bad = gw.problems(consume=True)
+        assert not bad, bad
+
+
+# ---- LMDB map full ---------------------------------------------------------------
+
+MAP_PAGES = 24          # 96 KiB: init uses 16 pages of 4 KiB
+
+
+class _SmallMapGateway(Gateway):
+    """The store opened with a tiny LMDB map (GATEHOUSE_TEST_MAPSIZE, the
+    test hook of core/store.c), passed on to nginx's workers."""
+
+    def _render(self):
+        super()._render()
+        with open(self.conf) as f:
+            text = f.read()
+        text = text.replace("\nevents {", "\nenv GATEHOUSE_TEST_MAPSIZE;\n\nevents {", 1)
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+
+def test_map_full_fails_closed(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GATEHOUSE_TEST_MAPSIZE", str(MAP_PAGES * 4096))
+    gw = _SmallMapGateway(str(tmp_path_factory.mktemp("mapfull")))
+    try:
+        gw.start()
+        s = gw.logged_in()
+        outcomes = []
+        for _ in range(800):
+            t = gw.session()
+            _, r = gw.login(s=t)
+            outcomes.append(r.status_code)
+            assert r.status_code in (303, 503), r.status_code
+            if r.status_code == 503:
+                assert not t.cookies.get(SESSION_COOKIE), "a cookie from a failed sign-in"
+                assert r.headers.get("Strict-Transport-Security") == HSTS
+                break
+            assert gw.get(WHOAMI, t).status_code == 200
+        assert outcomes[-1] == 503, "the map never filled: %d sign-ins" % len(outcomes)
+        # at the edge, pages freed by earlier transactions may let one more
+        # through: each try works completely or fails with no cookie
+        for _ in range(5):
+            t = gw.session()
+            _, r = gw.login(s=t)
+            assert r.status_code in (303, 503), r.status_code
+            assert bool(t.cookies.get(SESSION_COOKIE)) == (r.status_code == 303)
+        # nothing undecided passes
+        gw.backend.clear()
+        assert gw.get("/protected", headers=API).status_code == 401
+        assert gw.get("/protected", headers=BROWSER).status_code == 302
+        assert gw.backend.requests() == []
+        # reads need no pages: the signed-in keep their access
+        assert gw.get("/still", s, headers=API).status_code == 200
+        assert healthz(gw) == 200
+        assert wait_for(lambda: "store full" in errlog_text(gw), 5), errlog_text(gw)[-2000:]
+        consume_expected(gw)
+    finally:
         gw.stop()
         bad = gw.problems(consume=True)
         assert not bad, bad
