@@ -45,6 +45,7 @@ apps:
 """
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Smuggled: 1\r\n\r\n"
+CURL_H2 = shutil.which("curl")
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +220,50 @@ def test_odd_line_endings_are_one_request_or_refused(gw, token, seen, raw):
     paths = [r["path"] for r in seen.requests()]
     assert "/smuggled" not in paths
     assert all(not p.startswith("/smuggled") for p in paths), paths
+    assert_clean_after(gw, token)
+
+
+H2_FRAMING = [
+    ("TE chunked", [("Transfer-Encoding", "chunked")], CHUNKED_SMUGGLE),
+    ("CL shorter than data", [("Content-Length", "1")], SMUGGLED),
+    ("CL longer than data", [("Content-Length", "500")], SMUGGLED),
+    ("CL zero with data", [("Content-Length", "0")], SMUGGLED),
+    ("two CL", [("Content-Length", "0"), ("Content-Length", str(len(SMUGGLED)))], SMUGGLED),
+    ("Connection header", [("Connection", "keep-alive"), ("Keep-Alive", "timeout=5")], SMUGGLED),
+    ("Upgrade header", [("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAAQAAP__")], SMUGGLED),
+]
+
+
+@pytest.mark.skipif(CURL_H2 is None, reason="curl not installed")
+@pytest.mark.parametrize("auth", [False, True], ids=["anonymous", "signed-in"])
+@pytest.mark.parametrize("name,headers,body", H2_FRAMING, ids=[f[0] for f in H2_FRAMING])
+def test_h2_framing_never_smuggles_a_request_to_the_backend(gw, token, seen, name, headers,
+                                                            body, auth, tmp_path):
+    """HTTP/2 to the gateway, HTTP/1.1 to the backend (H2.CL, H2.TE): the
+    gateway re-frames the body, so nothing in it becomes a request."""
+    data = tmp_path / "body"
+    data.write_bytes(body)
+    hdrs = [("Accept", "application/json")] + headers
+    if auth:
+        hdrs.append(("Cookie", "%s=%s" % (SESSION_COOKIE, token)))
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    argv = [CURL_H2, "-sS", "--http2", "--max-time", "10", "--noproxy", "*",
+            "--cacert", gw.cert, "-o", os.devnull, "-w", "%{http_version} %{http_code}",
+            "--data-binary", "@%s" % data]
+    for k, v in hdrs:
+        argv += ["-H", "%s: %s" % (k, v)]
+    argv.append(gw.url("/h2-framing"))
+    subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    recs = seen.requests()
+    paths = [r["path"] for r in recs]
+    assert "/smuggled" not in paths
+    if not auth:
+        assert recs == [], paths
+    for r in recs:
+        assert not any(k.lower() in ("x-smuggled", "transfer-encoding", "upgrade")
+                       for k, _ in r["headers"]), r["headers"]
+        cl = [v for k, v in r["headers"] if k.lower() == "content-length"]
+        assert cl in ([], [str(len(r["body"]))]), (cl, len(r["body"]))
     assert_clean_after(gw, token)
 
 
