@@ -1068,9 +1068,9 @@ gh_strip_identity_headers(ngx_http_request_t *r,
 
 
 /* 1 when a cookie pair (leading blanks trimmed) is one of ours: the name
- * in any case, then optional blanks, then '=' or the end. nginx finds
- * cookies case-insensitively and allows "name =value", so strip every
- * spelling of ours it or a backend could read. */
+ * in any case, then optional blanks, then '=' or the end. nginx's own
+ * cookie lookup and many backends match names case-insensitively and allow
+ * "name =value", so strip every spelling of ours any of them could read. */
 static ngx_uint_t
 gh_own_cookie(u_char *p, size_t len)
 {
