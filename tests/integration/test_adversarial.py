@@ -584,6 +584,13 @@ def test_host_not_configured_is_refused(strict, host):
     st, _, _ = strict.raw("POST", LOGIN, [("Host", host)], body=b"username=x")
     assert st == 421, st
     assert strict.backend.requests() == []
+    # an absolute-form target names the host nginx selects by: a foreign
+    # one is refused even when Host is ours
+    out = strict.exchange(("GET https://%s/h HTTP/1.1\r\nHost: gw.example\r\n"
+                           "Accept: text/html\r\nConnection: close\r\n\r\n" % host).encode(),
+                          quiet=0.5)
+    assert statuses(out)[:1] in ([421], [400]), out[:200]
+    assert strict.backend.requests() == []
     # the configured names still work (DNS case and trailing dot are the
     # same name)
     for good in ("gw.example", "GW.EXAMPLE.", "127.0.0.1"):
