@@ -548,3 +548,18 @@ def test_slow_client_is_cut_off_and_others_are_served(slowgw, phase):
     assert gw.get(HEALTHZ).status_code == 200
     r = gw.get("/after-slow", headers=BROWSER)
     assert r.status_code == 302 and r.headers.get("Strict-Transport-Security") == HSTS
+
+
+# ---- 10. password rules that compare case-insensitively ---------------------------
+
+@pytest.mark.parametrize("name,password", [
+    ("".join(chr(0x13A0 + i) for i in range(16)), "".join(chr(0xAB70 + i) for i in range(16))),
+    ("".join(chr(0xAB70 + i) for i in range(16)), "".join(chr(0x13A0 + i) for i in range(16))),
+], ids=["capital name, small password", "small name, capital password"])
+def test_password_on_the_name_in_the_other_case_is_refused(gw, name, password):
+    """Cherokee letters fold to capitals but capitals back to small ones in
+    GLib: the context rule must still see the password is the name."""
+    p = gw.cli("user", "add", "--tenant", "demo", "--email",
+               "cherokee%s@example.com" % secrets.token_hex(3), "--name", name,
+               "--password-stdin", input=password + "\n")
+    assert p.returncode != 0 and "contains your name" in p.stderr, (p.returncode, p.stderr)
