@@ -56,6 +56,7 @@ SECTIONS = [
     ("cookie_replayed", "Sessions and cookies"),
     ("backend_cannot_plant", "Sessions and cookies"),
     ("forwarded_chain", "Client address chain"),
+    ("other_case", "Password rules"),
     ("oversized", "Limits"),
     ("slow_client", "Limits"),
     ("disk_full", "Faults"),
