@@ -92,3 +92,43 @@ bench: deps all build/decide_bench
 
 clean:
 	rm -rf build
+
+# ---- fuzzing (tests/fuzz/README.md) -------------------------------------------
+# libFuzzer drivers, built with clang into build/fuzz/ over a clang build of
+# the library (coverage-instrumented, ASan + UBSan). Drivers that include a
+# gateway .c file compile against the configured nginx tree of the sanitizer
+# build. `make test` replays the committed corpora (scripts/test.sh fuzz);
+#   make fuzz SECONDS=N   runs each driver for N seconds (default 60), one
+#                         after the other, growing build/fuzz/corpus/<driver>/
+#                         from the seeds; crashes land in build/fuzz/findings/.
+FUZZ_CC      := clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -Iinclude $(WARN) -Wno-unused-parameter $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_NGX     := build/san/nginx
+FUZZ_NGX_INC := $(addprefix -I$(FUZZ_NGX)/,src/core src/event src/event/modules src/os/unix objs src/http src/http/modules src/http/v2)
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_NGX_DRV := build/fuzz/fuzz_form build/fuzz/fuzz_headers
+FUZZ_OBJ     := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+SECONDS      ?= 60
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BIN)
+
+build/fuzz/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/fuzz/libgatehouse.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h build/fuzz/libgatehouse.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build/fuzz/libgatehouse.a $(LIBS) -o $@
+
+# these include a gateway .c file: nginx's headers, and nginx's own symbols
+# (never called by the code under test) left unresolved
+$(FUZZ_NGX_DRV): build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/fuzz/ngx_stub.h $(GW_SRC) build/fuzz/libgatehouse.a build/san/ngx_http_gatehouse_module.so
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-missing-field-initializers -Wno-sign-compare -Wno-shadow $(FUZZ_NGX_INC) -fsanitize=fuzzer $< build/fuzz/libgatehouse.a $(LIBS) -no-pie -Wl,--unresolved-symbols=ignore-all -o $@
+
+fuzz: fuzz-build
+	@scripts/fuzz.sh $(SECONDS)

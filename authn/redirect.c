@@ -153,7 +153,12 @@ path_ok(const char *p, size_t n)
     if (pct_slash_at(p + 1, n - 1))
         return 0;
     for (end = 0; end < n && p[end] != '?' && p[end] != '#'; end++)
-        ;
+        /* an encoded TAB, LF, CR or NUL: a backend that decodes and
+         * redirects again hands the browser "/\t/evil", which it reads as
+         * "//evil" (browsers drop TAB, LF and CR anywhere in a URL) */
+        if (prefix_ci(p + end, n - end, "%09") || prefix_ci(p + end, n - end, "%0a")
+            || prefix_ci(p + end, n - end, "%0d") || prefix_ci(p + end, n - end, "%00"))
+            return 0;
     seg = 1;
     for (i = 1; i <= end; i++) {
         if (i < end && p[i] != '/')

@@ -92,6 +92,19 @@ int gh_pw_fold(const char *s, size_t len, char **out, size_t *outlen)
     f = g_utf8_casefold(s, (gssize)len);
     if (f == NULL)
         return GH_ENOMEM;
+    /* GLib folds Cherokee small letters to capitals but capitals back to
+     * small ones (U+AB72 -> U+13A2 -> U+AB72), so the two cases of one
+     * word would never meet: lower-case the folded text once more. */
+    i = strlen(f);
+    {
+        gchar *d = g_utf8_strdown(f, (gssize)i);
+
+        gh_wipe(f, i);
+        g_free(f);
+        if (d == NULL)
+            return GH_ENOMEM;
+        f = d;
+    }
     i = strlen(f);
     {
         gchar *n = g_utf8_normalize(f, (gssize)i, G_NORMALIZE_NFC);

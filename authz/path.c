@@ -70,8 +70,23 @@ int gh_path_canonical(const char *raw, size_t len, char *out, size_t cap,
     }
     out[o] = '\0';
 
-    /* Segment checks on the decoded path: no "//", no "." or ".." segment. */
+    /* Segment checks on the decoded path: no "//", no "." or ".." segment,
+     * no segment ending in '.' or ' ' (Windows and IIS drop those:
+     * "/admin." and "/admin%20" are "/admin" there). */
     for (i = 0; i < o; i++) {
+        /* "%252e" decodes to "%2e": a backend that decodes twice reads a
+         * dot (or a slash) we never saw. Every '%' here was "%25". */
+        if (out[i] == '%' && i + 2 < o && hexval((unsigned char)out[i + 1]) >= 0
+            && hexval((unsigned char)out[i + 2]) >= 0) {
+            *why = "double percent-encoding in path";
+            return GH_EINVAL;
+        }
+        if ((out[i] == '.' || out[i] == ' ') && (i + 1 == o || out[i + 1] == '/')
+            && !(out[i] == '.' && out[i - 1] == '/')
+            && !(out[i] == '.' && out[i - 1] == '.' && i >= 2 && out[i - 2] == '/')) {
+            *why = "path segment ending in '.' or ' '";
+            return GH_EINVAL;
+        }
         if (out[i] != '/')
             continue;
         if (i + 1 < o && out[i + 1] == '/') {

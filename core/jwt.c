@@ -263,11 +263,15 @@ int gh_jwt_verify(const char *token, size_t len, const gh_jwt_pubkey_t *keys,
         goto out;
     }
 
-    tok = strndup(token, len);
+    /* an explicit copy: token need not be NUL-terminated, and strndup()
+     * is checked as a C string by strict sanitizers */
+    tok = malloc(len + 1);
     if (tok == NULL) {
         rc = GH_ENOMEM;
         goto out;
     }
+    memcpy(tok, token, len);
+    tok[len] = '\0';
     if (jwt_decode(&j, tok, (const unsigned char *)pem, (int)strlen(pem)) != 0
         || j == NULL || jwt_get_alg(j) != JWT_ALG_ES256) {
         *why = "bad signature";

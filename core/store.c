@@ -818,6 +818,25 @@ out:
     return rc;
 }
 
+/* The map size: GH_STORE_MAPSIZE, or — a test hook, so that the fault tests
+ * can reach MDB_MAP_FULL without writing a gigabyte — a smaller byte count
+ * in GATEHOUSE_TEST_MAPSIZE (nginx passes it only with `env`). Anything that
+ * does not parse completely, or is not smaller, is ignored. */
+static size_t store_mapsize(void)
+{
+    const char *s = getenv("GATEHOUSE_TEST_MAPSIZE");
+    unsigned long long v;
+    char *end;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return GH_STORE_MAPSIZE;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v == 0 || v >= GH_STORE_MAPSIZE)
+        return GH_STORE_MAPSIZE;
+    return (size_t)v;
+}
+
 /* Open the store under datadir (see store.h). The environment directory is
  * created (0700) only with GH_STORE_CREATE; without it a missing directory or
  * data file is GH_ENOTINIT, so a typo in --data never silently makes an empty
@@ -871,7 +890,7 @@ int gh_store_open(gh_store_t **out, const char *datadir, unsigned flags)
         goto out;
     }
     if ((rc = mdb_env_set_maxdbs(st->env, GH_STORE_MAXDBS)) != 0 ||
-        (rc = mdb_env_set_mapsize(st->env, GH_STORE_MAPSIZE)) != 0 ||
+        (rc = mdb_env_set_mapsize(st->env, store_mapsize())) != 0 ||
         (rc = mdb_env_set_maxreaders(st->env, GH_STORE_MAXREADERS)) != 0 ||
         (rc = mdb_env_open(st->env, path, eflags, 0600)) != 0) {
         rc = rc == ENOENT ? GH_ENOTINIT : mdb_err(rc);

@@ -227,7 +227,8 @@ int gh_email_normalize(const char *in, size_t len, char out[GH_EMAIL_MAX + 1])
      * or ending with '-', at least two labels. */
     for (i = at + 1; i <= len; i++) {
         char c = buf[i];
-        if (c == '.' || c == '\0') {
+        /* the end is i == len: a NUL inside the input is no separator */
+        if (c == '.' || i == len) {
             if (label == 0 || label > GH_DNS_LABEL_MAX || buf[i - 1] == '-')
                 goto out;
             if (c == '.')

@@ -1115,15 +1115,36 @@ ngx_http_gatehouse_exit_process(ngx_cycle_t *cycle)
 /* ---- post-read and access ---- */
 
 /* 1 when a lower-case header name must never reach a backend from a
- * client: our prefix (with '_' read as '-', as some frameworks do) or a
- * configured name. */
+ * client: our prefix (with '_' read as '-', as some frameworks do), a
+ * header some backends route or dispatch by instead of the request line the
+ * gateway decided on (IIS/Symfony/Zend path overrides, method overrides),
+ * or a configured name. */
 static ngx_uint_t
 gh_forbidden_header(ngx_http_gatehouse_main_conf_t *mcf, ngx_table_elt_t *h)
 {
     static const char   prefix[] = "x-gatehouse-";
+    static const char  *override[] = {
+        "x-original-url", "x-rewrite-url", "x-original-uri", "x-override-url",
+        "x-http-method-override", "x-http-method", "x-method-override"
+    };
     ngx_str_t          *s;
-    ngx_uint_t          i;
+    ngx_uint_t          i, k;
     u_char              c;
+
+    for (k = 0; k < sizeof(override) / sizeof(override[0]); k++) {
+        if (h->key.len != ngx_strlen(override[k])) {
+            continue;
+        }
+        for (i = 0; i < h->key.len; i++) {
+            c = ngx_tolower(h->key.data[i]);
+            if ((c == '_' ? '-' : c) != (u_char) override[k][i]) {
+                break;
+            }
+        }
+        if (i == h->key.len) {
+            return 1;
+        }
+    }
 
     if (h->key.len >= sizeof(prefix) - 1) {
         for (i = 0; i < sizeof(prefix) - 1; i++) {
@@ -1230,19 +1251,26 @@ gh_strip_identity_headers(ngx_http_request_t *r,
 }
 
 
-/* 1 when a "name=value" cookie pair (trimmed) is one of ours. */
+/* 1 when a cookie pair (leading blanks trimmed) is one of ours: the name
+ * in any case, then optional blanks, then '=' or the end. nginx's own
+ * cookie lookup and many backends match names case-insensitively and allow
+ * "name =value", so strip every spelling of ours any of them could read. */
 static ngx_uint_t
 gh_own_cookie(u_char *p, size_t len)
 {
-    static const char  *own[] = { GH_COOKIE_NAME "=", GH_CSRF_COOKIE "=" };
+    static const char  *own[] = { GH_COOKIE_NAME, GH_CSRF_COOKIE };
     ngx_uint_t          i;
-    size_t              n;
+    size_t              n, k;
 
     for (i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
         n = ngx_strlen(own[i]);
-        /* nginx finds cookies case-insensitively (that is how the session
-         * is read), so strip them the same way */
-        if (len >= n && ngx_strncasecmp(p, (u_char *) own[i], n) == 0) {
+        if (len < n || ngx_strncasecmp(p, (u_char *) own[i], n) != 0) {
+            continue;
+        }
+        for (k = n; k < len && (p[k] == ' ' || p[k] == '\t'); k++) {
+            /* void */
+        }
+        if (k == len || p[k] == '=') {
             return 1;
         }
     }
@@ -1250,16 +1278,16 @@ gh_own_cookie(u_char *p, size_t len)
 }
 
 
-/* Rewrite one Cookie header without our cookies. Returns 1 when nothing
- * is left, 0 otherwise, NGX_ERROR on allocation failure. */
+/* Rewrite one Cookie header without our cookies. Pairs end at ';' or ','
+ * (nginx splits on both, so "a=b, __Host-gatehouse=t" carries a session);
+ * the others are kept byte for byte with their separators. Returns 1 when
+ * nothing is left, 0 otherwise, NGX_ERROR on allocation failure. */
 static ngx_int_t
 gh_filter_cookie_header(ngx_http_request_t *r, ngx_table_elt_t *h)
 {
-    u_char  *p, *end, *semi, *out, *o;
+    u_char  *p, *end, *q, *a, *out, *o;
 
-    /* re-joining with "; " can grow input written with bare ';': at most
-     * two bytes per pair, and a pair takes at least two input bytes */
-    out = ngx_pnalloc(r->pool, 2 * h->value.len + 2);
+    out = ngx_pnalloc(r->pool, h->value.len + 1);
     if (out == NULL) {
         return NGX_ERROR;
     }
@@ -1267,25 +1295,33 @@ gh_filter_cookie_header(ngx_http_request_t *r, ngx_table_elt_t *h)
     p = h->value.data;
     end = p + h->value.len;
     while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ';')) {
-            p++;
+        for (q = p; q < end && *q != ';' && *q != ','; q++) {
+            /* void */
         }
-        semi = ngx_strlchr(p, end, ';');
-        if (semi == NULL) {
-            semi = end;
+        for (a = p; a < q && (*a == ' ' || *a == '\t'); a++) {
+            /* void */
         }
-        if (semi > p && !gh_own_cookie(p, semi - p)) {
-            if (o != out) {
-                *o++ = ';';
-                *o++ = ' ';
-            }
-            o = ngx_cpymem(o, p, semi - p);
+        if (a < q && gh_own_cookie(a, q - a)) {
+            p = q < end ? q + 1 : q;          /* the pair and its separator */
+            continue;
         }
-        p = semi;
+        o = ngx_cpymem(o, p, (q < end ? q + 1 : q) - p);
+        p = q < end ? q + 1 : q;
     }
-    h->value.data = out;
-    h->value.len = o - out;
-    return o == out;
+    /* no separator or blank left dangling at either end */
+    while (o > out && (o[-1] == ';' || o[-1] == ',' || o[-1] == ' '
+                       || o[-1] == '\t'))
+    {
+        o--;
+    }
+    for (p = out; p < o && (*p == ';' || *p == ',' || *p == ' '
+                            || *p == '\t'); p++)
+    {
+        /* void */
+    }
+    h->value.data = p;
+    h->value.len = o - p;
+    return o == p;
 }
 
 
@@ -1491,7 +1527,10 @@ gh_client_addr(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
         for (k = (ngx_int_t) n - 1; k >= 0; k--) {
             start = xff[k]->value.data;
             end = start + xff[k]->value.len;
-            while (end > start) {
+            if (end == start) {
+                continue;                   /* an empty line adds no hop */
+            }
+            for ( ;; ) {
                 p = end;
                 while (p > start && p[-1] != ',') {
                     p--;
@@ -1512,7 +1551,10 @@ gh_client_addr(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
                 if (!gh_netset_contains(mcf->trusted_set, &hop)) {
                     goto done;
                 }
-                end = p > start ? p - 1 : start;
+                if (p == start) {
+                    break;
+                }
+                end = p - 1;    /* the item before the ',', even if empty */
             }
         }
     }
@@ -3386,7 +3428,46 @@ ngx_http_gatehouse_header_filter(ngx_http_request_t *r)
     ngx_uint_t                      i;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_gatehouse_module);
-    if (r != r->main || lcf == NULL || !lcf->hsts) {
+    if (r != r->main || lcf == NULL) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (lcf->enable && r->upstream != NULL) {
+        /* A backend answer with no valid status line: nginx relays its bytes
+         * raw (as HTTP/0.9), past every header of ours. Cut it off. */
+        if (r->http_version == NGX_HTTP_VERSION_9 && r->http_major >= 1) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "gatehouse: refused a backend answer with no "
+                          "status line");
+            return NGX_ERROR;
+        }
+        /* A backend never sets our cookies: planting one is session
+         * fixation by the backend. */
+        for (part = &r->headers_out.headers.part; part; part = part->next) {
+            h = part->elts;
+            for (i = 0; i < part->nelts; i++) {
+                u_char  *v = h[i].value.data, *end = v + h[i].value.len;
+
+                while (v < end && (*v == ' ' || *v == '\t')) {
+                    v++;
+                }
+                if (h[i].hash != 0
+                    && h[i].key.len == sizeof("Set-Cookie") - 1
+                    && ngx_strncasecmp(h[i].key.data, (u_char *) "Set-Cookie",
+                                       h[i].key.len) == 0
+                    && gh_own_cookie(v, ngx_strlchr(v, end, ';')
+                                        ? ngx_strlchr(v, end, ';') - v
+                                        : end - v))
+                {
+                    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                                  "gatehouse: dropped a backend Set-Cookie "
+                                  "for a gatehouse cookie");
+                    h[i].hash = 0;
+                }
+            }
+        }
+    }
+    if (!lcf->hsts) {
         return ngx_http_next_header_filter(r);
     }
 

@@ -531,19 +531,62 @@ gh_send_password_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
+/* The value of cookie `name`, matched case-sensitively: a sibling host may
+ * plant "__HOST-gatehouse" (browsers enforce the __Host- prefix only as
+ * written), which nginx's case-insensitive lookup would take for ours —
+ * cookie tossing. Pairs end at ';' or ',' as nginx reads them. Two
+ * different values under the name give none (NGX_DECLINED): never guess
+ * which session is meant. */
 ngx_int_t
 gh_cookie(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 {
-    ngx_str_t  n;
+    ngx_table_elt_t  **h;
+    ngx_uint_t         i, found;
+    size_t             n;
+    u_char            *p, *end, *q, *v, *ve;
 
-    n.data = (u_char *) name;
-    n.len = ngx_strlen(name);
-    if (ngx_http_parse_multi_header_lines(&r->headers_in.cookies, &n, value)
-        == NGX_DECLINED)
-    {
-        return NGX_DECLINED;
+    n = ngx_strlen(name);
+    found = 0;
+    h = r->headers_in.cookies.elts;
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+        p = h[i]->value.data;
+        end = p + h[i]->value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ';'
+                               || *p == ','))
+            {
+                p++;
+            }
+            for (q = p; q < end && *q != ';' && *q != ','; q++) {
+                /* void */
+            }
+            if ((size_t) (q - p) > n && ngx_strncmp(p, name, n) == 0) {
+                for (v = p + n; v < q && (*v == ' ' || *v == '\t'); v++) {
+                    /* void */
+                }
+                if (v < q && *v == '=') {
+                    for (v++; v < q && (*v == ' ' || *v == '\t'); v++) {
+                        /* void */
+                    }
+                    for (ve = q; ve > v && (ve[-1] == ' ' || ve[-1] == '\t');
+                         ve--)
+                    {
+                        /* void */
+                    }
+                    if (found && (value->len != (size_t) (ve - v)
+                                  || ngx_memcmp(value->data, v, ve - v) != 0))
+                    {
+                        return NGX_DECLINED;
+                    }
+                    value->data = v;
+                    value->len = ve - v;
+                    found = 1;
+                }
+            }
+            p = q;
+        }
     }
-    return NGX_OK;
+    return found ? NGX_OK : NGX_DECLINED;
 }
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test tiers against the sanitizer build (build/san) and print one
 # closing line "N passed, N failed".
-#   scripts/test.sh unit|integration|all
+#   scripts/test.sh unit|integration|fuzz|all
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -52,11 +52,44 @@ run_integration() {
   fi
 }
 
+# Fuzz corpus replay: every committed seed of tests/fuzz/corpus/<driver>/
+# through its driver once (no fuzzing); one test per driver. `make fuzz`
+# does the fuzzing.
+run_fuzz() {
+  local d name
+  echo "== fuzz corpus replay"
+  if ! make -s --no-print-directory fuzz-build >"$log" 2>&1; then
+    cat "$log"
+    echo "!! fuzz drivers did not build"
+    failed=$((failed + 1))
+    return
+  fi
+  for d in tests/fuzz/corpus/*/; do
+    name=$(basename "$d")
+    if [ ! -x "build/fuzz/$name" ]; then
+      echo "!! no driver for corpus $name"
+      failed=$((failed + 1))
+      continue
+    fi
+    if "build/fuzz/$name" -runs=0 "$d" >"$log" 2>&1 \
+       && ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|property violated' "$log"
+    then
+      echo "ok   $name ($(ls "$d" | wc -l) inputs)"
+      passed=$((passed + 1))
+    else
+      tail -40 "$log"
+      echo "FAIL $name"
+      failed=$((failed + 1))
+    fi
+  done
+}
+
 case "$mode" in
   unit) run_unit ;;
   integration) run_integration ;;
-  all) run_unit; run_integration ;;
-  *) echo "usage: $0 unit|integration|all" >&2; exit 2 ;;
+  fuzz) run_fuzz ;;
+  all) run_unit; run_fuzz; run_integration ;;
+  *) echo "usage: $0 unit|integration|fuzz|all" >&2; exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"

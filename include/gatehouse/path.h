@@ -6,8 +6,10 @@
  * gh_path_canonical() decodes the raw path and refuses anything a backend
  * could read as another path — encoded '/', '\' or NUL, encoded dots,
  * backslashes, ';' (servlet path parameters: "/admin;x" is "/admin"
- * there), empty segments ("//"), dot segments ("/./", "/../"),
- * control characters, malformed escapes. Callers then require the result to
+ * there), empty segments ("//"), dot segments ("/./", "/../"), segments
+ * ending in '.' or ' ' (Windows and IIS strip them), an encoded '%' that
+ * forms another escape ("%252e": double decoding), control characters,
+ * malformed escapes. Callers then require the result to
  * equal nginx's normalised URI, so the decided path is the proxied path.
  */
 #ifndef GATEHOUSE_PATH_H

@@ -18,7 +18,10 @@
  * - In the path (before '?' or '#') empty segments ("//") and dot segments
  *   (".", "..", also as "%2e") are refused: normalisation by a browser or a
  *   backend could turn them into a protocol-relative "//host". The first
- *   path segment may not begin with "%2f" or "%5c" (any case).
+ *   path segment may not begin with "%2f" or "%5c" (any case), and the path
+ *   may not hold an encoded TAB, LF, CR or NUL ("%09", "%0a", "%0d", "%00":
+ *   decoded, browsers drop the first three, so "/%09/evil" can become
+ *   "//evil").
  */
 #ifndef GATEHOUSE_REDIRECT_H
 #define GATEHOUSE_REDIRECT_H
