@@ -124,11 +124,13 @@ def test_hostile_rd_on_the_password_page_is_dropped(gw, rd):
 
 # ---- 6. CSRF on every state-changing endpoint ---------------------------------------
 
-# Every endpoint that changes state and the field names its form posts. MFA
-# (/.gatehouse/mfa, /.gatehouse/mfa/enroll) and the admin console / API
-# (/.gatehouse/admin/, /.gatehouse/api/v1/) are being built: add them here
-# with a `setup` that signs in as needed and a `changed` probe, and every
-# variant below runs against them.
+MFA_PAGE = "/.gatehouse/mfa"
+MFA_ENROL_PAGE = "/.gatehouse/mfa/enroll"
+
+# Every endpoint that changes state and the field names its form posts, with
+# a `changed` probe; every variant below runs against each. The admin
+# console and API (/.gatehouse/admin/, /.gatehouse/api/v1/) have their own
+# CSRF tests (test_admin*.py).
 def _login_form(gw, s):
     return {"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
 
@@ -151,15 +153,30 @@ def _logout_changed(gw, s, r):
     return gw.get(WHOAMI, s).status_code != 200 or SESSION_COOKIE in set_cookies(r)
 
 
+def _mfa_changed(gw, s, r):
+    # a passed second step replaces the session (new cookie, "otp" added)
+    return SESSION_COOKIE in set_cookies(r) or \
+        "otp" in gw.get(WHOAMI, s).json().get("auth", "")
+
+
+def _enrol_changed(gw, s, r):
+    # a started enrolment is stored (and its page shows the secret)
+    p = gw.cli("user", "mfa-status", "--email", s.email)
+    return "pending" in p.stdout or "otpauth://" in r.text
+
+
 STATE_CHANGING = {
     "login": (LOGIN, _login_form, _login_changed, False),
     "password": (PASSWORD_PAGE, _password_form, _password_changed, True),
     "logout": (LOGOUT, lambda gw, s: {}, _logout_changed, True),
+    "mfa": (MFA_PAGE, lambda gw, s: {"code": "123456"}, _mfa_changed, True),
+    "mfa_enroll": (MFA_ENROL_PAGE, lambda gw, s: {"action": "start"},
+                   _enrol_changed, True),
 }
 # logout carries no token by design (a backend page cannot know it: our
 # cookies never reach backends); it is protected by POST-only, the Origin
 # check and SameSite=Lax. The token variants apply to the others.
-TOKENED = ("login", "password")
+TOKENED = ("login", "password", "mfa", "mfa_enroll")
 
 
 def _setup(gw, endpoint, signed_in):
@@ -169,8 +186,11 @@ def _setup(gw, endpoint, signed_in):
         gw.add_user(email, PW, roles="member")
         s = gw.logged_in(email, PW)
         s.witness = gw.logged_in(email, PW)
-    # the page that hands out the token
+        s.email = email
+    # the page that hands out the token (both second-factor forms share the
+    # enrolment page's)
     page = gw.get(LOGIN if endpoint == "login" else PASSWORD_PAGE if endpoint == "password"
+                  else MFA_ENROL_PAGE if endpoint.startswith("mfa")
                   else WHOAMI, s, headers=BROWSER)
     csrf = input_value(page.text, "csrf") if endpoint in TOKENED else None
     return s, csrf
