@@ -16,6 +16,7 @@
  *     unless every hop was trusted.
  * Input: lines; the first is a Cookie value, the second a header name, the
  * rest X-Forwarded-For values (at most 10). */
+#define _GNU_SOURCE      /* gettid(), as nginx's own build defines it */
 #include <stdlib.h>
 #include <string.h>
 
