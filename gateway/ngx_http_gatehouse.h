@@ -184,6 +184,13 @@ ngx_int_t gh_mfa_endpoint(ngx_http_request_t *r,
 ngx_int_t gh_mfa_enrol_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx);
 
+/* ---- admin.c: the console, /.gatehouse/admin/ ---- */
+
+ngx_int_t gh_admin_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
+/* 1 when the live policy defines the role (or it is built in). */
+int gh_live_role_known(const char *role);
+
 /* ---- pages.c ---- */
 
 /* Send a complete response: status, content type, body (may be empty),

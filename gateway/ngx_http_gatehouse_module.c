@@ -2909,6 +2909,13 @@ gh_whoami_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 }
 
 
+int
+gh_live_role_known(const char *role)
+{
+    return gh_policy != NULL && gh_policy_role_known(gh_policy, role);
+}
+
+
 /* The endpoints under /.gatehouse/. Unless an endpoint reads the body
  * itself, the body is discarded before it answers: an unread body must
  * never be parsed as the next request on a keep-alive connection. */
@@ -2928,6 +2935,9 @@ static const struct {
     { ngx_string("mfa/enroll"), 1, 1, gh_mfa_enrol_endpoint },
     { ngx_string("jwks.json"), 0, 0, gh_jwks_endpoint },
     { ngx_string("metrics"), 0, 0, gh_metrics_endpoint },
+    { ngx_string("admin"),   1, 1, gh_admin_endpoint },
+    { ngx_string("admin/"),  1, 1, gh_admin_endpoint },
+    { ngx_string("admin/user"), 1, 1, gh_admin_endpoint },
 };
 
 

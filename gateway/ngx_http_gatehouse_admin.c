@@ -1,0 +1,1136 @@
+/* gatehouse — the admin console, /.gatehouse/admin/: server-rendered HTML
+ * that works without JavaScript.
+ *
+ *   GET  admin/            people: search (email prefix) and cursor
+ *                          pagination over the email index, one bounded
+ *                          page per request (gh_user_page)
+ *   GET  admin/user?id=    one person: roles, state, second factor, and
+ *                          the forms that act on them
+ *   POST admin/user        one action (disable, enable, force a password
+ *                          change, reset MFA, end sessions, grant, revoke)
+ *
+ * Who may do what is decided by authz/admin.c (gh_adm_decide) on the event
+ * loop, from the session's user record read this request, and again in the
+ * thread on the records read inside the write, so a role revoked in
+ * between is honoured. Reads of one record or one bounded page run on the
+ * event loop; every write and every audit record runs in the thread pool.
+ * Every form carries the CSRF token and is refused from another Origin.
+ */
+#include <time.h>
+
+#include "ngx_http_gatehouse.h"
+
+#include "gatehouse/admin.h"
+#include "gatehouse/audit.h"
+#include "gatehouse/error.h"
+#include "gatehouse/util.h"
+
+#define GH_ADMIN_HOME        GH_PREFIX "admin/"
+#define GH_ADMIN_USER        GH_PREFIX "admin/user"
+#define GH_ADMIN_PAGE_SIZE   50     /* people on one page */
+#define GH_ADMIN_SCAN        2000   /* index entries one page may read */
+#define GH_ADMIN_TEXT_MAX    1024   /* an audit before/after text */
+
+
+/* ---- a growing HTML buffer in the request pool ---- */
+
+typedef struct {
+    ngx_pool_t  *pool;
+    u_char      *start, *p, *end;
+    ngx_uint_t   failed;
+} gh_ab_t;
+
+
+static ngx_int_t
+gh_ab_init(gh_ab_t *b, ngx_pool_t *pool, size_t cap)
+{
+    b->pool = pool;
+    b->failed = 0;
+    b->start = ngx_pnalloc(pool, cap);
+    if (b->start == NULL) {
+        return NGX_ERROR;
+    }
+    b->p = b->start;
+    b->end = b->start + cap;
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+gh_ab_room(gh_ab_t *b, size_t n)
+{
+    size_t   used, cap;
+    u_char  *nb;
+
+    if (b->failed) {
+        return 0;
+    }
+    if ((size_t) (b->end - b->p) >= n) {
+        return 1;
+    }
+    used = b->p - b->start;
+    cap = 2 * (b->end - b->start);
+    if (cap < used + n) {
+        cap = used + n + 4096;
+    }
+    nb = ngx_pnalloc(b->pool, cap);
+    if (nb == NULL) {
+        b->failed = 1;
+        return 0;
+    }
+    ngx_memcpy(nb, b->start, used);
+    b->start = nb;
+    b->p = nb + used;
+    b->end = nb + cap;
+    return 1;
+}
+
+
+static void
+gh_ab_raw(gh_ab_t *b, const char *s)
+{
+    size_t  n = ngx_strlen(s);
+
+    if (gh_ab_room(b, n)) {
+        b->p = ngx_cpymem(b->p, s, n);
+    }
+}
+
+
+static void
+gh_ab_escn(gh_ab_t *b, const u_char *s, size_t n)
+{
+    ngx_str_t  v;
+
+    if (gh_ab_room(b, 6 * n)) {
+        v.data = (u_char *) s;
+        v.len = n;
+        b->p = gh_html(b->p, &v);
+    }
+}
+
+
+static void
+gh_ab_esc(gh_ab_t *b, const char *s)
+{
+    gh_ab_escn(b, (const u_char *) s, ngx_strlen(s));
+}
+
+
+/* s percent-encoded for a query value (then HTML-escaped: the result goes
+ * into an attribute). */
+static void
+gh_ab_q(gh_ab_t *b, const char *s)
+{
+    ngx_str_t  in, out;
+
+    in.data = (u_char *) s;
+    in.len = ngx_strlen(s);
+    if (gh_urlencode(b->pool, &in, &out) != NGX_OK) {
+        b->failed = 1;
+        return;
+    }
+    gh_ab_escn(b, out.data, out.len);
+}
+
+
+static void
+gh_ab_date(gh_ab_t *b, int64_t t)
+{
+    struct tm  tm;
+    time_t     tt = (time_t) t;
+    char       s[32];
+
+    if (t <= 0 || gmtime_r(&tt, &tm) == NULL
+        || strftime(s, sizeof(s), "%Y-%m-%d %H:%M UTC", &tm) == 0)
+    {
+        gh_ab_raw(b, "-");
+        return;
+    }
+    gh_ab_raw(b, s);
+}
+
+
+static const char gh_admin_style[] =
+    "*{box-sizing:border-box}"
+    "body{margin:0;background:#f3f4f6;color:#111827;"
+    "font:15px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}"
+    "header{display:flex;gap:1.5rem;align-items:center;padding:.7rem 1.5rem;"
+    "background:#111827;color:#f9fafb}"
+    "header a{color:#bfdbfe;text-decoration:none}"
+    "header .who{margin-left:auto;font-size:.85rem;color:#d1d5db}"
+    "main{max-width:72rem;margin:1.5rem auto;padding:1.5rem;background:#fff;"
+    "border-radius:.75rem;box-shadow:0 10px 30px rgba(0,0,0,.06)}"
+    "h1{margin:0 0 1rem;font-size:1.35rem}h2{font-size:1.1rem;"
+    "margin:1.5rem 0 .5rem}"
+    "table{width:100%;border-collapse:collapse;font-size:.9rem}"
+    "th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid "
+    "#e5e7eb;vertical-align:top}"
+    "th{background:#f9fafb;font-weight:600}"
+    "input,select{padding:.4rem .55rem;border:1px solid #d1d5db;"
+    "border-radius:.4rem;font-size:.9rem}"
+    "button{padding:.4rem .8rem;border:0;border-radius:.4rem;"
+    "background:#1d4ed8;color:#fff;font-weight:600;cursor:pointer}"
+    "button.danger{background:#b91c1c}button.muted{background:#6b7280}"
+    "form.inline{display:inline-block;margin:0 .4rem .4rem 0}"
+    ".msg{padding:.6rem .75rem;border-radius:.5rem;background:#fef2f2;"
+    "color:#991b1b}.ok{padding:.6rem .75rem;border-radius:.5rem;"
+    "background:#ecfdf5;color:#065f46}"
+    ".tag{display:inline-block;padding:0 .45rem;margin:0 .2rem .2rem 0;"
+    "border-radius:.3rem;background:#e0e7ff;color:#3730a3;font-size:.8rem}"
+    ".off{color:#b91c1c;font-weight:600}.hint{color:#6b7280;font-size:.85rem}"
+    "nav.pages{margin-top:1rem}";
+
+
+/* The page around inner: header with navigation and the actor, the title,
+ * the CSRF cookie when fresh. */
+static ngx_int_t
+gh_admin_send(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_uint_t status, const char *title, gh_ab_t *inner)
+{
+    gh_ab_t     b;
+    ngx_str_t   body, cookie;
+    ngx_uint_t  n = 0;
+
+    if (inner->failed
+        || gh_ab_init(&b, r->pool, (inner->p - inner->start) + 4096)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    gh_ab_raw(&b, "<!doctype html>\n<html lang=\"en\"><head>"
+              "<meta charset=\"utf-8\"><meta name=\"viewport\" "
+              "content=\"width=device-width,initial-scale=1\"><title>");
+    gh_ab_esc(&b, title);
+    gh_ab_raw(&b, " &middot; gatehouse admin</title><style>");
+    gh_ab_raw(&b, gh_admin_style);
+    gh_ab_raw(&b, "</style></head><body><header><strong>gatehouse "
+              "admin</strong><nav><a href=\"" GH_ADMIN_HOME "\" "
+              "id=\"nav-people\">People</a></nav><span class=\"who\">");
+    gh_ab_esc(&b, ctx->user.email);
+    gh_ab_raw(&b, " &middot; ");
+    gh_ab_esc(&b, ctx->user.tenant);
+    gh_ab_raw(&b, "</span></header><main><h1>");
+    gh_ab_esc(&b, title);
+    gh_ab_raw(&b, "</h1>");
+    if (gh_ab_room(&b, inner->p - inner->start)) {
+        b.p = ngx_cpymem(b.p, inner->start, inner->p - inner->start);
+    }
+    gh_ab_raw(&b, "</main></body></html>\n");
+    if (b.failed) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    body.data = b.start;
+    body.len = b.p - b.start;
+    if (ctx->csrf_new) {
+        if (gh_cookie_header(r->pool, GH_CSRF_COOKIE, &ctx->csrf, 0, &cookie)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        n = 1;
+    }
+    return gh_send(r, status, "text/html; charset=utf-8", &body, NULL,
+                   n ? &cookie : NULL, n);
+}
+
+
+/* A refusal page (403, 404, 400) with a short reason. */
+static ngx_int_t
+gh_admin_refuse(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_uint_t status, const char *text)
+{
+    gh_ab_t  b;
+
+    r->keepalive = 0;   /* the body may be unread */
+    if (gh_ab_init(&b, r->pool, 1024) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    gh_ab_raw(&b, "<p class=\"msg\" role=\"alert\" id=\"message\">");
+    gh_ab_esc(&b, text);
+    gh_ab_raw(&b, "</p><p><a href=\"" GH_ADMIN_HOME "\">Back to people</a>"
+              "</p>");
+    return gh_admin_send(r, ctx, status,
+                         status == NGX_HTTP_NOT_FOUND ? "Not found"
+                         : status == NGX_HTTP_BAD_REQUEST ? "Bad request"
+                         : "Not allowed", &b);
+}
+
+
+/* ---- who is asking ---- */
+
+static ngx_int_t
+gh_admin_redirect(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    const char *page, const char *back)
+{
+    ngx_str_t  rd, loc;
+
+    r->keepalive = 0;
+    rd.data = (u_char *) back;
+    rd.len = ngx_strlen(back);
+    gh_set_rd(r, ctx, &rd);
+    if (gh_page_location(r, ctx, page, &loc) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc, NULL, 0);
+}
+
+
+/* The answer to a decision that is not GH_ADM_ALLOW: the second-factor
+ * page for GH_ADM_MFA and GH_ADM_STEPUP (back to `back` afterwards), 404
+ * for another tenant's object, 403 otherwise. */
+static ngx_int_t
+gh_admin_answer(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    int d, const char *why, const char *back)
+{
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "gatehouse: admin console refused user=%s: %s",
+                  ctx->user.id, why);
+    switch (d) {
+    case GH_ADM_MFA:
+    case GH_ADM_STEPUP:
+        return gh_admin_redirect(r, ctx, GH_MFA_PAGE, back);
+    case GH_ADM_HIDDEN:
+        return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_FOUND,
+                               "No such person.");
+    default:
+        return gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                               ngx_strcmp(why, "self") == 0
+                               ? "You cannot change your own account or "
+                                 "roles here: ask another administrator."
+                               : ngx_strcmp(why, "read_only") == 0
+                               ? "Your role may look, not change."
+                               : "You are not allowed to do this.");
+    }
+}
+
+
+static void
+gh_admin_actor(ngx_http_gatehouse_ctx_t *ctx, gh_adm_actor_t *a)
+{
+    gh_adm_actor(a, &ctx->user, &ctx->session,
+                 gh_mfa_tenant_level(ctx->user.tenant), gh_now());
+}
+
+
+/* A signed-in session that may enter the console at all; otherwise the
+ * answer to send (NGX_DECLINED: go on). */
+static ngx_int_t
+gh_admin_gate(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a, ngx_int_t *answer)
+{
+    gh_adm_req_t  rq;
+    const char   *why;
+    int           d;
+
+    if (!ctx->authenticated) {
+        r->keepalive = 0;
+        if (!gh_wants_html(r)) {
+            *answer = gh_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                    "unauthenticated", "no valid session");
+        } else {
+            *answer = gh_admin_redirect(r, ctx, ctx->mfa_pending
+                                        ? GH_MFA_PAGE : GH_PREFIX "login",
+                                        GH_ADMIN_HOME);
+        }
+        return NGX_OK;
+    }
+    if (gh_csrf_prepare(r, ctx) != NGX_OK) {
+        *answer = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_OK;
+    }
+    gh_admin_actor(ctx, a);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_CONSOLE;
+    d = gh_adm_decide(a, &rq, gh_now(), &why);
+    if (d != GH_ADM_ALLOW) {
+        *answer = gh_admin_answer(r, ctx, d, why, GH_ADMIN_HOME);
+        return NGX_OK;
+    }
+    return NGX_DECLINED;
+}
+
+
+/* A query argument, percent-decoded, at most max bytes, printable ASCII
+ * only (emails, ids, tenant names). NGX_DECLINED when absent or empty,
+ * NGX_ERROR when malformed. */
+static ngx_int_t
+gh_admin_arg(ngx_http_request_t *r, const char *name, size_t max,
+    char *out)
+{
+    ngx_str_t  v;
+    u_char     buf[GH_EMAIL_MAX + 1], *dst, *src;
+    size_t     n, i;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) != NGX_OK
+        || v.len == 0)
+    {
+        return NGX_DECLINED;
+    }
+    if (v.len > 3 * max || max > GH_EMAIL_MAX) {
+        return NGX_ERROR;
+    }
+    dst = buf;
+    src = v.data;
+    ngx_unescape_uri(&dst, &src, v.len, 0);
+    n = dst - buf;
+    if (n == 0 || n > max) {
+        return NGX_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        if (buf[i] <= 0x20 || buf[i] >= 0x7f) {
+            return NGX_ERROR;
+        }
+        out[i] = (char) ngx_tolower(buf[i]);
+    }
+    out[n] = '\0';
+    return NGX_OK;
+}
+
+
+/* ---- the people list ---- */
+
+typedef struct {
+    gh_ab_t    *b;
+    ngx_uint_t  n;
+    int64_t     now;
+} gh_list_t;
+
+
+static void
+gh_ab_roles(gh_ab_t *b, const gh_user_t *u, int64_t now)
+{
+    const char  *act[GH_BINDINGS_MAX];
+    size_t       n, i;
+
+    n = gh_user_active_roles(u, now, act);
+    for (i = 0; i < n; i++) {
+        gh_ab_raw(b, "<span class=\"tag\">");
+        gh_ab_esc(b, act[i]);
+        gh_ab_raw(b, "</span>");
+    }
+    if (n == 0) {
+        gh_ab_raw(b, "<span class=\"hint\">none</span>");
+    }
+}
+
+
+static int
+gh_list_row(const gh_user_t *u, void *arg)
+{
+    gh_list_t  *l = arg;
+    gh_ab_t    *b = l->b;
+
+    gh_ab_raw(b, "<tr><td><a class=\"person\" href=\"" GH_ADMIN_USER "?id=");
+    gh_ab_esc(b, u->id);
+    gh_ab_raw(b, "\">");
+    gh_ab_esc(b, u->email);
+    gh_ab_raw(b, "</a></td><td>");
+    gh_ab_esc(b, u->name);
+    gh_ab_raw(b, "</td><td>");
+    gh_ab_esc(b, u->tenant);
+    gh_ab_raw(b, "</td><td>");
+    gh_ab_roles(b, u, l->now);
+    gh_ab_raw(b, u->disabled ? "</td><td class=\"off\">disabled</td></tr>"
+                             : "</td><td>enabled</td></tr>");
+    l->n++;
+    return b->failed ? GH_ENOMEM : 0;
+}
+
+
+static ngx_int_t
+gh_admin_people(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a)
+{
+    gh_ab_t         b;
+    gh_list_t       l;
+    gh_user_page_t  pg;
+    gh_adm_req_t    rq;
+    const char     *why;
+    char            q[GH_EMAIL_MAX + 1], after[GH_EMAIL_MAX + 1];
+    char            tenant[GH_TENANT_MAX + 1], next[GH_EMAIL_MAX + 1];
+    ngx_int_t       hq, ha, ht;
+    int             d, rc;
+
+    hq = gh_admin_arg(r, "q", GH_EMAIL_MAX, q);
+    ha = gh_admin_arg(r, "after", GH_EMAIL_MAX, after);
+    ht = gh_admin_arg(r, "tenant", GH_TENANT_MAX, tenant);
+    if (hq == NGX_ERROR || ha == NGX_ERROR || ht == NGX_ERROR) {
+        return gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                               "Malformed search.");
+    }
+    /* a tenant's own people, unless a platform role asks for all */
+    if (ht != NGX_OK && !(a->roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR))) {
+        ngx_cpystrn((u_char *) tenant, (u_char *) ctx->user.tenant,
+                    sizeof(tenant));
+        ht = NGX_OK;
+    }
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_USER_VIEW;
+    rq.tenant = ht == NGX_OK ? tenant : NULL;
+    d = gh_adm_decide(a, &rq, gh_now(), &why);
+    if (d != GH_ADM_ALLOW) {
+        return gh_admin_answer(r, ctx, d, why, GH_ADMIN_HOME);
+    }
+
+    if (gh_ab_init(&b, r->pool, 16384) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    gh_ab_raw(&b, "<form method=\"get\" action=\"" GH_ADMIN_HOME "\" "
+              "id=\"search\"><label>Email starts with <input name=\"q\" "
+              "id=\"q\" value=\"");
+    if (hq == NGX_OK) {
+        gh_ab_esc(&b, q);
+    }
+    gh_ab_raw(&b, "\"></label> ");
+    if (a->roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR)) {
+        gh_ab_raw(&b, "<label>Tenant <input name=\"tenant\" value=\"");
+        if (ht == NGX_OK) {
+            gh_ab_esc(&b, tenant);
+        }
+        gh_ab_raw(&b, "\"></label> ");
+    }
+    gh_ab_raw(&b, "<button type=\"submit\">Search</button></form>"
+              "<table id=\"people\"><thead><tr><th>Email</th><th>Name</th>"
+              "<th>Tenant</th><th>Roles in force</th><th>State</th></tr>"
+              "</thead><tbody>");
+
+    ngx_memzero(&pg, sizeof(pg));
+    pg.tenant = ht == NGX_OK ? tenant : NULL;
+    pg.prefix = hq == NGX_OK ? q : NULL;
+    pg.after = ha == NGX_OK ? after : NULL;
+    pg.limit = GH_ADMIN_PAGE_SIZE;
+    pg.scan = GH_ADMIN_SCAN;
+    l.b = &b;
+    l.n = 0;
+    l.now = gh_now();
+    rc = gh_user_page(gh_store, &pg, gh_list_row, &l, next);
+    if (rc == GH_EBADTENANT) {
+        return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_FOUND, "No such tenant.");
+    }
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "gatehouse: admin people list: %s", gh_strerror(rc));
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
+    gh_ab_raw(&b, "</tbody></table>");
+    if (l.n == 0) {
+        gh_ab_raw(&b, "<p class=\"hint\" id=\"empty\">Nobody on this page."
+                  "</p>");
+    }
+    gh_ab_raw(&b, "<nav class=\"pages\">");
+    if (ha == NGX_OK) {
+        gh_ab_raw(&b, "<a href=\"" GH_ADMIN_HOME "?");
+        if (hq == NGX_OK) {
+            gh_ab_raw(&b, "q=");
+            gh_ab_q(&b, q);
+            gh_ab_raw(&b, "&amp;");
+        }
+        if (ht == NGX_OK) {
+            gh_ab_raw(&b, "tenant=");
+            gh_ab_q(&b, tenant);
+        }
+        gh_ab_raw(&b, "\" id=\"first\">First page</a> ");
+    }
+    if (next[0] != '\0') {
+        gh_ab_raw(&b, "<a href=\"" GH_ADMIN_HOME "?after=");
+        gh_ab_q(&b, next);
+        if (hq == NGX_OK) {
+            gh_ab_raw(&b, "&amp;q=");
+            gh_ab_q(&b, q);
+        }
+        if (ht == NGX_OK) {
+            gh_ab_raw(&b, "&amp;tenant=");
+            gh_ab_q(&b, tenant);
+        }
+        gh_ab_raw(&b, "\" id=\"next\">Next page</a>");
+    }
+    gh_ab_raw(&b, "</nav>");
+    return gh_admin_send(r, ctx, NGX_HTTP_OK, "People", &b);
+}
+
+
+/* ---- one person ---- */
+
+static void
+gh_ab_form_start(gh_ab_t *b, ngx_http_gatehouse_ctx_t *ctx,
+    const gh_user_t *u, const char *action)
+{
+    gh_ab_raw(b, "<form class=\"inline\" method=\"post\" action=\""
+              GH_ADMIN_USER "\"><input type=\"hidden\" name=\"csrf\" "
+              "value=\"");
+    gh_ab_escn(b, ctx->csrf.data, ctx->csrf.len);
+    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"id\" value=\"");
+    gh_ab_esc(b, u->id);
+    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"action\" value=\"");
+    gh_ab_raw(b, action);
+    gh_ab_raw(b, "\">");
+}
+
+
+static ngx_int_t
+gh_admin_person(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a)
+{
+    gh_ab_t        b;
+    gh_adm_req_t   rq;
+    gh_user_t     *u;
+    gh_mfa_t      *m;
+    const char    *why;
+    char           id[GH_ID_HEXLEN + 1], done[24];
+    char           back[sizeof(GH_ADMIN_USER "?id=") + GH_ID_HEXLEN];
+    int            d, rc, mfa_on = 0;
+    unsigned       i;
+    int64_t        now = gh_now();
+
+    if (gh_admin_arg(r, "id", GH_ID_HEXLEN, id) != NGX_OK) {
+        return gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                               "Which person? (id missing or malformed)");
+    }
+    u = ngx_palloc(r->pool, sizeof(*u));
+    m = ngx_palloc(r->pool, sizeof(*m));
+    if (u == NULL || m == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rc = gh_user_get(gh_store, id, u);
+    if (rc == GH_ENOTFOUND || rc == GH_EINVAL) {
+        return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_FOUND, "No such person.");
+    }
+    if (rc != 0) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_USER_VIEW;
+    rq.tenant = u->tenant;
+    rq.uid = u->id;
+    ngx_sprintf((u_char *) back, GH_ADMIN_USER "?id=%s%Z", u->id);
+    d = gh_adm_decide(a, &rq, now, &why);
+    if (d != GH_ADM_ALLOW) {
+        return gh_admin_answer(r, ctx, d, why, back);
+    }
+    rc = gh_mfa_get(gh_store, u->id, m);
+    mfa_on = rc == 0 && m->has_active;
+    gh_wipe(m, sizeof(*m));
+    if (rc != 0 && rc != GH_ENOTFOUND) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
+
+    if (gh_ab_init(&b, r->pool, 16384) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (gh_admin_arg(r, "done", sizeof(done) - 1, done) == NGX_OK) {
+        gh_ab_raw(&b, "<p class=\"ok\" id=\"done\">Done: ");
+        gh_ab_esc(&b, done);
+        gh_ab_raw(&b, ".</p>");
+    }
+    gh_ab_raw(&b, "<table id=\"person\"><tr><th>Email</th><td id=\"email\">");
+    gh_ab_esc(&b, u->email);
+    gh_ab_raw(&b, "</td></tr><tr><th>Name</th><td>");
+    gh_ab_esc(&b, u->name);
+    gh_ab_raw(&b, "</td></tr><tr><th>Tenant</th><td>");
+    gh_ab_esc(&b, u->tenant);
+    gh_ab_raw(&b, "</td></tr><tr><th>State</th><td id=\"state\">");
+    gh_ab_raw(&b, u->disabled ? "<span class=\"off\">disabled</span>"
+                              : "enabled");
+    gh_ab_raw(&b, "</td></tr><tr><th>Second factor</th><td id=\"mfa\">");
+    gh_ab_raw(&b, mfa_on ? "enrolled" : "none");
+    gh_ab_raw(&b, "</td></tr><tr><th>Created</th><td>");
+    gh_ab_date(&b, u->created);
+    gh_ab_raw(&b, "</td></tr><tr><th>Last login</th><td class=\"hint\">"
+              "not recorded yet</td></tr></table>");
+
+    gh_ab_raw(&b, "<h2>Roles</h2><table id=\"roles\"><thead><tr><th>Role"
+              "</th><th>Until</th><th></th></tr></thead><tbody>");
+    for (i = 0; i < u->nbindings && i < GH_BINDINGS_MAX; i++) {
+        gh_ab_raw(&b, "<tr><td>");
+        gh_ab_esc(&b, u->bindings[i].role);
+        gh_ab_raw(&b, "</td><td>");
+        if (u->bindings[i].until == 0) {
+            gh_ab_raw(&b, "no end");
+        } else {
+            gh_ab_date(&b, u->bindings[i].until);
+            if (u->bindings[i].until <= now) {
+                gh_ab_raw(&b, " <span class=\"off\">ended</span>");
+            }
+        }
+        gh_ab_raw(&b, "</td><td>");
+        gh_ab_form_start(&b, ctx, u, "revoke");
+        gh_ab_raw(&b, "<input type=\"hidden\" name=\"role\" value=\"");
+        gh_ab_esc(&b, u->bindings[i].role);
+        gh_ab_raw(&b, "\"><button type=\"submit\" class=\"danger\" "
+                  "name=\"revoke\">Revoke</button></form></td></tr>");
+    }
+    gh_ab_raw(&b, "</tbody></table>");
+    gh_ab_form_start(&b, ctx, u, "grant");
+    gh_ab_raw(&b, "<label>Role <input name=\"role\" id=\"grant-role\" "
+              "required maxlength=\"63\"></label> <label>Until (optional, "
+              "YYYY-MM-DD, UTC) <input name=\"until\" id=\"grant-until\" "
+              "maxlength=\"10\"></label> <button type=\"submit\" "
+              "id=\"grant\">Grant</button></form>"
+              "<p class=\"hint\">Granting manager or gatehouse-admin asks "
+              "for your second factor again when it is older than 15 "
+              "minutes. Changes apply to the person's next request.</p>");
+
+    gh_ab_raw(&b, "<h2>Account</h2>");
+    if (u->disabled) {
+        gh_ab_form_start(&b, ctx, u, "enable");
+        gh_ab_raw(&b, "<button type=\"submit\" id=\"enable\">Enable"
+                  "</button></form>");
+    } else {
+        gh_ab_form_start(&b, ctx, u, "disable");
+        gh_ab_raw(&b, "<button type=\"submit\" class=\"danger\" "
+                  "id=\"disable\">Disable (ends every session)</button>"
+                  "</form>");
+    }
+    gh_ab_form_start(&b, ctx, u, "logout");
+    gh_ab_raw(&b, "<button type=\"submit\" class=\"muted\" id=\"logout\">"
+              "End all sessions</button></form>");
+    gh_ab_form_start(&b, ctx, u, "pwreset");
+    gh_ab_raw(&b, "<button type=\"submit\" class=\"muted\" id=\"pwreset\">"
+              "Force a password change</button></form>");
+    gh_ab_form_start(&b, ctx, u, "mfareset");
+    gh_ab_raw(&b, "<button type=\"submit\" class=\"muted\" id=\"mfareset\">"
+              "Reset second factor</button></form>");
+    return gh_admin_send(r, ctx, NGX_HTTP_OK, "Person", &b);
+}
+
+
+/* ---- actions (thread pool) ---- */
+
+static const struct {
+    const char       *name;
+    gh_adm_action_t   action;
+} gh_admin_actions[] = {
+    { "disable",  GH_ADM_USER_DISABLE },
+    { "enable",   GH_ADM_USER_ENABLE },
+    { "pwreset",  GH_ADM_USER_PWRESET },
+    { "mfareset", GH_ADM_USER_MFARESET },
+    { "logout",   GH_ADM_USER_LOGOUT },
+    { "grant",    GH_ADM_ROLE_GRANT },
+    { "revoke",   GH_ADM_ROLE_REVOKE },
+};
+
+
+typedef struct {
+    ngx_uint_t          which;           /* index in gh_admin_actions */
+    gh_adm_actor_t      actor;           /* from the request (tenant MFA
+                                            level read on the event loop) */
+    gh_session_t        session;
+    char                target[GH_ID_HEXLEN + 1];
+    char                role[GH_ROLE_NAME_MAX + 1];
+    int64_t             until;
+    int                 decision;        /* the thread's */
+    const char         *why;
+    char                email[GH_EMAIL_MAX + 1];
+    char                before[GH_ADMIN_TEXT_MAX];
+    char                after[GH_ADMIN_TEXT_MAX];
+    char                session_ref[33];
+} gh_admin_job_t;
+
+
+/* "enabled; roles: a, b (until 2027-01-01)" for before/after. */
+static void
+gh_admin_state(const gh_user_t *u, int mfa, char *out, size_t cap)
+{
+    u_char    *p = (u_char *) out, *end = (u_char *) out + cap - 1;
+    unsigned   i;
+
+    p = ngx_slprintf(p, end, "%s; roles:",
+                     u->disabled ? "disabled" : "enabled");
+    for (i = 0; i < u->nbindings && i < GH_BINDINGS_MAX; i++) {
+        p = ngx_slprintf(p, end, " %s", u->bindings[i].role);
+        if (u->bindings[i].until) {
+            p = ngx_slprintf(p, end, " (until %L)", u->bindings[i].until);
+        }
+    }
+    if (mfa >= 0) {
+        p = ngx_slprintf(p, end, "; mfa: %s", mfa ? "enrolled" : "none");
+    }
+    *p = '\0';
+}
+
+
+static void
+gh_admin_thread(void *data, ngx_log_t *log)
+{
+    gh_job_t          *job = data;
+    gh_admin_job_t    *aj = job->ext;
+    gh_user_t          actor, target;
+    gh_adm_actor_t     a;
+    gh_adm_req_t       rq;
+    gh_pwchange_t      chg;
+    gh_audit_event_t   ev;
+    gh_adm_action_t    act = gh_admin_actions[aj->which].action;
+    int64_t            now = gh_now();
+    char               tbuf[GH_EMAIL_MAX + GH_ROLE_NAME_MAX + 16];
+    int                rc, n;
+
+    aj->decision = GH_ADM_DENY;
+    aj->why = "error";
+    if (gh_store == NULL) {
+        job->rc = GH_ESTORE;
+        return;
+    }
+    /* 1. both records as they are now, and the decision again */
+    rc = gh_user_get(gh_store, job->uid, &actor);
+    if (rc == 0) {
+        rc = gh_user_get(gh_store, aj->target, &target);
+    }
+    if (rc != 0) {
+        job->rc = rc;
+        aj->decision = GH_ADM_HIDDEN;
+        aj->why = "not_found";
+        return;
+    }
+    ngx_cpystrn((u_char *) aj->email, (u_char *) target.email,
+                sizeof(aj->email));
+    gh_adm_actor(&a, &actor, &aj->session, aj->actor.tenant_mfa, now);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = act;
+    rq.tenant = target.tenant;
+    rq.uid = target.id;
+    rq.target_roles = gh_adm_roles(&target, now);
+    rq.role = aj->role[0] ? aj->role : NULL;
+    aj->decision = gh_adm_decide(&a, &rq, now, &aj->why);
+    gh_admin_state(&target, -1, aj->before, sizeof(aj->before));
+
+    /* 2. the change */
+    if (aj->decision == GH_ADM_ALLOW) {
+        switch (act) {
+        case GH_ADM_USER_DISABLE:
+            rc = gh_user_set_disabled(gh_store, target.id, 1);
+            break;
+        case GH_ADM_USER_ENABLE:
+            rc = gh_user_set_disabled(gh_store, target.id, 0);
+            break;
+        case GH_ADM_USER_LOGOUT:
+            n = gh_session_del_user(gh_store, target.id);
+            rc = n < 0 ? n : 0;
+            break;
+        case GH_ADM_USER_PWRESET:
+            ngx_memzero(&chg, sizeof(chg));
+            chg.must_change = 1;
+            chg.now = now;
+            n = gh_credential_change(gh_store, target.id, &chg);
+            rc = n < 0 ? n : 0;
+            break;
+        case GH_ADM_USER_MFARESET:
+            rc = gh_mfa_del(gh_store, target.id);
+            if (rc == GH_ENOTFOUND) {
+                rc = 0;
+            }
+            if (rc == 0) {
+                n = gh_session_del_user(gh_store, target.id);
+                rc = n < 0 ? n : 0;
+            }
+            break;
+        case GH_ADM_ROLE_GRANT:
+            rc = gh_role_grant(gh_store, target.id, aj->role, aj->until);
+            break;
+        case GH_ADM_ROLE_REVOKE:
+            rc = gh_role_revoke(gh_store, target.id, aj->role);
+            break;
+        default:
+            rc = GH_EINVAL;
+        }
+        job->rc = rc;
+        if (rc == 0 && gh_user_get(gh_store, target.id, &target) == 0) {
+            gh_admin_state(&target, -1, aj->after, sizeof(aj->after));
+        } else {
+            ngx_cpystrn((u_char *) aj->after, (u_char *) aj->before,
+                        sizeof(aj->after));
+        }
+    } else {
+        job->rc = GH_EDENIED;
+        ngx_cpystrn((u_char *) aj->after, (u_char *) aj->before,
+                    sizeof(aj->after));
+    }
+
+    /* 3. the audit record, whatever happened */
+    if (aj->role[0]) {
+        ngx_snprintf((u_char *) tbuf, sizeof(tbuf) - 1, "%s role %s%Z",
+                     target.email, aj->role);
+    } else {
+        ngx_cpystrn((u_char *) tbuf, (u_char *) target.email, sizeof(tbuf));
+    }
+    ngx_memzero(&ev, sizeof(ev));
+    ev.user = actor.email;
+    ev.tenant = actor.tenant;
+    ev.addr = job->addr_text;
+    ev.session = aj->session_ref;
+    ev.request_id = job->request_id;
+    ev.action = gh_adm_action_name(act);
+    ev.target = tbuf;
+    ev.result = job->rc == 0 ? "success"
+                : job->rc == GH_EDENIED ? "denied" : "failure";
+    ev.reason = job->rc == GH_EDENIED ? aj->why
+                : job->rc == 0 ? NULL : gh_strerror(job->rc);
+    ev.detail = "admin console";
+    ev.before = aj->before;
+    ev.after = aj->after;
+    if (gh_audit_event(&ev) != 0) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "gatehouse: audit record of %s could not be written",
+                      ev.action);
+    }
+}
+
+
+static void
+gh_admin_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    gh_admin_job_t            *aj = job->ext;
+    ngx_str_t                  loc;
+    char                       back[sizeof(GH_ADMIN_USER "?id=")
+                                    + GH_ID_HEXLEN + 32];
+
+    ngx_sprintf((u_char *) back, GH_ADMIN_USER "?id=%s%Z", aj->target);
+    if (aj->decision != GH_ADM_ALLOW) {
+        ngx_http_finalize_request(r,
+            gh_admin_answer(r, ctx, aj->decision, aj->why, back));
+        return;
+    }
+    if (job->rc == GH_ENOTFOUND) {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                            aj->role[0] ? "The person does not hold that "
+                                          "role."
+                                        : "The person has no password to "
+                                          "reset."));
+        return;
+    }
+    if (job->rc == GH_ETOOBIG || job->rc == GH_EINVAL) {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                            "That role cannot be granted (bad name, or "
+                            "too many roles)."));
+        return;
+    }
+    if (job->rc != 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "gatehouse: admin action failed: %s",
+                      gh_strerror(job->rc));
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                          "the store is unavailable, try again"));
+        return;
+    }
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "gatehouse: admin %s by user=%s on user=%s",
+                  gh_admin_actions[aj->which].name, job->uid, aj->target);
+    ngx_sprintf((u_char *) back, GH_ADMIN_USER "?id=%s&done=%s%Z",
+                aj->target, gh_admin_actions[aj->which].name);
+    loc.data = (u_char *) back;
+    loc.len = ngx_strlen(back);
+    ngx_http_finalize_request(r,
+        gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc, NULL, 0));
+}
+
+
+/* "YYYY-MM-DD" -> the first second after that day (UTC): a grant "until
+ * 2027-01-31" holds through the 31st. */
+static int64_t
+gh_admin_until(ngx_str_t *v)
+{
+    struct tm  tm;
+    u_char    *p = v->data;
+    ngx_uint_t i;
+
+    if (v->len != 10 || p[4] != '-' || p[7] != '-') {
+        return -1;
+    }
+    for (i = 0; i < 10; i++) {
+        if (i != 4 && i != 7 && (p[i] < '0' || p[i] > '9')) {
+            return -1;
+        }
+    }
+    ngx_memzero(&tm, sizeof(tm));
+    tm.tm_year = ngx_atoi(p, 4) - 1900;
+    tm.tm_mon = ngx_atoi(p + 5, 2) - 1;
+    tm.tm_mday = ngx_atoi(p + 8, 2);
+    if (tm.tm_year < 70 || tm.tm_year > 1100 || tm.tm_mon < 0
+        || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31)
+    {
+        return -1;
+    }
+    return (int64_t) timegm(&tm) + 86400;
+}
+
+
+static void
+gh_admin_body(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_ctx_t  *ctx;
+    ngx_str_t                  body, v;
+    gh_adm_actor_t             a;
+    gh_adm_req_t               rq;
+    gh_job_t                  *job;
+    gh_admin_job_t            *aj;
+    gh_user_t                 *target;
+    const char                *why;
+    char                       back[sizeof(GH_ADMIN_USER "?id=")
+                                    + GH_ID_HEXLEN];
+    ngx_uint_t                 i, n;
+    ngx_int_t                  rc;
+    int                        d;
+
+    ctx = gh_ctx(r);
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "gatehouse: admin form refused: csrf check failed");
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                            "This form expired or came from another site. "
+                            "Reload the page and try again."));
+        return;
+    }
+
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    aj = ngx_pcalloc(r->pool, sizeof(*aj));
+    target = ngx_palloc(r->pool, sizeof(*target));
+    if (job == NULL || aj == NULL || target == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the fields */
+    n = sizeof(gh_admin_actions) / sizeof(gh_admin_actions[0]);
+    if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
+        v.len = 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (v.len == ngx_strlen(gh_admin_actions[i].name)
+            && ngx_strncmp(v.data, gh_admin_actions[i].name, v.len) == 0)
+        {
+            break;
+        }
+    }
+    if (i == n
+        || gh_form_field(r->pool, &body, "id", GH_ID_HEXLEN, &v) != NGX_OK
+        || v.len != GH_ID_HEXLEN)
+    {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                            "Unknown action or person."));
+        return;
+    }
+    aj->which = i;
+    ngx_memcpy(aj->target, v.data, GH_ID_HEXLEN);
+    aj->target[GH_ID_HEXLEN] = '\0';
+    if (gh_admin_actions[i].action == GH_ADM_ROLE_GRANT
+        || gh_admin_actions[i].action == GH_ADM_ROLE_REVOKE)
+    {
+        if (gh_form_field(r->pool, &body, "role", GH_ROLE_NAME_MAX, &v)
+            != NGX_OK || v.len == 0)
+        {
+            ngx_http_finalize_request(r,
+                gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                "Name a role."));
+            return;
+        }
+        ngx_memcpy(aj->role, v.data, v.len);
+        aj->role[v.len] = '\0';
+        if (gh_admin_actions[i].action == GH_ADM_ROLE_GRANT
+            && !gh_live_role_known(aj->role))
+        {
+            ngx_http_finalize_request(r,
+                gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                "The access policy does not define that "
+                                "role."));
+            return;
+        }
+    }
+    if (gh_admin_actions[i].action == GH_ADM_ROLE_GRANT
+        && gh_form_field(r->pool, &body, "until", 10, &v) == NGX_OK
+        && v.len > 0)
+    {
+        aj->until = gh_admin_until(&v);
+        if (aj->until <= gh_now()) {
+            ngx_http_finalize_request(r,
+                gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                "The end date must be a future day, "
+                                "YYYY-MM-DD."));
+            return;
+        }
+    }
+
+    /* the decision on the event loop: step-up and refusals answer here */
+    gh_admin_actor(ctx, &a);
+    rc = gh_user_get(gh_store, aj->target, target);
+    if (rc != 0) {
+        ngx_http_finalize_request(r, rc == GH_ENOTFOUND || rc == GH_EINVAL
+            ? gh_admin_refuse(r, ctx, NGX_HTTP_NOT_FOUND, "No such person.")
+            : gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                            "the store is unavailable"));
+        return;
+    }
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = gh_admin_actions[i].action;
+    rq.tenant = target->tenant;
+    rq.uid = target->id;
+    rq.target_roles = gh_adm_roles(target, gh_now());
+    rq.role = aj->role[0] ? aj->role : NULL;
+    d = gh_adm_decide(&a, &rq, gh_now(), &why);
+    ngx_sprintf((u_char *) back, GH_ADMIN_USER "?id=%s%Z", aj->target);
+    if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
+        ngx_http_finalize_request(r, gh_admin_answer(r, ctx, d, why, back));
+        return;
+    }
+    /* allowed, or refused: the thread decides again and audits either */
+    aj->actor = a;
+    aj->session = ctx->session;
+    gh_audit_session_ref(ctx->key, aj->session_ref);
+    job->ext = aj;
+    job->request = r;
+    gh_job_who(job, ctx);
+    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
+                sizeof(job->uid));
+    job->finish = gh_admin_finish;
+    if (gh_job_post(r, job, gh_admin_thread) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                          "the gateway is busy, try again"));
+    }
+}
+
+
+/* ---- the endpoint ---- */
+
+ngx_int_t
+gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    gh_adm_actor_t  a;
+    ngx_int_t       answer, rc;
+    ngx_uint_t      user_page;
+
+    user_page = r->uri.len == sizeof(GH_ADMIN_USER) - 1;
+    if (gh_admin_gate(r, ctx, &a, &answer) == NGX_OK) {
+        return answer;
+    }
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        if (!user_page || r->method != NGX_HTTP_POST) {
+            r->keepalive = 0;
+            return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_ALLOWED,
+                                   "Method not allowed here.");
+        }
+        return gh_read_form(r, gh_admin_body);
+    }
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    return user_page ? gh_admin_person(r, ctx, &a)
+                     : gh_admin_people(r, ctx, &a);
+}
