@@ -39,6 +39,7 @@
 #include "gatehouse/error.h"
 #include "gatehouse/store.h"
 #include "gatehouse/util.h"
+#include "store_int.h"
 
 #define GH_STORE_MAPSIZE    ((size_t)1 << 30)  /* 1 GiB of address space */
 #define GH_STORE_MAXDBS     32     /* room for the databases of later features */
@@ -60,6 +61,7 @@ struct gh_store {
     MDB_dbi  policy;
     MDB_dbi  jwtkeys;
     MDB_dbi  factors;
+    MDB_dbi  admin;      /* core/store_admin.c (schema 6) */
     unsigned flags;
     /* decoded session/user records of the request path (gh_session_read) */
     struct read_cache *rcache;
@@ -747,6 +749,7 @@ static int open_dbs(gh_store_t *st, int create)
         { "policy",         offsetof(gh_store_t, policy) },
         { "jwtkeys",        offsetof(gh_store_t, jwtkeys) },
         { "factors",        offsetof(gh_store_t, factors) },
+        { "admin",          offsetof(gh_store_t, admin) },
     };
     unsigned dflags = create ? MDB_CREATE : 0;
     MDB_txn *txn = NULL;
@@ -1535,6 +1538,34 @@ out:
     if (rc != 0)
         next[0] = '\0';
     return rc;
+}
+
+/* core/store_admin.c's way in (core/store_int.h): its own database and
+ * this file's transaction helpers, so its records stay in this
+ * environment without a second copy of the LMDB edge. */
+int gh_store_int_begin(gh_store_t *st, int rdonly, MDB_txn **txn)
+{
+    return st == NULL ? GH_EINVAL : txn_begin(st, rdonly, txn);
+}
+
+int gh_store_int_commit(MDB_txn **txn)
+{
+    return txn_commit(txn);
+}
+
+void gh_store_int_abort(MDB_txn **txn)
+{
+    txn_abort(txn);
+}
+
+MDB_dbi gh_store_int_admin(gh_store_t *st)
+{
+    return st->admin;
+}
+
+int gh_store_int_err(int rc)
+{
+    return mdb_err(rc);
 }
 
 /* Disable or enable a user. Disabling also deletes all the user's sessions

@@ -17,10 +17,11 @@
 #include <stdint.h>
 #include "gatehouse/util.h"
 
-#define GH_STORE_SCHEMA   4   /* 3: password lifecycle and throttling;
-                                 4: second factors. An older store (from
-                                 schema 2) is upgraded in place when
-                                 opened writable */
+#define GH_STORE_SCHEMA   6   /* 3: password lifecycle and throttling;
+                                 4: second factors; 5: SAML;
+                                 6: admin records (invitations).
+                                 An older store (from schema 2) is
+                                 upgraded in place when opened writable */
 #define GH_STORE_FILE     "gatehouse.mdb"   /* directory under the data dir */
 
 typedef struct gh_store gh_store_t;

@@ -1,0 +1,78 @@
+/* gatehouse — invitations (records in the store's "admin" database).
+ *
+ * A space-admin or a manager invites an email with proposed roles: the
+ * invitation is pending and nothing else exists (no user, no role). A
+ * manager other than the inviter approves it: the user is created with
+ * those roles and no password, and a one-time link token is made; the
+ * store keeps only the token's SHA-256. The link sets the password (under
+ * the tenant's rules) once, before it expires (GH_INVITE_TTL by default);
+ * a tenant that requires MFA asks for enrolment at the first sign-in.
+ *
+ * Writes are durable LMDB commits: thread pool or CLI only.
+ */
+#ifndef GATEHOUSE_INVITE_H
+#define GATEHOUSE_INVITE_H
+
+#include <stdint.h>
+#include "gatehouse/store.h"
+#include "gatehouse/util.h"
+
+#define GH_INVITE_TTL        (7 * 24 * 3600)   /* link lifetime, seconds */
+#define GH_INVITE_TOKEN_LEN  43                /* base64url of 32 bytes */
+#define GH_INVITE_SCAN       1000              /* records a listing reads */
+
+enum {
+    GH_INVITE_PENDING  = 0,
+    GH_INVITE_APPROVED = 1,   /* link issued, not used yet */
+    GH_INVITE_REJECTED = 2,
+    GH_INVITE_USED     = 3,
+};
+
+typedef struct {
+    char    id[GH_ID_HEXLEN + 1];
+    char    tenant[GH_TENANT_MAX + 1];
+    char    email[GH_EMAIL_MAX + 1];     /* normalised */
+    char    name[GH_NAME_MAX + 1];
+    char    roles[GH_ROLES_MAX + 1];     /* proposed, comma-separated */
+    int     state;                       /* GH_INVITE_* */
+    char    inviter[GH_ID_HEXLEN + 1];   /* user id */
+    char    inviter_email[GH_EMAIL_MAX + 1];
+    char    decider_email[GH_EMAIL_MAX + 1];
+    char    uid[GH_ID_HEXLEN + 1];       /* the user made at approval */
+    char    token_hash[65];              /* hex SHA-256 of the link token */
+    int64_t created, decided, expires, used;
+} gh_invite_t;
+
+/* "pending", "approved", "rejected", "used". */
+const char *gh_invite_state_name(int state);
+
+/* Store a new pending invitation (in->id is set to a fresh id). GH_EINVAL
+ * for a malformed field, GH_EEXIST when the email belongs to a user or to
+ * another open (pending or approved) invitation, GH_EBADTENANT. */
+int gh_invite_add(gh_store_t *st, gh_invite_t *in);
+int gh_invite_get(gh_store_t *st, const char *id, gh_invite_t *out);
+/* Walk at most GH_INVITE_SCAN records (of one tenant when tenant is not
+ * NULL); non-zero from cb stops and is returned. */
+int gh_invite_list(gh_store_t *st, const char *tenant,
+                   int (*cb)(const gh_invite_t *, void *), void *arg);
+
+/* Decide a pending invitation. Approve: make the user (tenant, email,
+ * name, roles; no password), store the token's hash and expiry, all in
+ * this order; reject: record the decision. GH_EDENIED when it is no longer
+ * pending, or when decider_uid is the inviter (four eyes). token (approve
+ * only) receives the link token, shown once. */
+int gh_invite_decide(gh_store_t *st, const char *id, int approve,
+                     const char *decider_uid, const char *decider_email,
+                     int64_t now, int64_t ttl,
+                     char token[GH_INVITE_TOKEN_LEN + 1]);
+
+/* The approved, unexpired invitation a link token opens (read only).
+ * GH_ENOTFOUND for an unknown or used token, GH_EEXPIRED past expiry. */
+int gh_invite_by_token(gh_store_t *st, const char *token, size_t len,
+                       int64_t now, gh_invite_t *out);
+/* Use the token once: approved -> used, atomically (a second use is
+ * GH_ENOTFOUND). */
+int gh_invite_consume(gh_store_t *st, const char *token, size_t len,
+                      int64_t now, gh_invite_t *out);
+
+#endif
