@@ -23,10 +23,15 @@
 #include "gatehouse/admin.h"
 #include "gatehouse/audit.h"
 #include "gatehouse/error.h"
+#include "gatehouse/invite.h"
+#include "gatehouse/password.h"
 #include "gatehouse/util.h"
 
 #define GH_ADMIN_HOME        GH_PREFIX "admin/"
 #define GH_ADMIN_USER        GH_PREFIX "admin/user"
+#define GH_ADMIN_INVITES     GH_PREFIX "admin/invites"
+#define GH_JOIN_PAGE         GH_PREFIX "join"
+#define GH_HTTP_GONE         410    /* a used or expired link */
 #define GH_ADMIN_PAGE_SIZE   50     /* people on one page */
 #define GH_ADMIN_SCAN        2000   /* index entries one page may read */
 #define GH_ADMIN_TEXT_MAX    1024   /* an audit before/after text */
@@ -206,7 +211,9 @@ gh_admin_send(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_ab_raw(&b, gh_admin_style);
     gh_ab_raw(&b, "</style></head><body><header><strong>gatehouse "
               "admin</strong><nav><a href=\"" GH_ADMIN_HOME "\" "
-              "id=\"nav-people\">People</a></nav><span class=\"who\">");
+              "id=\"nav-people\">People</a> &middot; <a href=\""
+              GH_ADMIN_INVITES "\" id=\"nav-invites\">Invitations</a>"
+              "</nav><span class=\"who\">");
     gh_ab_esc(&b, ctx->user.email);
     gh_ab_raw(&b, " &middot; ");
     gh_ab_esc(&b, ctx->user.tenant);
@@ -1106,6 +1113,811 @@ gh_admin_body(ngx_http_request_t *r)
 }
 
 
+/* ---- invitations ---- */
+
+typedef struct {
+    int                 op;              /* 0 create, 1 approve, 2 reject */
+    gh_adm_actor_t      actor;
+    gh_session_t        session;
+    char                session_ref[33];
+    gh_invite_t         inv;             /* create: the new one; decide:
+                                            as read */
+    char                id[GH_ID_HEXLEN + 1];
+    char                token[GH_INVITE_TOKEN_LEN + 1];
+    int                 decision;
+    const char         *why;
+} gh_inv_job_t;
+
+
+/* Every proposed role must be known to the live policy and allowed to the
+ * actor as a grant in that tenant (a platform role only for an
+ * administrator; manager needs a fresh second factor). The decision for
+ * the first role refused, or GH_ADM_ALLOW. */
+static int
+gh_inv_roles_decide(const gh_adm_actor_t *a, gh_adm_action_t action,
+    const char *tenant, const char *roles, int64_t now, const char **why,
+    ngx_uint_t check_known)
+{
+    gh_adm_req_t  rq;
+    char          one[GH_ROLE_NAME_MAX + 1];
+    const char   *p = roles, *e;
+    size_t        n;
+    int           d;
+
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = action;
+    rq.tenant = tenant;
+    d = gh_adm_decide(a, &rq, now, why);
+    while (d == GH_ADM_ALLOW && *p != '\0') {
+        e = strchr(p, ',');
+        n = e ? (size_t) (e - p) : ngx_strlen(p);
+        if (n == 0 || n > GH_ROLE_NAME_MAX) {
+            *why = "bad_role";
+            return GH_ADM_DENY;
+        }
+        ngx_memcpy(one, p, n);
+        one[n] = '\0';
+        if (check_known && !gh_live_role_known(one)) {
+            *why = "unknown_role";
+            return GH_ADM_DENY;
+        }
+        rq.role = one;
+        if (gh_adm_platform_role(one) && !(a->roles & GH_ADM_R_ADMIN)) {
+            *why = "platform_role";
+            return GH_ADM_DENY;
+        }
+        if (action == GH_ADM_INVITE_DECIDE) {
+            /* approving grants: the same rules as a grant */
+            rq.action = GH_ADM_ROLE_GRANT;
+            d = gh_adm_decide(a, &rq, now, why);
+            rq.action = action;
+        }
+        p = e ? e + 1 : p + n;
+    }
+    return d;
+}
+
+
+static int
+gh_inv_row(const gh_invite_t *iv, void *arg)
+{
+    void                     **a = arg;
+    gh_ab_t                   *b = a[0];
+    ngx_http_gatehouse_ctx_t  *ctx = a[1];
+
+    gh_ab_raw(b, "<tr class=\"invite\"><td>");
+    gh_ab_esc(b, iv->email);
+    gh_ab_raw(b, "</td><td>");
+    gh_ab_esc(b, iv->tenant);
+    gh_ab_raw(b, "</td><td>");
+    gh_ab_esc(b, iv->roles);
+    gh_ab_raw(b, "</td><td>");
+    gh_ab_esc(b, iv->inviter_email);
+    gh_ab_raw(b, "</td><td class=\"state\">");
+    gh_ab_raw(b, gh_invite_state_name(iv->state));
+    if (iv->state == GH_INVITE_APPROVED) {
+        gh_ab_raw(b, " (link until ");
+        gh_ab_date(b, iv->expires);
+        gh_ab_raw(b, ")");
+    }
+    if (iv->decider_email[0]) {
+        gh_ab_raw(b, " by ");
+        gh_ab_esc(b, iv->decider_email);
+    }
+    gh_ab_raw(b, "</td><td>");
+    if (iv->state == GH_INVITE_PENDING) {
+        gh_ab_raw(b, "<form class=\"inline\" method=\"post\" action=\""
+                  GH_ADMIN_INVITES "\"><input type=\"hidden\" name=\"csrf\" "
+                  "value=\"");
+        gh_ab_escn(b, ctx->csrf.data, ctx->csrf.len);
+        gh_ab_raw(b, "\"><input type=\"hidden\" name=\"id\" value=\"");
+        gh_ab_esc(b, iv->id);
+        gh_ab_raw(b, "\"><button type=\"submit\" name=\"action\" "
+                  "value=\"approve\" class=\"approve\">Approve</button> "
+                  "<button type=\"submit\" name=\"action\" value=\"reject\" "
+                  "class=\"danger reject\">Reject</button></form>");
+    }
+    gh_ab_raw(b, "</td></tr>");
+    return b->failed ? GH_ENOMEM : 0;
+}
+
+
+static ngx_int_t
+gh_admin_invites(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a, const char *notice, const char *token)
+{
+    gh_ab_t       b;
+    gh_adm_req_t  rq;
+    const char   *why;
+    void         *arg[2];
+    ngx_str_t    *host;
+    int           d, rc, all;
+
+    all = (a->roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR)) != 0;
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_USER_VIEW;
+    rq.tenant = all ? NULL : ctx->user.tenant;
+    d = gh_adm_decide(a, &rq, gh_now(), &why);
+    if (d != GH_ADM_ALLOW) {
+        return gh_admin_answer(r, ctx, d, why, GH_ADMIN_INVITES);
+    }
+    if (gh_ab_init(&b, r->pool, 16384) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (notice != NULL) {
+        gh_ab_raw(&b, "<p class=\"ok\" id=\"done\">");
+        gh_ab_esc(&b, notice);
+        gh_ab_raw(&b, "</p>");
+    }
+    if (token != NULL) {
+        host = r->headers_in.host ? &r->headers_in.host->value : NULL;
+        gh_ab_raw(&b, "<p>Give this link to the person (it is shown only "
+                  "now, works once, and expires in 7 days):</p><p><code "
+                  "id=\"invite-link\">https://");
+        if (host != NULL) {
+            gh_ab_escn(&b, host->data, host->len);
+        }
+        gh_ab_raw(&b, GH_JOIN_PAGE "?token=");
+        gh_ab_esc(&b, token);
+        gh_ab_raw(&b, "</code></p>");
+    }
+    if (!(a->roles & GH_ADM_R_AUDITOR) || (a->roles & ~GH_ADM_R_AUDITOR)) {
+        gh_ab_raw(&b, "<h2>Invite someone</h2><form method=\"post\" "
+                  "action=\"" GH_ADMIN_INVITES "\" id=\"invite-form\">"
+                  "<input type=\"hidden\" name=\"action\" value=\"create\">"
+                  "<input type=\"hidden\" name=\"csrf\" value=\"");
+        gh_ab_escn(&b, ctx->csrf.data, ctx->csrf.len);
+        gh_ab_raw(&b, "\"><label>Email <input name=\"email\" id=\"inv-email\" "
+                  "required maxlength=\"254\"></label> <label>Name <input "
+                  "name=\"name\" id=\"inv-name\" maxlength=\"127\"></label> "
+                  "<label>Roles (comma-separated) <input name=\"roles\" "
+                  "id=\"inv-roles\" value=\"member\" maxlength=\"512\">"
+                  "</label> ");
+        if (a->roles & GH_ADM_R_ADMIN) {
+            gh_ab_raw(&b, "<label>Tenant <input name=\"tenant\" "
+                      "id=\"inv-tenant\" value=\"");
+            gh_ab_esc(&b, ctx->user.tenant);
+            gh_ab_raw(&b, "\" maxlength=\"63\"></label> ");
+        }
+        gh_ab_raw(&b, "<button type=\"submit\" id=\"invite\">Invite</button>"
+                  "</form><p class=\"hint\">Nothing happens until a manager "
+                  "other than the one who invited approves.</p>");
+    }
+    gh_ab_raw(&b, "<h2>Invitations</h2><table id=\"invites\"><thead><tr>"
+              "<th>Email</th><th>Tenant</th><th>Roles</th><th>Invited by"
+              "</th><th>State</th><th></th></tr></thead><tbody>");
+    arg[0] = &b;
+    arg[1] = ctx;
+    rc = gh_invite_list(gh_store, all ? NULL : ctx->user.tenant, gh_inv_row,
+                        arg);
+    if (rc != 0) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
+    gh_ab_raw(&b, "</tbody></table>");
+    return gh_admin_send(r, ctx, NGX_HTTP_OK, "Invitations", &b);
+}
+
+
+static void
+gh_inv_thread(void *data, ngx_log_t *log)
+{
+    gh_job_t          *job = data;
+    gh_inv_job_t      *ij = job->ext;
+    gh_user_t          actor;
+    gh_adm_actor_t     a;
+    gh_audit_event_t   ev;
+    char               before[96], after[96];
+    int64_t            now = gh_now();
+    const char        *action;
+
+    ij->decision = GH_ADM_DENY;
+    ij->why = "error";
+    if (gh_store == NULL) {
+        job->rc = GH_ESTORE;
+        return;
+    }
+    job->rc = gh_user_get(gh_store, job->uid, &actor);
+    if (job->rc != 0) {
+        return;
+    }
+    gh_adm_actor(&a, &actor, &ij->session, ij->actor.tenant_mfa, now);
+    before[0] = after[0] = '\0';
+    if (ij->op == 0) {
+        action = "invite.create";
+        ij->decision = gh_inv_roles_decide(&a, GH_ADM_INVITE_CREATE,
+                                           ij->inv.tenant, ij->inv.roles,
+                                           now, &ij->why, 0);
+        if (ij->decision == GH_ADM_ALLOW) {
+            ngx_cpystrn((u_char *) ij->inv.inviter, (u_char *) actor.id,
+                        sizeof(ij->inv.inviter));
+            ngx_cpystrn((u_char *) ij->inv.inviter_email,
+                        (u_char *) actor.email,
+                        sizeof(ij->inv.inviter_email));
+            ij->inv.created = now;
+            job->rc = gh_invite_add(gh_store, &ij->inv);
+            ngx_cpystrn((u_char *) before, (u_char *) "none",
+                        sizeof(before));
+            ngx_cpystrn((u_char *) after, (u_char *) (job->rc == 0
+                        ? "pending" : "none"), sizeof(after));
+        } else {
+            job->rc = GH_EDENIED;
+        }
+    } else {
+        action = ij->op == 1 ? "invite.approve" : "invite.reject";
+        job->rc = gh_invite_get(gh_store, ij->id, &ij->inv);
+        if (job->rc != 0) {
+            ij->decision = GH_ADM_HIDDEN;
+            ij->why = "not_found";
+            return;
+        }
+        ij->decision = gh_inv_roles_decide(&a, GH_ADM_INVITE_DECIDE,
+                                           ij->inv.tenant,
+                                           ij->op == 1 ? ij->inv.roles : "",
+                                           now, &ij->why, 0);
+        ngx_sprintf((u_char *) before, "%s%Z",
+                    gh_invite_state_name(ij->inv.state));
+        if (ij->decision == GH_ADM_ALLOW) {
+            job->rc = gh_invite_decide(gh_store, ij->id, ij->op == 1,
+                                       actor.id, actor.email, now,
+                                       GH_INVITE_TTL,
+                                       ij->op == 1 ? ij->token : NULL);
+            if (job->rc == GH_EDENIED) {
+                ij->why = ij->inv.state != GH_INVITE_PENDING
+                          ? "not_pending" : "four_eyes";
+            }
+            ngx_sprintf((u_char *) after, "%s%Z", job->rc == 0
+                        ? (ij->op == 1 ? "approved, link issued"
+                                       : "rejected") : before);
+        } else {
+            job->rc = GH_EDENIED;
+        }
+    }
+    if (after[0] == '\0') {
+        ngx_cpystrn((u_char *) after, (u_char *) before, sizeof(after));
+    }
+
+    ngx_memzero(&ev, sizeof(ev));
+    ev.user = actor.email;
+    ev.tenant = actor.tenant;
+    ev.addr = job->addr_text;
+    ev.session = ij->session_ref;
+    ev.request_id = job->request_id;
+    ev.action = action;
+    ev.target = ij->inv.email;
+    ev.result = job->rc == 0 ? "success"
+                : job->rc == GH_EDENIED ? "denied" : "failure";
+    ev.reason = job->rc == 0 ? NULL
+                : job->rc == GH_EDENIED ? ij->why : gh_strerror(job->rc);
+    ev.detail = ij->inv.roles;
+    ev.before = before;
+    ev.after = after;
+    if (gh_audit_event(&ev) != 0) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "gatehouse: audit record of %s could not be written",
+                      action);
+    }
+}
+
+
+static void
+gh_inv_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    gh_inv_job_t              *ij = job->ext;
+    ngx_int_t                  rc;
+
+    if (ij->decision != GH_ADM_ALLOW) {
+        rc = gh_admin_answer(r, ctx, ij->decision, ij->why,
+                             GH_ADMIN_INVITES);
+    } else if (job->rc == GH_EDENIED) {
+        rc = gh_admin_refuse(r, ctx, NGX_HTTP_CONFLICT,
+                             ngx_strcmp(ij->why, "four_eyes") == 0
+                             ? "Another manager must decide on an "
+                               "invitation you made."
+                             : "This invitation was already decided.");
+    } else if (job->rc == GH_EEXIST) {
+        rc = gh_admin_refuse(r, ctx, NGX_HTTP_CONFLICT,
+                             "That email already has an account or an "
+                             "open invitation.");
+    } else if (job->rc == GH_EINVAL || job->rc == GH_EBADEMAIL
+               || job->rc == GH_EBADTENANT)
+    {
+        rc = gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                             "Check the email, the name and the tenant.");
+    } else if (job->rc != 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "gatehouse: invitation failed: %s",
+                      gh_strerror(job->rc));
+        rc = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                           "the store is unavailable, try again");
+    } else {
+        gh_adm_actor_t  a;
+
+        gh_admin_actor(ctx, &a);
+        rc = gh_admin_invites(r, ctx, &a,
+                              ij->op == 0 ? "Invitation recorded: it waits "
+                                            "for a manager's approval."
+                              : ij->op == 1 ? "Approved."
+                              : "Rejected.",
+                              ij->op == 1 ? ij->token : NULL);
+    }
+    gh_wipe(ij->token, sizeof(ij->token));
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+gh_inv_body(ngx_http_request_t *r)
+{
+    static const char *const ops[] = { "create", "approve", "reject" };
+    ngx_http_gatehouse_ctx_t  *ctx;
+    ngx_str_t                  body, v;
+    gh_adm_actor_t             a;
+    gh_job_t                  *job;
+    gh_inv_job_t              *ij;
+    const char                *why;
+    ngx_uint_t                 i;
+    ngx_int_t                  rc;
+    int                        d;
+
+    ctx = gh_ctx(r);
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "gatehouse: invitation form refused: csrf check "
+                      "failed");
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                            "This form expired or came from another site. "
+                            "Reload the page and try again."));
+        return;
+    }
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    ij = ngx_pcalloc(r->pool, sizeof(*ij));
+    if (job == NULL || ij == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
+        v.len = 0;
+    }
+    for (i = 0; i < 3; i++) {
+        if (v.len == ngx_strlen(ops[i])
+            && ngx_strncmp(v.data, ops[i], v.len) == 0)
+        {
+            break;
+        }
+    }
+    if (i == 3) {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST, "Unknown action."));
+        return;
+    }
+    ij->op = (int) i;
+    gh_admin_actor(ctx, &a);
+
+    if (ij->op == 0) {
+        /* email (normalised), name, roles, tenant */
+        if (gh_form_field(r->pool, &body, "email", GH_EMAIL_MAX, &v) != NGX_OK
+            || gh_email_normalize((const char *) v.data, v.len,
+                                  ij->inv.email) != 0)
+        {
+            ngx_http_finalize_request(r,
+                gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                "Enter a valid email address."));
+            return;
+        }
+        if (gh_form_field(r->pool, &body, "name", GH_NAME_MAX, &v) == NGX_OK) {
+            ngx_memcpy(ij->inv.name, v.data, v.len);
+            ij->inv.name[v.len] = '\0';
+        }
+        if (gh_form_field(r->pool, &body, "roles", 512, &v) == NGX_OK) {
+            for (i = 0; i < v.len; i++) {
+                if (v.data[i] != ' ') {
+                    ij->inv.roles[ngx_strlen(ij->inv.roles)] =
+                        (char) v.data[i];
+                }
+            }
+        }
+        if ((a.roles & GH_ADM_R_ADMIN)
+            && gh_form_field(r->pool, &body, "tenant", GH_TENANT_MAX, &v)
+               == NGX_OK && v.len > 0)
+        {
+            ngx_memcpy(ij->inv.tenant, v.data, v.len);
+            ij->inv.tenant[v.len] = '\0';
+        } else {
+            ngx_cpystrn((u_char *) ij->inv.tenant,
+                        (u_char *) ctx->user.tenant, sizeof(ij->inv.tenant));
+        }
+        d = gh_inv_roles_decide(&a, GH_ADM_INVITE_CREATE, ij->inv.tenant,
+                                ij->inv.roles, gh_now(), &why, 1);
+        if (d != GH_ADM_ALLOW) {
+            ngx_http_finalize_request(r,
+                ngx_strcmp(why, "unknown_role") == 0
+                || ngx_strcmp(why, "bad_role") == 0
+                ? gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                  "The access policy does not define one "
+                                  "of those roles.")
+                : gh_admin_answer(r, ctx, d, why, GH_ADMIN_INVITES));
+            return;
+        }
+    } else {
+        if (gh_form_field(r->pool, &body, "id", GH_ID_HEXLEN, &v) != NGX_OK
+            || v.len != GH_ID_HEXLEN)
+        {
+            ngx_http_finalize_request(r,
+                gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                "Which invitation?"));
+            return;
+        }
+        ngx_memcpy(ij->id, v.data, GH_ID_HEXLEN);
+        ij->id[GH_ID_HEXLEN] = '\0';
+        if (gh_invite_get(gh_store, ij->id, &ij->inv) != 0) {
+            ngx_http_finalize_request(r,
+                gh_admin_refuse(r, ctx, NGX_HTTP_NOT_FOUND,
+                                "No such invitation."));
+            return;
+        }
+        d = gh_inv_roles_decide(&a, GH_ADM_INVITE_DECIDE, ij->inv.tenant,
+                                ij->op == 1 ? ij->inv.roles : "", gh_now(),
+                                &why, 0);
+        if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
+            ngx_http_finalize_request(r,
+                gh_admin_answer(r, ctx, d, why, GH_ADMIN_INVITES));
+            return;
+        }
+    }
+
+    ij->actor = a;
+    ij->session = ctx->session;
+    gh_audit_session_ref(ctx->key, ij->session_ref);
+    job->ext = ij;
+    job->request = r;
+    gh_job_who(job, ctx);
+    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
+                sizeof(job->uid));
+    job->finish = gh_inv_finish;
+    if (gh_job_post(r, job, gh_inv_thread) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                          "the gateway is busy, try again"));
+    }
+}
+
+
+/* ---- the invitee's page: /.gatehouse/join?token= (no session) ---- */
+
+typedef struct {
+    ngx_str_t            token;
+    ngx_str_t            password;
+    const gh_blocklist_t *blocklist;
+    gh_invite_t          inv;
+    gh_verdict_t         verdict;
+    char                 verdict_text[GH_VERDICT_MAX * GH_VERDICT_TEXT];
+} gh_join_job_t;
+
+
+static ngx_int_t
+gh_join_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    ngx_uint_t status, ngx_str_t *token, const gh_invite_t *iv,
+    const char *msg)
+{
+    gh_ab_t  b;
+
+    if (gh_ab_init(&b, r->pool, 4096) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (msg != NULL) {
+        gh_ab_raw(&b, "<p class=\"msg\" role=\"alert\" id=\"message\">");
+        gh_ab_esc(&b, msg);
+        gh_ab_raw(&b, "</p>");
+    }
+    if (iv != NULL && token != NULL) {
+        gh_ab_raw(&b, "<p class=\"hint\">Welcome, <strong id=\"join-email\">");
+        gh_ab_esc(&b, iv->email);
+        gh_ab_raw(&b, "</strong>. Choose your password.</p><form method=\""
+                  "post\" action=\"" GH_JOIN_PAGE "\" autocomplete=\"off\">"
+                  "<input type=\"hidden\" name=\"token\" value=\"");
+        gh_ab_escn(&b, token->data, token->len);
+        gh_ab_raw(&b, "\"><input type=\"hidden\" name=\"csrf\" value=\"");
+        gh_ab_escn(&b, ctx->csrf.data, ctx->csrf.len);
+        gh_ab_raw(&b, "\"><label for=\"password\">New password</label>"
+                  "<input id=\"password\" name=\"password\" type=\"password\""
+                  " autocomplete=\"new-password\" required>"
+                  "<button type=\"submit\" id=\"join\">Set password</button>"
+                  "</form>");
+    }
+    if (b.failed) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    {
+        ngx_str_t  inner;
+
+        inner.data = b.start;
+        inner.len = b.p - b.start;
+        return gh_send_page(r, ctx, status, "Join", &inner, NULL);
+    }
+}
+
+
+/* The token of a query or form: exactly GH_INVITE_TOKEN_LEN base64url
+ * characters, else NGX_DECLINED. */
+static ngx_int_t
+gh_join_token(ngx_str_t *v)
+{
+    ngx_uint_t  i;
+    u_char      c;
+
+    if (v->len != GH_INVITE_TOKEN_LEN) {
+        return NGX_DECLINED;
+    }
+    for (i = 0; i < v->len; i++) {
+        c = v->data[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            return NGX_DECLINED;
+        }
+    }
+    return NGX_OK;
+}
+
+
+static void
+gh_join_thread(void *data, ngx_log_t *log)
+{
+    gh_job_t            *job = data;
+    gh_join_job_t       *jj = job->ext;
+    gh_tenant_t          t;
+    gh_user_t            u;
+    gh_pwpolicy_t        pol;
+    gh_pwcontext_t       cx;
+    gh_pwhash_params_t   hp;
+    gh_pwchange_t        chg;
+    gh_audit_event_t     ev;
+    char                *canon = NULL, hash[GH_HASH_MAX];
+    size_t               clen = 0;
+    int64_t              now = gh_now();
+    int                  rc;
+
+    hash[0] = '\0';
+    rc = gh_store == NULL ? GH_ESTORE
+         : gh_invite_by_token(gh_store, (const char *) jj->token.data,
+                              jj->token.len, now, &jj->inv);
+    if (rc == 0) {
+        rc = gh_tenant_get(gh_store, jj->inv.tenant, &t);
+    }
+    if (rc == 0) {
+        rc = gh_user_get(gh_store, jj->inv.uid, &u);
+    }
+    if (rc == 0) {
+        gh_pwpolicy_resolve(&t.pw, t.mfa == GH_MFA_REQUIRED, &pol);
+        ngx_memzero(&cx, sizeof(cx));
+        cx.email = u.email;
+        cx.name = u.name;
+        cx.tenant = t.name;
+        cx.tenant_display = t.display;
+        rc = gh_pwpolicy_check(&pol, jj->blocklist,
+                               (const char *) jj->password.data,
+                               jj->password.len, &cx, &jj->verdict);
+        if (rc == GH_EDENIED) {
+            gh_verdict_join(&jj->verdict, jj->verdict_text,
+                            sizeof(jj->verdict_text));
+        }
+    }
+    if (rc == 0) {
+        rc = gh_pw_canonical((const char *) jj->password.data,
+                             jj->password.len, &canon, &clen);
+    }
+    if (rc == 0) {
+        rc = gh_pwhash_params_load(gh_store, &hp);
+    }
+    if (rc == 0) {
+        rc = gh_password_hash(&hp, canon, clen, hash);
+    }
+    gh_pw_free(canon, clen);
+    gh_wipe(jj->password.data, jj->password.len);
+    if (rc == 0) {
+        /* the link works once: used before the password is stored */
+        rc = gh_invite_consume(gh_store, (const char *) jj->token.data,
+                               jj->token.len, now, &jj->inv);
+    }
+    if (rc == 0) {
+        ngx_memzero(&chg, sizeof(chg));
+        chg.hash = hash;
+        chg.keep = pol.history;
+        chg.now = now;
+        rc = gh_credential_change(gh_store, jj->inv.uid, &chg);
+        rc = rc < 0 ? rc : 0;
+    }
+    gh_wipe(hash, sizeof(hash));
+    job->rc = rc;
+
+    if (jj->inv.email[0]) {
+        ngx_memzero(&ev, sizeof(ev));
+        ev.user = jj->inv.email;
+        ev.tenant = jj->inv.tenant;
+        ev.addr = job->addr_text;
+        ev.request_id = job->request_id;
+        ev.action = "invite.accept";
+        ev.target = jj->inv.email;
+        ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
+                                                           : "failure";
+        ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? "password_policy"
+                                                      : gh_strerror(rc);
+        ev.before = "approved";
+        ev.after = rc == 0 ? "used: password set" : "approved";
+        if (gh_audit_event(&ev) != 0) {
+            ngx_log_error(NGX_LOG_ERR, log, 0, "gatehouse: audit record of "
+                          "invite.accept could not be written");
+        }
+    }
+}
+
+
+static void
+gh_join_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    gh_join_job_t             *jj = job->ext;
+    gh_ab_t                    b;
+    ngx_str_t                  inner;
+    ngx_int_t                  rc;
+
+    if (job->rc == 0) {
+        if (gh_ab_init(&b, r->pool, 1024) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        gh_ab_raw(&b, "<p id=\"notice\">Your password is set. Sign in with "
+                  "your email address; if your organisation requires a "
+                  "second step, you will set it up next.</p><a class=\""
+                  "button\" id=\"continue\" href=\"" GH_PREFIX "login\">"
+                  "Sign in</a>");
+        inner.data = b.start;
+        inner.len = b.p - b.start;
+        rc = b.failed ? NGX_HTTP_INTERNAL_SERVER_ERROR
+             : gh_send_page(r, ctx, NGX_HTTP_OK, "Welcome", &inner, NULL);
+    } else if (job->rc == GH_EDENIED) {
+        rc = gh_join_page(r, ctx, NGX_HTTP_BAD_REQUEST, &jj->token, &jj->inv,
+                          jj->verdict_text[0] ? jj->verdict_text
+                          : "That password is not accepted.");
+    } else if (job->rc == GH_ENOTFOUND || job->rc == GH_EEXPIRED) {
+        rc = gh_join_page(r, ctx, GH_HTTP_GONE, NULL, NULL,
+                          "This link is not valid: it was used, it expired, "
+                          "or it was never issued. Ask your manager for a "
+                          "new invitation.");
+    } else {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "gatehouse: joining failed: %s", gh_strerror(job->rc));
+        rc = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                           "try again later");
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+gh_join_body(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    ngx_http_gatehouse_ctx_t        *ctx;
+    ngx_str_t                        body;
+    gh_job_t                        *job;
+    gh_join_job_t                   *jj;
+    ngx_int_t                        rc;
+
+    ctx = gh_ctx(r);
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    jj = ngx_pcalloc(r->pool, sizeof(*jj));
+    if (job == NULL || jj == NULL || gh_csrf_prepare(r, ctx) != NGX_OK) {
+        gh_wipe(body.data, body.len);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_form_field(r->pool, &body, "token", GH_INVITE_TOKEN_LEN,
+                      &jj->token) != NGX_OK
+        || gh_join_token(&jj->token) != NGX_OK)
+    {
+        gh_wipe(body.data, body.len);
+        ngx_http_finalize_request(r,
+            gh_join_page(r, ctx, NGX_HTTP_BAD_REQUEST, NULL, NULL,
+                         "This link is malformed."));
+        return;
+    }
+    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
+        gh_wipe(body.data, body.len);
+        ngx_http_finalize_request(r,
+            gh_join_page(r, ctx, NGX_HTTP_FORBIDDEN, NULL, NULL,
+                         "This form expired or came from another site. "
+                         "Open the link again."));
+        return;
+    }
+    if (gh_form_field(r->pool, &body, "password", GH_PASSWORD_MAX,
+                      &jj->password) != NGX_OK)
+    {
+        ngx_str_set(&jj->password, "");
+    }
+    gh_wipe(body.data, body.len);
+    jj->blocklist = mcf->blocklist;
+    job->ext = jj;
+    job->request = r;
+    gh_job_who(job, ctx);
+    job->finish = gh_join_finish;
+    if (gh_job_post(r, job, gh_join_thread) != NGX_OK) {
+        gh_wipe(jj->password.data, jj->password.len);
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                          "the gateway is busy, try again"));
+    }
+}
+
+
+ngx_int_t
+gh_join_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    gh_invite_t  *iv;
+    ngx_str_t     token;
+    ngx_int_t     rc;
+    int           grc;
+
+    if (r->method == NGX_HTTP_POST) {
+        return gh_read_form(r, gh_join_body);
+    }
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return gh_send_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
+                             "use GET or POST");
+    }
+    if (gh_csrf_prepare(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (ngx_http_arg(r, (u_char *) "token", 5, &token) != NGX_OK
+        || gh_join_token(&token) != NGX_OK)
+    {
+        return gh_join_page(r, ctx, NGX_HTTP_BAD_REQUEST, NULL, NULL,
+                            "This link is malformed.");
+    }
+    iv = ngx_palloc(r->pool, sizeof(*iv));
+    if (iv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    grc = gh_invite_by_token(gh_store, (const char *) token.data, token.len,
+                             gh_now(), iv);
+    if (grc == GH_ENOTFOUND || grc == GH_EEXPIRED) {
+        return gh_join_page(r, ctx, GH_HTTP_GONE, NULL, NULL,
+                            "This link is not valid: it was used, it "
+                            "expired, or it was never issued. Ask your "
+                            "manager for a new invitation.");
+    }
+    if (grc != 0) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
+    return gh_join_page(r, ctx, NGX_HTTP_OK, &token, iv, NULL);
+}
+
+
 /* ---- the endpoint ---- */
 
 ngx_int_t
@@ -1113,23 +1925,29 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
     gh_adm_actor_t  a;
     ngx_int_t       answer, rc;
-    ngx_uint_t      user_page;
+    ngx_uint_t      user_page, invites;
 
-    user_page = r->uri.len == sizeof(GH_ADMIN_USER) - 1;
+    user_page = r->uri.len == sizeof(GH_ADMIN_USER) - 1
+                && ngx_strncmp(r->uri.data, GH_ADMIN_USER, r->uri.len) == 0;
+    invites = r->uri.len == sizeof(GH_ADMIN_INVITES) - 1
+              && ngx_strncmp(r->uri.data, GH_ADMIN_INVITES, r->uri.len) == 0;
     if (gh_admin_gate(r, ctx, &a, &answer) == NGX_OK) {
         return answer;
     }
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (!user_page || r->method != NGX_HTTP_POST) {
+        if (!(user_page || invites) || r->method != NGX_HTTP_POST) {
             r->keepalive = 0;
             return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_ALLOWED,
                                    "Method not allowed here.");
         }
-        return gh_read_form(r, gh_admin_body);
+        return gh_read_form(r, invites ? gh_inv_body : gh_admin_body);
     }
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
+    }
+    if (invites) {
+        return gh_admin_invites(r, ctx, &a, NULL, NULL);
     }
     return user_page ? gh_admin_person(r, ctx, &a)
                      : gh_admin_people(r, ctx, &a);

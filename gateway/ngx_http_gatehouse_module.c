@@ -2938,6 +2938,8 @@ static const struct {
     { ngx_string("admin"),   1, 1, gh_admin_endpoint },
     { ngx_string("admin/"),  1, 1, gh_admin_endpoint },
     { ngx_string("admin/user"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/invites"), 1, 1, gh_admin_endpoint },
+    { ngx_string("join"),    1, 1, gh_join_endpoint },
 };
 
 
