@@ -545,3 +545,159 @@ int gh_invite_consume(gh_store_t *st, const char *token, size_t len,
         *out = iv;
     return rc;
 }
+
+/* ---- last sign-in ("l:" uid -> decimal seconds) and reviews ("r:"
+ * tenant "/" 20-digit time -> JSON {reviewer, flagged, disabled}) ---- */
+
+int gh_lastlogin_set(gh_store_t *st, const char *uid, int64_t when)
+{
+    MDB_txn *txn = NULL;
+    char kb[INV_KEY_MAX], v[24];
+    MDB_val k, val;
+    int rc, n;
+
+    if (st == NULL || uid == NULL || !hex_ok(uid, GH_ID_HEXLEN) || when < 0)
+        return GH_EINVAL;
+    n = snprintf(v, sizeof v, "%lld", (long long)when);
+    rc = gh_store_int_begin(st, 0, &txn);
+    if (rc != 0)
+        return rc;
+    k = kval(kb, "l:", uid);
+    val.mv_size = (size_t)n;
+    val.mv_data = v;
+    rc = gh_store_int_err(mdb_put(txn, gh_store_int_admin(st), &k, &val, 0));
+    if (rc == 0)
+        rc = gh_store_int_commit(&txn);
+    gh_store_int_abort(&txn);
+    return rc;
+}
+
+int gh_lastlogin_get(gh_store_t *st, const char *uid, int64_t *when)
+{
+    MDB_txn *txn = NULL;
+    char kb[INV_KEY_MAX], v[24], *end;
+    MDB_val k, val;
+    long long t;
+    int rc;
+
+    if (st == NULL || uid == NULL || when == NULL)
+        return GH_EINVAL;
+    *when = 0;
+    if (!hex_ok(uid, GH_ID_HEXLEN))
+        return GH_ENOTFOUND;
+    rc = gh_store_int_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    k = kval(kb, "l:", uid);
+    rc = gh_store_int_err(mdb_get(txn, gh_store_int_admin(st), &k, &val));
+    if (rc == 0) {
+        if (val.mv_size == 0 || val.mv_size >= sizeof v) {
+            rc = GH_ESTORE;
+        } else {
+            memcpy(v, val.mv_data, val.mv_size);
+            v[val.mv_size] = '\0';
+            t = strtoll(v, &end, 10);
+            if (*end != '\0' || t < 0)
+                rc = GH_ESTORE;
+            else
+                *when = (int64_t)t;
+        }
+    }
+    gh_store_int_abort(&txn);
+    return rc;
+}
+
+int gh_review_record(gh_store_t *st, const char *tenant,
+                     const char *reviewer, int64_t when, unsigned flagged)
+{
+    MDB_txn *txn = NULL;
+    char kb[2 + GH_TENANT_MAX + 1 + 21], *buf;
+    MDB_val k, val;
+    json_t *o;
+    int rc, n;
+
+    if (st == NULL || tenant == NULL || reviewer == NULL ||
+        !gh_tenant_name_valid(tenant) || !text_ok(reviewer, GH_EMAIL_MAX, 0))
+        return GH_EINVAL;
+    n = snprintf(kb, sizeof kb, "r:%s/%020lld", tenant, (long long)when);
+    o = json_pack("{s:s,s:I,s:i}", "by", reviewer, "at", (json_int_t)when,
+                  "flagged", (int)flagged);
+    if (o == NULL)
+        return GH_ENOMEM;
+    buf = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (buf == NULL)
+        return GH_ENOMEM;
+    rc = gh_store_int_begin(st, 0, &txn);
+    if (rc == 0) {
+        k.mv_size = (size_t)n;
+        k.mv_data = kb;
+        val.mv_size = strlen(buf);
+        val.mv_data = buf;
+        rc = gh_store_int_err(mdb_put(txn, gh_store_int_admin(st), &k, &val,
+                                      0));
+    }
+    if (rc == 0)
+        rc = gh_store_int_commit(&txn);
+    gh_store_int_abort(&txn);
+    free(buf);
+    return rc;
+}
+
+int gh_review_last(gh_store_t *st, const char *tenant, char *reviewer,
+                   size_t cap, int64_t *when)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    char kb[2 + GH_TENANT_MAX + 1 + 21];
+    MDB_val k, v;
+    json_t *o = NULL, *by, *at;
+    int rc, n, mrc;
+
+    if (st == NULL || tenant == NULL || reviewer == NULL || when == NULL ||
+        !gh_tenant_name_valid(tenant))
+        return GH_EINVAL;
+    *when = 0;
+    reviewer[0] = '\0';
+    /* the last key of the tenant's range: seek past it, step back */
+    n = snprintf(kb, sizeof kb, "r:%s/~", tenant);
+    rc = gh_store_int_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    rc = gh_store_int_err(mdb_cursor_open(txn, gh_store_int_admin(st), &cur));
+    if (rc != 0) {
+        cur = NULL;
+        goto out;
+    }
+    k.mv_size = (size_t)n;
+    k.mv_data = kb;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    else if (mrc == MDB_NOTFOUND)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (mrc != 0) {
+        rc = gh_store_int_err(mrc);
+        goto out;
+    }
+    if (k.mv_size <= (size_t)n - 1 ||
+        memcmp(k.mv_data, kb, (size_t)n - 1) != 0) {
+        rc = GH_ENOTFOUND;
+        goto out;
+    }
+    o = json_loadb(v.mv_data, v.mv_size, JSON_REJECT_DUPLICATES, NULL);
+    by = o ? json_object_get(o, "by") : NULL;
+    at = o ? json_object_get(o, "at") : NULL;
+    if (!json_is_string(by) || !json_is_integer(at)) {
+        rc = GH_ESTORE;
+        goto out;
+    }
+    snprintf(reviewer, cap, "%s", json_string_value(by));
+    *when = (int64_t)json_integer_value(at);
+out:
+    json_decref(o);
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    gh_store_int_abort(&txn);
+    return rc;
+}

@@ -140,6 +140,15 @@ gh_ab_q(gh_ab_t *b, const char *s)
 
 
 static void
+gh_ab_int(gh_ab_t *b, int64_t n)
+{
+    if (gh_ab_room(b, NGX_INT64_LEN)) {
+        b->p = ngx_sprintf(b->p, "%L", n);
+    }
+}
+
+
+static void
 gh_ab_date(gh_ab_t *b, int64_t t)
 {
     struct tm  tm;
@@ -213,7 +222,8 @@ gh_admin_send(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
               "admin</strong><nav><a href=\"" GH_ADMIN_HOME "\" "
               "id=\"nav-people\">People</a> &middot; <a href=\""
               GH_ADMIN_INVITES "\" id=\"nav-invites\">Invitations</a>"
-              "</nav><span class=\"who\">");
+              " &middot; <a href=\"" GH_ADMIN_HOME "review\" "
+              "id=\"nav-review\">Access review</a></nav><span class=\"who\">");
     gh_ab_esc(&b, ctx->user.email);
     gh_ab_raw(&b, " &middot; ");
     gh_ab_esc(&b, ctx->user.tenant);
@@ -1918,6 +1928,618 @@ gh_join_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 }
 
 
+/* ---- access review: /.gatehouse/admin/review (and review.csv) ---- */
+
+#define GH_REVIEW_DAYS      90     /* inactive after N days: flagged */
+#define GH_REVIEW_PAGE      50     /* people a page (and a bulk action) */
+#define GH_REVIEW_CSV_PAGE  500
+
+typedef struct {
+    ngx_http_request_t        *r;
+    ngx_http_gatehouse_ctx_t  *ctx;
+    gh_ab_t                   *b;
+    int64_t                    now, days;
+    ngx_uint_t                 csv, can_disable, rows, flagged;
+    int                        err;
+} gh_review_t;
+
+
+/* Flagged: enabled, and no sign-in for `days` (or, never signed in, an
+ * account older than that). */
+static int
+gh_review_flag(const gh_user_t *u, int64_t last, int64_t now, int64_t days)
+{
+    int64_t  since = last ? last : u->created;
+
+    return !u->disabled && now - since > days * 86400;
+}
+
+
+static void
+gh_csv(gh_ab_t *b, const char *s)
+{
+    /* a cell: quoted, quotes doubled, and a leading = + - @ defused so a
+     * spreadsheet never runs it as a formula */
+    const char  *p;
+    char         one[2] = { 0, 0 };
+
+    gh_ab_raw(b, "\"");
+    if (*s == '=' || *s == '+' || *s == '-' || *s == '@') {
+        gh_ab_raw(b, "'");
+    }
+    for (p = s; *p; p++) {
+        if (*p == '"') {
+            gh_ab_raw(b, "\"\"");
+        } else if ((unsigned char) *p >= 0x20) {
+            one[0] = *p;
+            gh_ab_raw(b, one);
+        }
+    }
+    gh_ab_raw(b, "\"");
+}
+
+
+static int
+gh_review_row(const gh_user_t *u, void *arg)
+{
+    gh_review_t  *rv = arg;
+    gh_ab_t      *b = rv->b;
+    gh_mfa_t     *m;
+    const char   *act[GH_BINDINGS_MAX];
+    int64_t       last = 0;
+    size_t        n, i;
+    int           rc, mfa, flag;
+    char          roles[GH_ROLES_MAX + 1];
+    u_char       *q;
+
+    n = gh_user_active_roles(u, rv->now, act);
+    if (n == 0) {
+        return 0;                       /* the review covers role holders */
+    }
+    rc = gh_lastlogin_get(gh_store, u->id, &last);
+    if (rc != 0 && rc != GH_ENOTFOUND) {
+        rv->err = rc;
+        return rc;
+    }
+    m = ngx_palloc(rv->r->pool, sizeof(*m));
+    if (m == NULL) {
+        return GH_ENOMEM;
+    }
+    rc = gh_mfa_get(gh_store, u->id, m);
+    mfa = rc == 0 && m->has_active;
+    gh_wipe(m, sizeof(*m));
+    if (rc != 0 && rc != GH_ENOTFOUND) {
+        rv->err = rc;
+        return rc;
+    }
+    flag = gh_review_flag(u, last, rv->now, rv->days);
+    rv->rows++;
+    rv->flagged += flag;
+    q = (u_char *) roles;
+    for (i = 0; i < n; i++) {
+        q = ngx_slprintf(q, (u_char *) roles + sizeof(roles) - 1, "%s%s",
+                         i ? "," : "", act[i]);
+    }
+    *q = '\0';
+
+    if (rv->csv) {
+        gh_csv(b, u->email);
+        gh_ab_raw(b, ",");
+        gh_csv(b, u->name);
+        gh_ab_raw(b, ",");
+        gh_csv(b, roles);
+        gh_ab_raw(b, ",");
+        if (last) {
+            gh_ab_date(b, last);
+        } else {
+            gh_ab_raw(b, "never");
+        }
+        gh_ab_raw(b, mfa ? ",enrolled," : ",none,");
+        gh_ab_raw(b, u->disabled ? "disabled," : "enabled,");
+        gh_ab_raw(b, flag ? "inactive\r\n" : "\r\n");
+        return b->failed ? GH_ENOMEM : 0;
+    }
+    gh_ab_raw(b, flag ? "<tr class=\"flagged\"><td>" : "<tr><td>");
+    if (flag && rv->can_disable) {
+        gh_ab_raw(b, "<input type=\"checkbox\" name=\"id\" checked "
+                  "form=\"bulk\" value=\"");
+        gh_ab_esc(b, u->id);
+        gh_ab_raw(b, "\">");
+    }
+    gh_ab_raw(b, "</td><td><a href=\"" GH_ADMIN_USER "?id=");
+    gh_ab_esc(b, u->id);
+    gh_ab_raw(b, "\">");
+    gh_ab_esc(b, u->email);
+    gh_ab_raw(b, "</a></td><td>");
+    gh_ab_esc(b, roles);
+    gh_ab_raw(b, "</td><td>");
+    if (last) {
+        gh_ab_date(b, last);
+    } else {
+        gh_ab_raw(b, "never");
+    }
+    gh_ab_raw(b, mfa ? "</td><td>enrolled</td><td>" : "</td><td>none</td><td>");
+    gh_ab_raw(b, u->disabled ? "<span class=\"off\">disabled</span>"
+                             : flag ? "<span class=\"off\">inactive</span>"
+                                    : "active");
+    gh_ab_raw(b, "</td></tr>");
+    return b->failed ? GH_ENOMEM : 0;
+}
+
+
+/* tenant and days from the query, and the decision to view. NGX_OK, or
+ * NGX_DECLINED with *answer set. */
+static ngx_int_t
+gh_review_args(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a, char *tenant, int64_t *days, ngx_int_t *answer)
+{
+    gh_adm_req_t  rq;
+    const char   *why;
+    char          d[8];
+    ngx_int_t     n;
+    int           dec;
+
+    if (gh_admin_arg(r, "tenant", GH_TENANT_MAX, tenant) != NGX_OK) {
+        ngx_cpystrn((u_char *) tenant, (u_char *) ctx->user.tenant,
+                    GH_TENANT_MAX + 1);
+    }
+    *days = GH_REVIEW_DAYS;
+    if (gh_admin_arg(r, "days", 4, d) == NGX_OK) {
+        n = ngx_atoi((u_char *) d, ngx_strlen(d));
+        if (n < 1 || n > 3650) {
+            *answer = gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                      "Days: a number from 1 to 3650.");
+            return NGX_DECLINED;
+        }
+        *days = n;
+    }
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_REVIEW_VIEW;
+    rq.tenant = tenant;
+    dec = gh_adm_decide(a, &rq, gh_now(), &why);
+    if (dec != GH_ADM_ALLOW) {
+        *answer = gh_admin_answer(r, ctx, dec, why, GH_ADMIN_HOME "review");
+        return NGX_DECLINED;
+    }
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+gh_admin_review(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a, ngx_uint_t csv)
+{
+    gh_ab_t         b;
+    gh_review_t     rv;
+    gh_user_page_t  pg;
+    gh_adm_req_t    rq;
+    const char     *why;
+    char            tenant[GH_TENANT_MAX + 1], after[GH_EMAIL_MAX + 1];
+    char            next[GH_EMAIL_MAX + 1], who[GH_EMAIL_MAX + 1];
+    char            done[8];
+    int64_t         days, when;
+    ngx_int_t       answer, ha;
+    ngx_str_t       body;
+    int             rc;
+
+    if (gh_review_args(r, ctx, a, tenant, &days, &answer) != NGX_OK) {
+        return answer;
+    }
+    ha = gh_admin_arg(r, "after", GH_EMAIL_MAX, after);
+    if (ha == NGX_ERROR) {
+        return gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST, "Bad cursor.");
+    }
+    if (gh_ab_init(&b, r->pool, 16384) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memzero(&rv, sizeof(rv));
+    rv.r = r;
+    rv.ctx = ctx;
+    rv.b = &b;
+    rv.now = gh_now();
+    rv.days = days;
+    rv.csv = csv;
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_USER_DISABLE;
+    rq.tenant = tenant;
+    rv.can_disable = gh_adm_decide(a, &rq, rv.now, &why) != GH_ADM_DENY
+                     && ngx_strcmp(why, "other_tenant") != 0;
+
+    if (csv) {
+        gh_ab_raw(&b, "email,name,roles,last_login,mfa,state,flag\r\n");
+    } else {
+        if (gh_admin_arg(r, "done", 7, done) == NGX_OK) {
+            gh_ab_raw(&b, "<p class=\"ok\" id=\"done\">Done: ");
+            gh_ab_esc(&b, done);
+            gh_ab_raw(&b, ".</p>");
+        }
+        rc = gh_review_last(gh_store, tenant, who, sizeof(who), &when);
+        gh_ab_raw(&b, "<p id=\"last-review\">Tenant <strong>");
+        gh_ab_esc(&b, tenant);
+        gh_ab_raw(&b, "</strong>. ");
+        if (rc == 0) {
+            gh_ab_raw(&b, "Last review completed ");
+            gh_ab_date(&b, when);
+            gh_ab_raw(&b, " by ");
+            gh_ab_esc(&b, who);
+            gh_ab_raw(&b, ".");
+        } else {
+            gh_ab_raw(&b, "Never reviewed.");
+        }
+        gh_ab_raw(&b, "</p><form method=\"get\" action=\"" GH_ADMIN_HOME
+                  "review\"><label>Tenant <input name=\"tenant\" value=\"");
+        gh_ab_esc(&b, tenant);
+        gh_ab_raw(&b, "\"></label> <label>Inactive after (days) <input "
+                  "name=\"days\" id=\"days\" value=\"");
+        gh_ab_int(&b, days);
+        gh_ab_raw(&b, "\" maxlength=\"4\"></label> <button type=\"submit\">"
+                  "Show</button> <a id=\"csv\" href=\"" GH_ADMIN_HOME
+                  "review.csv?tenant=");
+        gh_ab_q(&b, tenant);
+        gh_ab_raw(&b, "&amp;days=");
+        gh_ab_int(&b, days);
+        gh_ab_raw(&b, "\">Export CSV</a></form>"
+                  "<table id=\"review\"><thead><tr><th></th><th>Email</th>"
+                  "<th>Roles</th><th>Last sign-in</th><th>Second factor</th>"
+                  "<th>State</th></tr></thead><tbody>");
+    }
+
+    ngx_memzero(&pg, sizeof(pg));
+    pg.tenant = tenant;
+    pg.after = ha == NGX_OK ? after : NULL;
+    pg.limit = csv ? GH_REVIEW_CSV_PAGE : GH_REVIEW_PAGE;
+    pg.scan = csv ? 10 * GH_ADMIN_SCAN : GH_ADMIN_SCAN;
+    rc = gh_user_page(gh_store, &pg, gh_review_row, &rv, next);
+    if (rc == GH_EBADTENANT) {
+        return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_FOUND, "No such tenant.");
+    }
+    if (rc != 0) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
+    if (csv) {
+        if (next[0] != '\0') {
+            gh_ab_raw(&b, "# more: add &after=");
+            gh_ab_q(&b, next);
+            gh_ab_raw(&b, "\r\n");
+        }
+        if (b.failed) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        body.data = b.start;
+        body.len = b.p - b.start;
+        return gh_send(r, NGX_HTTP_OK, "text/csv; charset=utf-8", &body,
+                       NULL, NULL, 0);
+    }
+    gh_ab_raw(&b, "</tbody></table>");
+    if (next[0] != '\0') {
+        gh_ab_raw(&b, "<nav class=\"pages\"><a id=\"next\" href=\""
+                  GH_ADMIN_HOME "review?tenant=");
+        gh_ab_q(&b, tenant);
+        gh_ab_raw(&b, "&amp;after=");
+        gh_ab_q(&b, next);
+        gh_ab_raw(&b, "\">Next page</a></nav>");
+    }
+    if (rv.can_disable) {
+        gh_ab_raw(&b, "<form method=\"post\" id=\"bulk\" action=\""
+                  GH_ADMIN_HOME "review?tenant=");
+        gh_ab_q(&b, tenant);
+        gh_ab_raw(&b, "&amp;days=");
+        gh_ab_int(&b, days);
+        gh_ab_raw(&b, "\"><input type=\"hidden\" name=\"action\" "
+                  "value=\"disable\"><input type=\"hidden\" name=\"csrf\" "
+                  "value=\"");
+        gh_ab_escn(&b, ctx->csrf.data, ctx->csrf.len);
+        gh_ab_raw(&b, "\"><button type=\"submit\" class=\"danger\" "
+                  "id=\"disable-flagged\">Disable the checked accounts"
+                  "</button></form>");
+    }
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_REVIEW_COMPLETE;
+    rq.tenant = tenant;
+    if (gh_adm_decide(a, &rq, rv.now, &why) == GH_ADM_ALLOW) {
+        gh_ab_raw(&b, "<form method=\"post\" action=\"" GH_ADMIN_HOME
+                  "review?tenant=");
+        gh_ab_q(&b, tenant);
+        gh_ab_raw(&b, "\"><input type=\"hidden\" name=\"action\" "
+                  "value=\"complete\"><input type=\"hidden\" name=\"flagged\""
+                  " value=\"");
+        gh_ab_int(&b, (int64_t) rv.flagged);
+        gh_ab_raw(&b, "\"><input type=\"hidden\" name=\"csrf\" value=\"");
+        gh_ab_escn(&b, ctx->csrf.data, ctx->csrf.len);
+        gh_ab_raw(&b, "\"><button type=\"submit\" id=\"complete\">Record "
+                  "this review as completed</button></form>");
+    }
+    return gh_admin_send(r, ctx, NGX_HTTP_OK, "Access review", &b);
+}
+
+
+typedef struct {
+    int              complete;
+    gh_adm_actor_t   actor;
+    gh_session_t     session;
+    char             session_ref[33];
+    char             tenant[GH_TENANT_MAX + 1];
+    char             ids[GH_REVIEW_PAGE][GH_ID_HEXLEN + 1];
+    ngx_uint_t       nids, disabled, skipped;
+    unsigned         flagged;
+    int64_t          days;
+    int              decision;
+    const char      *why;
+} gh_rev_job_t;
+
+
+static void
+gh_rev_audit(gh_job_t *job, gh_rev_job_t *rj, const gh_user_t *actor,
+    const char *action, const char *target, int rc, const char *why,
+    const char *before, const char *after)
+{
+    gh_audit_event_t  ev;
+
+    ngx_memzero(&ev, sizeof(ev));
+    ev.user = actor->email;
+    ev.tenant = actor->tenant;
+    ev.addr = job->addr_text;
+    ev.session = rj->session_ref;
+    ev.request_id = job->request_id;
+    ev.action = action;
+    ev.target = target;
+    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
+                                                       : "failure";
+    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? why : gh_strerror(rc);
+    ev.detail = "access review";
+    ev.before = before;
+    ev.after = after;
+    (void) gh_audit_event(&ev);
+}
+
+
+static void
+gh_rev_thread(void *data, ngx_log_t *log)
+{
+    gh_job_t        *job = data;
+    gh_rev_job_t    *rj = job->ext;
+    gh_user_t        actor, t;
+    gh_adm_actor_t   a;
+    gh_adm_req_t     rq;
+    int64_t          now = gh_now(), last;
+    char             before[GH_ADMIN_TEXT_MAX], after[GH_ADMIN_TEXT_MAX];
+    ngx_uint_t       i;
+    int              rc, d;
+    const char      *why;
+
+    rj->decision = GH_ADM_DENY;
+    rj->why = "error";
+    job->rc = gh_store == NULL ? GH_ESTORE
+              : gh_user_get(gh_store, job->uid, &actor);
+    if (job->rc != 0) {
+        return;
+    }
+    gh_adm_actor(&a, &actor, &rj->session, rj->actor.tenant_mfa, now);
+    if (rj->complete) {
+        ngx_memzero(&rq, sizeof(rq));
+        rq.action = GH_ADM_REVIEW_COMPLETE;
+        rq.tenant = rj->tenant;
+        rj->decision = gh_adm_decide(&a, &rq, now, &rj->why);
+        job->rc = rj->decision == GH_ADM_ALLOW
+                  ? gh_review_record(gh_store, rj->tenant, actor.email, now,
+                                     rj->flagged)
+                  : GH_EDENIED;
+        ngx_sprintf((u_char *) after, "completed; %ui flagged%Z",
+                    (ngx_uint_t) rj->flagged);
+        gh_rev_audit(job, rj, &actor, "review.complete", rj->tenant,
+                     job->rc, rj->why, "", after);
+        return;
+    }
+    /* bulk disable: each account decided, re-checked as flagged, and
+     * audited on its own */
+    rj->decision = GH_ADM_ALLOW;
+    rj->why = "ok";
+    job->rc = 0;
+    for (i = 0; i < rj->nids; i++) {
+        rc = gh_user_get(gh_store, rj->ids[i], &t);
+        if (rc != 0) {
+            rj->skipped++;
+            continue;
+        }
+        ngx_memzero(&rq, sizeof(rq));
+        rq.action = GH_ADM_USER_DISABLE;
+        rq.tenant = t.tenant;
+        rq.uid = t.id;
+        rq.target_roles = gh_adm_roles(&t, now);
+        d = gh_adm_decide(&a, &rq, now, &why);
+        last = 0;
+        if (d == GH_ADM_ALLOW && strcmp(t.tenant, rj->tenant) != 0) {
+            d = GH_ADM_HIDDEN;
+            why = "other_tenant";
+        }
+        if (d == GH_ADM_ALLOW) {
+            rc = gh_lastlogin_get(gh_store, t.id, &last);
+            if ((rc != 0 && rc != GH_ENOTFOUND)
+                || !gh_review_flag(&t, last, now, rj->days))
+            {
+                d = GH_ADM_DENY;
+                why = "not_inactive";
+            }
+        }
+        gh_admin_state(&t, -1, before, sizeof(before));
+        if (d != GH_ADM_ALLOW) {
+            rj->skipped++;
+            gh_rev_audit(job, rj, &actor, "user.disable", t.email,
+                         GH_EDENIED, why, before, before);
+            if (d == GH_ADM_HIDDEN || d == GH_ADM_DENY) {
+                if (rj->decision == GH_ADM_ALLOW) {
+                    rj->decision = d;
+                    rj->why = why;
+                }
+            }
+            continue;
+        }
+        rc = gh_user_set_disabled(gh_store, t.id, 1);
+        if (rc == 0) {
+            rj->disabled++;
+            t.disabled = 1;
+        } else {
+            rj->skipped++;
+            job->rc = rc;
+        }
+        gh_admin_state(&t, -1, after, sizeof(after));
+        gh_rev_audit(job, rj, &actor, "user.disable", t.email, rc, NULL,
+                     before, after);
+    }
+    ngx_log_error(NGX_LOG_NOTICE, log, 0, "gatehouse: access review: %ui "
+                  "disabled, %ui skipped", rj->disabled, rj->skipped);
+}
+
+
+static void
+gh_rev_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    gh_rev_job_t              *rj = job->ext;
+    ngx_str_t                  loc;
+    u_char                    *p;
+
+    if (rj->complete && rj->decision != GH_ADM_ALLOW) {
+        ngx_http_finalize_request(r,
+            gh_admin_answer(r, ctx, rj->decision, rj->why,
+                            GH_ADMIN_HOME "review"));
+        return;
+    }
+    if (!rj->complete && rj->disabled == 0 && rj->decision != GH_ADM_ALLOW) {
+        ngx_http_finalize_request(r,
+            gh_admin_answer(r, ctx, rj->decision, rj->why,
+                            GH_ADMIN_HOME "review"));
+        return;
+    }
+    if (job->rc != 0 && (rj->complete || rj->disabled == 0)) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                          "the store is unavailable, try again"));
+        return;
+    }
+    loc.data = ngx_pnalloc(r->pool, 256);
+    if (loc.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    p = ngx_snprintf(loc.data, 256, GH_ADMIN_HOME "review?tenant=%s&done=%s",
+                     rj->tenant, rj->complete ? "review" : "");
+    if (!rj->complete) {
+        p = ngx_snprintf(p, 256 - (p - loc.data), "%ui", rj->disabled);
+    }
+    loc.len = p - loc.data;
+    ngx_http_finalize_request(r,
+        gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc, NULL, 0));
+}
+
+
+static void
+gh_rev_body(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_ctx_t  *ctx;
+    ngx_str_t                  body, v;
+    gh_adm_actor_t             a;
+    gh_job_t                  *job;
+    gh_rev_job_t              *rj;
+    u_char                    *p, *end, *amp;
+    ngx_int_t                  rc, answer, n;
+    ngx_uint_t                 i;
+    int64_t                    days;
+
+    ctx = gh_ctx(r);
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                            "This form expired or came from another site. "
+                            "Reload the page and try again."));
+        return;
+    }
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    rj = ngx_pcalloc(r->pool, sizeof(*rj));
+    if (job == NULL || rj == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    gh_admin_actor(ctx, &a);
+    if (gh_review_args(r, ctx, &a, rj->tenant, &days, &answer) != NGX_OK) {
+        ngx_http_finalize_request(r, answer);
+        return;
+    }
+    rj->days = days;
+    if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
+        v.len = 0;
+    }
+    if (v.len == 8 && ngx_strncmp(v.data, "complete", 8) == 0) {
+        rj->complete = 1;
+        if (gh_form_field(r->pool, &body, "flagged", 9, &v) == NGX_OK) {
+            n = ngx_atoi(v.data, v.len);
+            rj->flagged = n > 0 ? (unsigned) n : 0;
+        }
+    } else if (v.len == 7 && ngx_strncmp(v.data, "disable", 7) == 0) {
+        /* every id=<32 hex> field, at most a page of them */
+        p = body.data;
+        end = body.data + body.len;
+        while (p < end) {
+            amp = ngx_strlchr(p, end, '&');
+            if (amp == NULL) {
+                amp = end;
+            }
+            if (amp - p == 3 + GH_ID_HEXLEN && ngx_strncmp(p, "id=", 3) == 0) {
+                if (rj->nids == GH_REVIEW_PAGE) {
+                    ngx_http_finalize_request(r,
+                        gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                        "Too many accounts at once."));
+                    return;
+                }
+                for (i = 0; i < GH_ID_HEXLEN; i++) {
+                    if (!ngx_strchr("0123456789abcdef", p[3 + i])) {
+                        break;
+                    }
+                }
+                if (i == GH_ID_HEXLEN) {
+                    ngx_memcpy(rj->ids[rj->nids], p + 3, GH_ID_HEXLEN);
+                    rj->ids[rj->nids++][GH_ID_HEXLEN] = '\0';
+                }
+            }
+            p = amp + 1;
+        }
+        if (rj->nids == 0) {
+            ngx_http_finalize_request(r,
+                gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                "No account was checked."));
+            return;
+        }
+    } else {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST, "Unknown action."));
+        return;
+    }
+    rj->actor = a;
+    rj->session = ctx->session;
+    gh_audit_session_ref(ctx->key, rj->session_ref);
+    job->ext = rj;
+    job->request = r;
+    gh_job_who(job, ctx);
+    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
+                sizeof(job->uid));
+    job->finish = gh_rev_finish;
+    if (gh_job_post(r, job, gh_rev_thread) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                          "the gateway is busy, try again"));
+    }
+}
+
+
 /* ---- the endpoint ---- */
 
 ngx_int_t
@@ -1925,22 +2547,31 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
     gh_adm_actor_t  a;
     ngx_int_t       answer, rc;
-    ngx_uint_t      user_page, invites;
+    ngx_uint_t      user_page, invites, review, csv;
 
     user_page = r->uri.len == sizeof(GH_ADMIN_USER) - 1
                 && ngx_strncmp(r->uri.data, GH_ADMIN_USER, r->uri.len) == 0;
     invites = r->uri.len == sizeof(GH_ADMIN_INVITES) - 1
               && ngx_strncmp(r->uri.data, GH_ADMIN_INVITES, r->uri.len) == 0;
+    review = r->uri.len == sizeof(GH_ADMIN_HOME "review") - 1
+             && ngx_strncmp(r->uri.data, GH_ADMIN_HOME "review",
+                            r->uri.len) == 0;
+    csv = r->uri.len == sizeof(GH_ADMIN_HOME "review.csv") - 1
+          && ngx_strncmp(r->uri.data, GH_ADMIN_HOME "review.csv",
+                         r->uri.len) == 0;
     if (gh_admin_gate(r, ctx, &a, &answer) == NGX_OK) {
         return answer;
     }
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (!(user_page || invites) || r->method != NGX_HTTP_POST) {
+        if (!(user_page || invites || review)
+            || r->method != NGX_HTTP_POST)
+        {
             r->keepalive = 0;
             return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_ALLOWED,
                                    "Method not allowed here.");
         }
-        return gh_read_form(r, invites ? gh_inv_body : gh_admin_body);
+        return gh_read_form(r, invites ? gh_inv_body
+                               : review ? gh_rev_body : gh_admin_body);
     }
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -1948,6 +2579,9 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     }
     if (invites) {
         return gh_admin_invites(r, ctx, &a, NULL, NULL);
+    }
+    if (review || csv) {
+        return gh_admin_review(r, ctx, &a, csv);
     }
     return user_page ? gh_admin_person(r, ctx, &a)
                      : gh_admin_people(r, ctx, &a);

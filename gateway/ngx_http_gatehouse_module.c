@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "gatehouse/audit.h"
+#include "gatehouse/invite.h"
 #include "gatehouse/error.h"
 #include "gatehouse/login.h"
 #include "gatehouse/path.h"
@@ -1910,6 +1911,10 @@ gh_job_thread_login(void *data, ngx_log_t *log)
     if (job->rc == 0 && job->drop_old) {
         (void) gh_session_del(gh_store, job->old_key);
     }
+    if (job->rc == 0) {
+        /* for access reviews; a failure only leaves it older */
+        (void) gh_lastlogin_set(gh_store, res->user.id, gh_now());
+    }
 
     /* the audit trail: the internal reason, never shown to the client */
     /* Only a well-formed address is recorded: people type passwords into
@@ -2939,6 +2944,8 @@ static const struct {
     { ngx_string("admin/"),  1, 1, gh_admin_endpoint },
     { ngx_string("admin/user"), 1, 1, gh_admin_endpoint },
     { ngx_string("admin/invites"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/review"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/review.csv"), 1, 1, gh_admin_endpoint },
     { ngx_string("join"),    1, 1, gh_join_endpoint },
 };
 

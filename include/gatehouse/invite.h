@@ -75,4 +75,19 @@ int gh_invite_by_token(gh_store_t *st, const char *token, size_t len,
 int gh_invite_consume(gh_store_t *st, const char *token, size_t len,
                       int64_t now, gh_invite_t *out);
 
+
+/* ---- access reviews (same database) ---- */
+
+/* When the user last signed in with a password (written by the login
+ * thread). get: 0 with *when, GH_ENOTFOUND (when = 0) if never. */
+int gh_lastlogin_set(gh_store_t *st, const char *uid, int64_t when);
+int gh_lastlogin_get(gh_store_t *st, const char *uid, int64_t *when);
+
+/* "Review completed" for a tenant: who and when, how many flagged. */
+int gh_review_record(gh_store_t *st, const char *tenant,
+                     const char *reviewer, int64_t when, unsigned flagged);
+/* The latest record; GH_ENOTFOUND when the tenant was never reviewed. */
+int gh_review_last(gh_store_t *st, const char *tenant, char *reviewer,
+                   size_t cap, int64_t *when);
+
 #endif

@@ -276,6 +276,36 @@ static void rejected_invitation_frees_the_email(void **state)
     assert_string_not_equal(iv.id, again.id);
 }
 
+static void last_login_and_reviews_are_kept(void **state)
+{
+    fx_t *fx = *state;
+    int64_t when;
+    char who[GH_EMAIL_MAX + 1];
+
+    assert_int_equal(gh_lastlogin_get(fx->st, fx->mgr1, &when), GH_ENOTFOUND);
+    assert_int_equal(when, 0);
+    assert_int_equal(gh_lastlogin_set(fx->st, fx->mgr1, 1234), 0);
+    assert_int_equal(gh_lastlogin_set(fx->st, fx->mgr1, 5678), 0);
+    assert_int_equal(gh_lastlogin_get(fx->st, fx->mgr1, &when), 0);
+    assert_int_equal(when, 5678);
+    assert_int_equal(gh_lastlogin_set(fx->st, "not-an-id", 1), GH_EINVAL);
+
+    assert_int_equal(gh_review_last(fx->st, "acme", who, sizeof who, &when),
+                     GH_ENOTFOUND);
+    assert_int_equal(gh_review_record(fx->st, "acme", "m1@acme.example",
+                                      100, 2), 0);
+    assert_int_equal(gh_review_record(fx->st, "acme", "m2@acme.example",
+                                      200, 0), 0);
+    assert_int_equal(gh_review_record(fx->st, "acmf", "x@acmf.example",
+                                      300, 0), 0);
+    assert_int_equal(gh_review_last(fx->st, "acme", who, sizeof who, &when),
+                     0);
+    assert_string_equal(who, "m2@acme.example");
+    assert_int_equal(when, 200);
+    assert_int_equal(gh_review_last(fx->st, "globex", who, sizeof who,
+                                    &when), GH_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +322,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(approved_link_sets_up_once_and_expires,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(rejected_invitation_frees_the_email,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(last_login_and_reviews_are_kept,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
