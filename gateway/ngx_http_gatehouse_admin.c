@@ -599,7 +599,7 @@ gh_admin_person(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     char           back[sizeof(GH_ADMIN_USER "?id=") + GH_ID_HEXLEN];
     int            d, rc, mfa_on = 0;
     unsigned       i;
-    int64_t        now = gh_now();
+    int64_t        now = gh_now(), last = 0;
 
     if (gh_admin_arg(r, "id", GH_ID_HEXLEN, id) != NGX_OK) {
         return gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
@@ -656,8 +656,13 @@ gh_admin_person(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_ab_raw(&b, mfa_on ? "enrolled" : "none");
     gh_ab_raw(&b, "</td></tr><tr><th>Created</th><td>");
     gh_ab_date(&b, u->created);
-    gh_ab_raw(&b, "</td></tr><tr><th>Last login</th><td class=\"hint\">"
-              "not recorded yet</td></tr></table>");
+    gh_ab_raw(&b, "</td></tr><tr><th>Last sign-in</th><td id=\"last\">");
+    if (gh_lastlogin_get(gh_store, u->id, &last) == 0) {
+        gh_ab_date(&b, last);
+    } else {
+        gh_ab_raw(&b, "never (or before this was recorded)");
+    }
+    gh_ab_raw(&b, "</td></tr></table>");
 
     gh_ab_raw(&b, "<h2>Roles</h2><table id=\"roles\"><thead><tr><th>Role"
               "</th><th>Until</th><th></th></tr></thead><tbody>");
