@@ -86,6 +86,7 @@ static const char usage_text[] =
 "               [--checkpoint-seconds S] [--retention-days D]\n"
 "  backup [--with-key] DIR\n"
 "  restore DIR                          (the gateway must be stopped)\n"
+"  api-token create --email E [--name N] [--days D] | list | revoke --id ID\n"
 "\n"
 "--password-stdin reads one line from standard input. Passwords must pass\n"
 "the tenant's password policy; $GATEHOUSE_PASSWORD_BLOCKLIST names an extra\n"
@@ -1146,6 +1147,7 @@ static const struct {
     { "audit",  cmd_audit },
     { "backup", cmd_backup },
     { "restore", cmd_restore },
+    { "api-token", cmd_apitoken },
 };
 
 int main(int argc, char **argv)

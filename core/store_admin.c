@@ -701,3 +701,197 @@ out:
     gh_store_int_abort(&txn);
     return rc;
 }
+
+/* ---- API tokens ("k:" hex SHA-256 of the token -> JSON {u, n, c, x}):
+ * "ghk_" + 43 base64url characters; only the hash is stored ---- */
+
+static int apitoken_decode(const MDB_val *v, gh_apitoken_t *t)
+{
+    json_t *o;
+    int rc;
+
+    memset(t, 0, sizeof *t);
+    if (v->mv_size == 0 || v->mv_size > INV_RECORD_MAX)
+        return GH_ESTORE;
+    o = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, NULL);
+    if (o == NULL || !json_is_object(o)) {
+        json_decref(o);
+        return GH_ESTORE;
+    }
+    rc = jstr(o, "u", t->uid, sizeof t->uid);
+    if (rc == 0) rc = jstr(o, "n", t->name, sizeof t->name);
+    if (rc == 0) rc = jint(o, "c", &t->created);
+    if (rc == 0) rc = jint(o, "x", &t->expires);
+    json_decref(o);
+    return rc;
+}
+
+int gh_apitoken_create(gh_store_t *st, const char *uid, const char *name,
+                       int64_t now, int64_t expires,
+                       char token[GH_APITOKEN_LEN + 1], char id[17])
+{
+    MDB_txn *txn = NULL;
+    uint8_t raw[32];
+    char hash[65], kb[2 + 65], *buf;
+    MDB_val k, v;
+    json_t *o;
+    int rc;
+
+    if (st == NULL || uid == NULL || name == NULL || token == NULL ||
+        id == NULL || !hex_ok(uid, GH_ID_HEXLEN) ||
+        !text_ok(name, GH_APITOKEN_NAME_MAX, 1) || expires <= now)
+        return GH_EINVAL;
+    memcpy(token, GH_APITOKEN_PREFIX, sizeof GH_APITOKEN_PREFIX - 1);
+    gh_random(raw, sizeof raw);
+    rc = gh_b64url_encode(raw, sizeof raw,
+                          token + sizeof GH_APITOKEN_PREFIX - 1,
+                          GH_APITOKEN_LEN + 2 - sizeof GH_APITOKEN_PREFIX);
+    gh_wipe(raw, sizeof raw);
+    if (rc != 43)
+        return GH_ECRYPTO;
+    token_hash(token, GH_APITOKEN_LEN, hash);
+    memcpy(id, hash, 16);
+    id[16] = '\0';
+    o = json_pack("{s:s,s:s,s:I,s:I}", "u", uid, "n", name,
+                  "c", (json_int_t)now, "x", (json_int_t)expires);
+    buf = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (buf == NULL) {
+        gh_wipe(token, GH_APITOKEN_LEN + 1);
+        return GH_ENOMEM;
+    }
+    rc = gh_store_int_begin(st, 0, &txn);
+    if (rc == 0) {
+        k = kval(kb, "k:", hash);
+        v.mv_size = strlen(buf);
+        v.mv_data = buf;
+        rc = gh_store_int_err(mdb_put(txn, gh_store_int_admin(st), &k, &v,
+                                      MDB_NOOVERWRITE));
+    }
+    if (rc == 0)
+        rc = gh_store_int_commit(&txn);
+    gh_store_int_abort(&txn);
+    free(buf);
+    if (rc != 0)
+        gh_wipe(token, GH_APITOKEN_LEN + 1);
+    return rc;
+}
+
+int gh_apitoken_resolve(gh_store_t *st, const char *token, size_t len,
+                        int64_t now, gh_apitoken_t *out)
+{
+    MDB_txn *txn = NULL;
+    char hash[65], kb[2 + 65];
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || out == NULL)
+        return GH_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (token == NULL || len != GH_APITOKEN_LEN ||
+        memcmp(token, GH_APITOKEN_PREFIX, sizeof GH_APITOKEN_PREFIX - 1) != 0)
+        return GH_ENOTFOUND;
+    token_hash(token, len, hash);
+    rc = gh_store_int_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    k = kval(kb, "k:", hash);
+    rc = gh_store_int_err(mdb_get(txn, gh_store_int_admin(st), &k, &v));
+    if (rc == 0)
+        rc = apitoken_decode(&v, out);
+    gh_store_int_abort(&txn);
+    if (rc == 0) {
+        memcpy(out->id, hash, 16);
+        out->id[16] = '\0';
+        if (now >= out->expires)
+            rc = GH_EEXPIRED;
+    }
+    return rc;
+}
+
+int gh_apitoken_list(gh_store_t *st,
+                     int (*cb)(const gh_apitoken_t *, void *), void *arg)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_SET_RANGE;
+    gh_apitoken_t t;
+    unsigned seen = 0;
+    int rc, mrc;
+
+    if (st == NULL || cb == NULL)
+        return GH_EINVAL;
+    rc = gh_store_int_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    rc = gh_store_int_err(mdb_cursor_open(txn, gh_store_int_admin(st), &cur));
+    if (rc != 0) {
+        cur = NULL;
+        goto out;
+    }
+    k.mv_size = 2;
+    k.mv_data = (void *)"k:";
+    while (seen < GH_INVITE_SCAN &&
+           (mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 2 + 64 || memcmp(k.mv_data, "k:", 2) != 0)
+            break;
+        seen++;
+        rc = apitoken_decode(&v, &t);
+        if (rc != 0)
+            goto out;
+        memcpy(t.id, (char *)k.mv_data + 2, 16);
+        t.id[16] = '\0';
+        rc = cb(&t, arg);
+        if (rc != 0)
+            goto out;
+    }
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    gh_store_int_abort(&txn);
+    return rc;
+}
+
+int gh_apitoken_revoke(gh_store_t *st, const char *id, gh_apitoken_t *out)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    char kb[2 + 17];
+    MDB_val k, v;
+    int rc, mrc;
+
+    if (st == NULL || id == NULL || out == NULL || !hex_ok(id, 16))
+        return GH_EINVAL;
+    rc = gh_store_int_begin(st, 0, &txn);
+    if (rc != 0)
+        return rc;
+    rc = gh_store_int_err(mdb_cursor_open(txn, gh_store_int_admin(st), &cur));
+    if (rc != 0) {
+        cur = NULL;
+        goto out;
+    }
+    k = kval(kb, "k:", id);
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (mrc != 0 || k.mv_size != 2 + 64 ||
+        memcmp(k.mv_data, kb, 2 + 16) != 0) {
+        rc = mrc != 0 && mrc != MDB_NOTFOUND ? gh_store_int_err(mrc)
+                                             : GH_ENOTFOUND;
+        goto out;
+    }
+    rc = apitoken_decode(&v, out);
+    if (rc == 0) {
+        memcpy(out->id, id, 17);
+        rc = gh_store_int_err(mdb_cursor_del(cur, 0));
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if (rc == 0)
+        rc = gh_store_int_commit(&txn);
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    gh_store_int_abort(&txn);
+    return rc;
+}

@@ -188,6 +188,9 @@ ngx_int_t gh_mfa_enrol_endpoint(ngx_http_request_t *r,
 
 ngx_int_t gh_admin_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx);
+/* /.gatehouse/api/v1/...: the admin API (api.c). */
+ngx_int_t gh_api_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
 /* /.gatehouse/join: an invitee sets a password with a one-time link. */
 ngx_int_t gh_join_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx);

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "ngx_http_gatehouse.h"
+#include "ngx_http_gatehouse_admin.h"
 
 #include "gatehouse/admin.h"
 #include "gatehouse/audit.h"
@@ -34,7 +35,6 @@
 #define GH_HTTP_GONE         410    /* a used or expired link */
 #define GH_ADMIN_PAGE_SIZE   50     /* people on one page */
 #define GH_ADMIN_SCAN        2000   /* index entries one page may read */
-#define GH_ADMIN_TEXT_MAX    1024   /* an audit before/after text */
 
 
 /* ---- a growing HTML buffer in the request pool ---- */
@@ -722,10 +722,8 @@ gh_admin_person(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 
 /* ---- actions (thread pool) ---- */
 
-static const struct {
-    const char       *name;
-    gh_adm_action_t   action;
-} gh_admin_actions[] = {
+/* gh_admin_actions[] and gh_admin_job_t: ngx_http_gatehouse_admin.h */
+const gh_admin_action_t gh_admin_actions[GH_ADMIN_NACTIONS] = {
     { "disable",  GH_ADM_USER_DISABLE },
     { "enable",   GH_ADM_USER_ENABLE },
     { "pwreset",  GH_ADM_USER_PWRESET },
@@ -734,23 +732,6 @@ static const struct {
     { "grant",    GH_ADM_ROLE_GRANT },
     { "revoke",   GH_ADM_ROLE_REVOKE },
 };
-
-
-typedef struct {
-    ngx_uint_t          which;           /* index in gh_admin_actions */
-    gh_adm_actor_t      actor;           /* from the request (tenant MFA
-                                            level read on the event loop) */
-    gh_session_t        session;
-    char                target[GH_ID_HEXLEN + 1];
-    char                role[GH_ROLE_NAME_MAX + 1];
-    int64_t             until;
-    int                 decision;        /* the thread's */
-    const char         *why;
-    char                email[GH_EMAIL_MAX + 1];
-    char                before[GH_ADMIN_TEXT_MAX];
-    char                after[GH_ADMIN_TEXT_MAX];
-    char                session_ref[33];
-} gh_admin_job_t;
 
 
 /* "enabled; roles: a, b (until 2027-01-01)" for before/after. */
@@ -775,7 +756,7 @@ gh_admin_state(const gh_user_t *u, int mfa, char *out, size_t cap)
 }
 
 
-static void
+void
 gh_admin_thread(void *data, ngx_log_t *log)
 {
     gh_job_t          *job = data;
@@ -890,7 +871,7 @@ gh_admin_thread(void *data, ngx_log_t *log)
                 : job->rc == GH_EDENIED ? "denied" : "failure";
     ev.reason = job->rc == GH_EDENIED ? aj->why
                 : job->rc == 0 ? NULL : gh_strerror(job->rc);
-    ev.detail = "admin console";
+    ev.detail = aj->via ? aj->via : "admin console";
     ev.before = aj->before;
     ev.after = aj->after;
     if (gh_audit_event(&ev) != 0) {
@@ -1028,7 +1009,7 @@ gh_admin_body(ngx_http_request_t *r)
     }
 
     /* the fields */
-    n = sizeof(gh_admin_actions) / sizeof(gh_admin_actions[0]);
+    n = GH_ADMIN_NACTIONS;
     if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
         v.len = 0;
     }
@@ -1130,18 +1111,7 @@ gh_admin_body(ngx_http_request_t *r)
 
 /* ---- invitations ---- */
 
-typedef struct {
-    int                 op;              /* 0 create, 1 approve, 2 reject */
-    gh_adm_actor_t      actor;
-    gh_session_t        session;
-    char                session_ref[33];
-    gh_invite_t         inv;             /* create: the new one; decide:
-                                            as read */
-    char                id[GH_ID_HEXLEN + 1];
-    char                token[GH_INVITE_TOKEN_LEN + 1];
-    int                 decision;
-    const char         *why;
-} gh_inv_job_t;
+/* gh_inv_job_t: ngx_http_gatehouse_admin.h */
 
 
 /* Every proposed role must be known to the live policy and allowed to the
@@ -1314,7 +1284,7 @@ gh_admin_invites(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
-static void
+void
 gh_inv_thread(void *data, ngx_log_t *log)
 {
     gh_job_t          *job = data;
@@ -1404,7 +1374,7 @@ gh_inv_thread(void *data, ngx_log_t *log)
                 : job->rc == GH_EDENIED ? "denied" : "failure";
     ev.reason = job->rc == 0 ? NULL
                 : job->rc == GH_EDENIED ? ij->why : gh_strerror(job->rc);
-    ev.detail = ij->inv.roles;
+    ev.detail = ij->via ? ij->via : ij->inv.roles;
     ev.before = before;
     ev.after = after;
     if (gh_audit_event(&ev) != 0) {
@@ -1605,6 +1575,17 @@ gh_inv_body(ngx_http_request_t *r)
             gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
                           "the gateway is busy, try again"));
     }
+}
+
+
+/* The same check for the API (admin.h): roles known to the live policy
+ * when inviting. */
+int
+gh_inv_roles_check(const gh_adm_actor_t *a, gh_adm_action_t action,
+    const char *tenant, const char *roles, const char **why)
+{
+    return gh_inv_roles_decide(a, action, tenant, roles, gh_now(), why,
+                               action == GH_ADM_INVITE_CREATE);
 }
 
 
@@ -2193,7 +2174,7 @@ gh_admin_review(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     pg.tenant = tenant;
     pg.after = ha == NGX_OK ? after : NULL;
     pg.limit = csv ? GH_REVIEW_CSV_PAGE : GH_REVIEW_PAGE;
-    pg.scan = csv ? 10 * GH_ADMIN_SCAN : GH_ADMIN_SCAN;
+    pg.scan = GH_ADMIN_SCAN;
     rc = gh_user_page(gh_store, &pg, gh_review_row, &rv, next);
     if (rc == GH_EBADTENANT) {
         return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_FOUND, "No such tenant.");

@@ -2930,6 +2930,7 @@ static const struct {
     ngx_uint_t   needs_store;
     ngx_int_t  (*handler)(ngx_http_request_t *r,
                           ngx_http_gatehouse_ctx_t *ctx);
+    ngx_uint_t   prefix;      /* 1: name and anything below it */
 } gh_endpoints[] = {
     { ngx_string("healthz"), 0, 0, gh_healthz_endpoint },
     { ngx_string("login"),   1, 1, gh_login_endpoint },
@@ -2947,6 +2948,7 @@ static const struct {
     { ngx_string("admin/review"), 1, 1, gh_admin_endpoint },
     { ngx_string("admin/review.csv"), 1, 1, gh_admin_endpoint },
     { ngx_string("join"),    1, 1, gh_join_endpoint },
+    { ngx_string("api/v1/"), 1, 1, gh_api_endpoint, 1 },
 };
 
 
@@ -2967,8 +2969,10 @@ ngx_http_gatehouse_endpoint(ngx_http_request_t *r)
     ep.len = r->uri.len - (sizeof(GH_PREFIX) - 1);
     n = sizeof(gh_endpoints) / sizeof(gh_endpoints[0]);
     for (i = 0; i < n; i++) {
-        if (ep.len == gh_endpoints[i].name.len
-            && ngx_strncmp(ep.data, gh_endpoints[i].name.data, ep.len) == 0)
+        if ((ep.len == gh_endpoints[i].name.len
+             || (gh_endpoints[i].prefix && ep.len > gh_endpoints[i].name.len))
+            && ngx_strncmp(ep.data, gh_endpoints[i].name.data,
+                           gh_endpoints[i].name.len) == 0)
         {
             break;
         }

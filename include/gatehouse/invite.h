@@ -90,4 +90,34 @@ int gh_review_record(gh_store_t *st, const char *tenant,
 int gh_review_last(gh_store_t *st, const char *tenant, char *reviewer,
                    size_t cap, int64_t *when);
 
+/* ---- API tokens for /.gatehouse/api/v1/ (same database) ----
+ * A token acts as the user it was made for, with that user's roles as
+ * they are at each request (a disabled user's tokens stop working). It
+ * counts as a second factor for entering the API, never as a fresh one:
+ * actions that need a step-up are refused to tokens. */
+
+#define GH_APITOKEN_PREFIX    "ghk_"
+#define GH_APITOKEN_LEN       47              /* "ghk_" + 43 */
+#define GH_APITOKEN_NAME_MAX  63
+
+typedef struct {
+    char    id[17];                      /* first 16 hex of the hash */
+    char    uid[GH_ID_HEXLEN + 1];
+    char    name[GH_APITOKEN_NAME_MAX + 1];
+    int64_t created, expires;
+} gh_apitoken_t;
+
+/* A new token for uid, valid until expires; token (shown once) and its
+ * id. */
+int gh_apitoken_create(gh_store_t *st, const char *uid, const char *name,
+                       int64_t now, int64_t expires,
+                       char token[GH_APITOKEN_LEN + 1], char id[17]);
+/* GH_ENOTFOUND for an unknown or malformed token, GH_EEXPIRED. */
+int gh_apitoken_resolve(gh_store_t *st, const char *token, size_t len,
+                        int64_t now, gh_apitoken_t *out);
+int gh_apitoken_list(gh_store_t *st,
+                     int (*cb)(const gh_apitoken_t *, void *), void *arg);
+/* Delete the token whose id this is; out gets what it was. */
+int gh_apitoken_revoke(gh_store_t *st, const char *id, gh_apitoken_t *out);
+
 #endif
