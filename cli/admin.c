@@ -132,3 +132,118 @@ out:
     gh_store_close(st);
     return rc;
 }
+
+/* breakglass setup --email E | status | end
+ * setup names an existing account the emergency account and disables it;
+ * end turns an approval off at once. Requests and approvals are made in
+ * the console by two different administrators. */
+static int bg_setup_fn(gh_breakglass_t *b, int have, void *arg)
+{
+    (void)have;
+    memset(b, 0, sizeof *b);
+    snprintf(b->uid, sizeof b->uid, "%s", (const char *)arg);
+    return 0;
+}
+
+static int bg_end_fn(gh_breakglass_t *b, int have, void *arg)
+{
+    (void)arg;
+    if (!have)
+        return GH_ENOTFOUND;
+    b->state = GH_BG_OFF;
+    b->until = 0;
+    return 0;
+}
+
+int cmd_breakglass(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "email", required_argument, NULL, 'e' },
+        { NULL, 0, NULL, 0 },
+    };
+    static const char *const states[] = { "off", "requested", "on" };
+    char email[GH_EMAIL_MAX + 1] = "";
+    gh_store_t *st = NULL;
+    gh_breakglass_t b;
+    gh_user_t u;
+    const char *sub;
+    int c, rc = 1;
+
+    if (argc < 2 || (strcmp(argv[1], "setup") != 0 &&
+                     strcmp(argv[1], "status") != 0 &&
+                     strcmp(argv[1], "end") != 0))
+        return usage_error("%s", "breakglass: expected setup, status or end");
+    sub = argv[1];
+    optind = 2;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c != 'e')
+            return bad_option(c, argv);
+        if (email_arg(optarg, email) != 0)
+            return EXIT_USAGE;
+    }
+    if (optind != argc)
+        return usage_error("unexpected argument: %s", argv[optind]);
+    if (strcmp(sub, "setup") == 0 && email[0] == '\0')
+        return usage_error("%s", "breakglass setup needs --email");
+    if (strcmp(sub, "setup") != 0 && email[0] != '\0')
+        return usage_error("breakglass %s takes no --email", sub);
+    if (open_store(dir, &st) != 0)
+        return 1;
+    if (strcmp(sub, "setup") == 0) {
+        if (find_user(st, email, NULL, &u) != 0)
+            goto out;
+        rc = gh_user_set_disabled(st, u.id, 1);
+        if (rc == 0)
+            (void)gh_role_revoke(st, u.id, "gatehouse-admin");
+        if (rc == 0)
+            rc = gh_breakglass_update(st, bg_setup_fn, u.id, NULL);
+        if (rc != 0) {
+            rc = fail(1, "breakglass setup: %s", gh_strerror(rc));
+            goto out;
+        }
+        cli_audit_admin(st, dir, u.tenant, "breakglass.setup", email,
+                        "success", "the emergency account, disabled", "",
+                        "off");
+        printf("%s is the break-glass account (disabled until two "
+               "administrators enable it)\n", email);
+        goto out;
+    }
+    rc = gh_breakglass_get(st, &b);
+    if (rc == GH_ENOTFOUND) {
+        rc = fail(1, "%s", "no break-glass account (breakglass setup)");
+        goto out;
+    }
+    if (rc != 0) {
+        rc = fail(1, "breakglass: %s", gh_strerror(rc));
+        goto out;
+    }
+    if (gh_user_get(st, b.uid, &u) != 0)
+        snprintf(u.email, sizeof u.email, "?");
+    if (strcmp(sub, "status") == 0) {
+        printf("account %s\nstate %s\n", u.email,
+               b.state == GH_BG_ON && b.until <= gh_now() ? "expired"
+               : states[b.state]);
+        if (b.requester_email[0])
+            printf("requested-by %s at %lld\n", b.requester_email,
+                   (long long)b.requested);
+        if (b.state == GH_BG_ON)
+            printf("approved-by %s until %lld\n", b.approver_email,
+                   (long long)b.until);
+        goto out;
+    }
+    rc = gh_breakglass_update(st, bg_end_fn, NULL, NULL);
+    if (rc == 0)
+        rc = gh_user_set_disabled(st, b.uid, 1);
+    if (rc == 0)
+        (void)gh_role_revoke(st, b.uid, "gatehouse-admin");
+    if (rc != 0) {
+        rc = fail(1, "breakglass end: %s", gh_strerror(rc));
+        goto out;
+    }
+    cli_audit_admin(st, dir, u.tenant, "breakglass.end", u.email, "success",
+                    "critical", states[b.state], "off");
+    printf("break-glass access ended; %s disabled\n", u.email);
+out:
+    gh_store_close(st);
+    return rc;
+}

@@ -32,6 +32,7 @@ int policy_store_default(gh_store_t *st, const char *tenant);
 
 /* cli/admin.c */
 int cmd_apitoken(const char *dir, int argc, char **argv);
+int cmd_breakglass(const char *dir, int argc, char **argv);
 
 /* cli/keys.c */
 int cmd_keys(const char *dir, int argc, char **argv);

@@ -87,6 +87,7 @@ static const char usage_text[] =
 "  backup [--with-key] DIR\n"
 "  restore DIR                          (the gateway must be stopped)\n"
 "  api-token create --email E [--name N] [--days D] | list | revoke --id ID\n"
+"  breakglass setup --email E | status | end\n"
 "\n"
 "--password-stdin reads one line from standard input. Passwords must pass\n"
 "the tenant's password policy; $GATEHOUSE_PASSWORD_BLOCKLIST names an extra\n"
@@ -1148,6 +1149,7 @@ static const struct {
     { "backup", cmd_backup },
     { "restore", cmd_restore },
     { "api-token", cmd_apitoken },
+    { "breakglass", cmd_breakglass },
 };
 
 int main(int argc, char **argv)

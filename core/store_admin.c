@@ -895,3 +895,120 @@ out:
     gh_store_int_abort(&txn);
     return rc;
 }
+
+/* ---- break-glass ("b:state" -> JSON): one emergency account, off until
+ * one administrator asks and a second approves ---- */
+
+static int bg_decode(const MDB_val *v, gh_breakglass_t *b)
+{
+    json_t *o;
+    int64_t state;
+    int rc;
+
+    memset(b, 0, sizeof *b);
+    if (v->mv_size == 0 || v->mv_size > INV_RECORD_MAX)
+        return GH_ESTORE;
+    o = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, NULL);
+    if (o == NULL || !json_is_object(o)) {
+        json_decref(o);
+        return GH_ESTORE;
+    }
+    rc = jstr(o, "u", b->uid, sizeof b->uid);
+    if (rc == 0) rc = jint(o, "s", &state);
+    if (rc == 0) rc = jstr(o, "rqu", b->requester, sizeof b->requester);
+    if (rc == 0) rc = jstr(o, "rq", b->requester_email,
+                           sizeof b->requester_email);
+    if (rc == 0) rc = jstr(o, "ap", b->approver_email,
+                           sizeof b->approver_email);
+    if (rc == 0) rc = jint(o, "ra", &b->requested);
+    if (rc == 0) rc = jint(o, "x", &b->until);
+    json_decref(o);
+    if (rc == 0 && (state < GH_BG_OFF || state > GH_BG_ON))
+        rc = GH_ESTORE;
+    if (rc == 0)
+        b->state = (int)state;
+    return rc;
+}
+
+static int bg_put(MDB_txn *txn, MDB_dbi db, const gh_breakglass_t *b)
+{
+    json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:s,s:I,s:I}", "u", b->uid,
+                          "s", b->state, "rqu", b->requester,
+                          "rq", b->requester_email, "ap", b->approver_email,
+                          "ra", (json_int_t)b->requested,
+                          "x", (json_int_t)b->until);
+    char *buf = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    MDB_val k, v;
+    int rc;
+
+    json_decref(o);
+    if (buf == NULL)
+        return GH_ENOMEM;
+    k.mv_size = 7;
+    k.mv_data = (void *)"b:state";
+    v.mv_size = strlen(buf);
+    v.mv_data = buf;
+    rc = gh_store_int_err(mdb_put(txn, db, &k, &v, 0));
+    free(buf);
+    return rc;
+}
+
+int gh_breakglass_get(gh_store_t *st, gh_breakglass_t *out)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || out == NULL)
+        return GH_EINVAL;
+    memset(out, 0, sizeof *out);
+    rc = gh_store_int_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    k.mv_size = 7;
+    k.mv_data = (void *)"b:state";
+    rc = gh_store_int_err(mdb_get(txn, gh_store_int_admin(st), &k, &v));
+    if (rc == 0)
+        rc = bg_decode(&v, out);
+    gh_store_int_abort(&txn);
+    return rc;
+}
+
+/* One write transaction over the record: fn decides the new state. */
+int gh_breakglass_update(gh_store_t *st,
+                         int (*fn)(gh_breakglass_t *b, int have, void *arg),
+                         void *arg, gh_breakglass_t *out)
+{
+    MDB_txn *txn = NULL;
+    MDB_dbi db;
+    MDB_val k, v;
+    gh_breakglass_t b;
+    int rc, have;
+
+    if (st == NULL || fn == NULL)
+        return GH_EINVAL;
+    rc = gh_store_int_begin(st, 0, &txn);
+    if (rc != 0)
+        return rc;
+    db = gh_store_int_admin(st);
+    k.mv_size = 7;
+    k.mv_data = (void *)"b:state";
+    rc = gh_store_int_err(mdb_get(txn, db, &k, &v));
+    have = rc == 0;
+    if (rc == 0)
+        rc = bg_decode(&v, &b);
+    else if (rc == GH_ENOTFOUND) {
+        memset(&b, 0, sizeof b);
+        rc = 0;
+    }
+    if (rc == 0)
+        rc = fn(&b, have, arg);
+    if (rc == 0)
+        rc = bg_put(txn, db, &b);
+    if (rc == 0)
+        rc = gh_store_int_commit(&txn);
+    gh_store_int_abort(&txn);
+    if (rc == 0 && out != NULL)
+        *out = b;
+    return rc;
+}

@@ -223,7 +223,9 @@ gh_admin_send(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
               "id=\"nav-people\">People</a> &middot; <a href=\""
               GH_ADMIN_INVITES "\" id=\"nav-invites\">Invitations</a>"
               " &middot; <a href=\"" GH_ADMIN_HOME "review\" "
-              "id=\"nav-review\">Access review</a></nav><span class=\"who\">");
+              "id=\"nav-review\">Access review</a> &middot; <a href=\""
+              GH_ADMIN_HOME "breakglass\" id=\"nav-bg\">Break-glass</a>"
+              "</nav><span class=\"who\">");
     gh_ab_esc(&b, ctx->user.email);
     gh_ab_raw(&b, " &middot; ");
     gh_ab_esc(&b, ctx->user.tenant);
@@ -330,6 +332,25 @@ gh_admin_actor(ngx_http_gatehouse_ctx_t *ctx, gh_adm_actor_t *a)
 }
 
 
+/* Every console or API request of the break-glass account: a critical
+ * line in the error log (its actions are audited as anyone's). One LMDB
+ * read. */
+void
+gh_admin_breakglass_use(ngx_http_request_t *r, const char *uid,
+    const char *email)
+{
+    gh_breakglass_t  bg;
+
+    if (gh_breakglass_get(gh_store, &bg) == 0
+        && ngx_strcmp(bg.uid, uid) == 0)
+    {
+        ngx_log_error(NGX_LOG_CRIT, r->connection->log, 0,
+                      "gatehouse: break-glass account %s in use: %V %V",
+                      email, &r->method_name, &r->uri);
+    }
+}
+
+
 /* A signed-in session that may enter the console at all; otherwise the
  * answer to send (NGX_DECLINED: go on). */
 static ngx_int_t
@@ -364,6 +385,7 @@ gh_admin_gate(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
         *answer = gh_admin_answer(r, ctx, d, why, GH_ADMIN_HOME);
         return NGX_OK;
     }
+    gh_admin_breakglass_use(r, ctx->user.id, ctx->user.email);
     return NGX_DECLINED;
 }
 
@@ -2526,6 +2548,339 @@ gh_rev_body(ngx_http_request_t *r)
 }
 
 
+/* ---- break-glass: /.gatehouse/admin/breakglass (administrators) ---- */
+
+#define GH_BG_PAGE  GH_ADMIN_HOME "breakglass"
+
+typedef struct {
+    int              op;                 /* 0 request, 1 approve, 2 end */
+    gh_adm_actor_t   actor;
+    gh_session_t     session;
+    char             session_ref[33];
+    int              decision;
+    const char      *why;
+    gh_breakglass_t  bg;
+    char             email[GH_EMAIL_MAX + 1];   /* the emergency account */
+    int64_t          now;
+    int              expired;            /* an approval had run out */
+    const char      *actor_uid, *actor_email;
+} gh_bg_job_t;
+
+
+static int
+gh_bg_fn(gh_breakglass_t *b, int have, void *arg)
+{
+    gh_bg_job_t  *bj = arg;
+
+    if (!have) {
+        return GH_ENOTFOUND;
+    }
+    if (b->state == GH_BG_ON && b->until <= bj->now) {
+        b->state = GH_BG_OFF;            /* expired: as if ended */
+        bj->expired = 1;
+    }
+    switch (bj->op) {
+    case 0:
+        if (b->state == GH_BG_ON) {
+            return GH_EEXIST;
+        }
+        b->state = GH_BG_REQUESTED;
+        ngx_cpystrn((u_char *) b->requester, (u_char *) bj->actor_uid,
+                    sizeof(b->requester));
+        ngx_cpystrn((u_char *) b->requester_email,
+                    (u_char *) bj->actor_email, sizeof(b->requester_email));
+        b->approver_email[0] = '\0';
+        b->requested = bj->now;
+        b->until = 0;
+        return 0;
+    case 1:
+        if (b->state != GH_BG_REQUESTED) {
+            return GH_ENOTFOUND;
+        }
+        if (ngx_strcmp(b->requester, bj->actor_uid) == 0) {
+            return GH_EDENIED;           /* two different administrators */
+        }
+        b->state = GH_BG_ON;
+        ngx_cpystrn((u_char *) b->approver_email,
+                    (u_char *) bj->actor_email, sizeof(b->approver_email));
+        b->until = bj->now + GH_BG_TTL;
+        return 0;
+    default:
+        b->state = GH_BG_OFF;
+        b->until = 0;
+        return 0;
+    }
+}
+
+
+static void
+gh_bg_thread(void *data, ngx_log_t *log)
+{
+    static const char *const actions[] = {
+        "breakglass.request", "breakglass.approve", "breakglass.end"
+    };
+    gh_job_t          *job = data;
+    gh_bg_job_t       *bj = job->ext;
+    gh_user_t          actor, acct;
+    gh_adm_actor_t     a;
+    gh_adm_req_t       rq;
+    gh_audit_event_t   ev;
+    char               after[96];
+    int                rc;
+
+    bj->decision = GH_ADM_DENY;
+    bj->why = "error";
+    bj->now = gh_now();
+    job->rc = gh_store == NULL ? GH_ESTORE
+              : gh_user_get(gh_store, job->uid, &actor);
+    if (job->rc != 0) {
+        return;
+    }
+    gh_adm_actor(&a, &actor, &bj->session, bj->actor.tenant_mfa, bj->now);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_BREAKGLASS;
+    bj->decision = gh_adm_decide(&a, &rq, bj->now, &bj->why);
+    bj->actor_uid = actor.id;
+    bj->actor_email = actor.email;
+    rc = bj->decision == GH_ADM_ALLOW
+         ? gh_breakglass_update(gh_store, gh_bg_fn, bj, &bj->bg)
+         : GH_EDENIED;
+    if (rc == 0 && gh_user_get(gh_store, bj->bg.uid, &acct) == 0) {
+        ngx_cpystrn((u_char *) bj->email, (u_char *) acct.email,
+                    sizeof(bj->email));
+    }
+    if (rc == 0 && bj->op == 1) {
+        /* enabled, and an administrator until the deadline only */
+        rc = gh_role_grant(gh_store, bj->bg.uid, "gatehouse-admin",
+                           bj->bg.until);
+        if (rc == 0) {
+            rc = gh_user_set_disabled(gh_store, bj->bg.uid, 0);
+        }
+    } else if (rc == 0 && (bj->op == 2 || bj->expired)) {
+        rc = gh_user_set_disabled(gh_store, bj->bg.uid, 1);
+        if (rc == 0) {
+            (void) gh_role_revoke(gh_store, bj->bg.uid, "gatehouse-admin");
+        }
+    }
+    if (rc == GH_EDENIED && bj->decision == GH_ADM_ALLOW) {
+        bj->why = "same_administrator";
+    }
+    job->rc = rc;
+    ngx_snprintf((u_char *) after, sizeof(after) - 1, "%s%Z",
+                 rc != 0 ? "unchanged"
+                 : bj->op == 0 ? "requested"
+                 : bj->op == 1 ? "on for 4 h" : "off");
+    ngx_log_error(NGX_LOG_CRIT, log, 0, "gatehouse: break-glass %s by %s: "
+                  "%s", actions[bj->op] + 11, actor.email,
+                  rc == 0 ? "done" : rc == GH_EDENIED ? bj->why
+                                   : gh_strerror(rc));
+    ngx_memzero(&ev, sizeof(ev));
+    ev.user = actor.email;
+    ev.tenant = actor.tenant;
+    ev.addr = job->addr_text;
+    ev.session = bj->session_ref;
+    ev.request_id = job->request_id;
+    ev.action = actions[bj->op];
+    ev.target = bj->email[0] ? bj->email : "break-glass account";
+    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
+                                                       : "failure";
+    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? bj->why
+                                                  : gh_strerror(rc);
+    ev.detail = "critical";
+    ev.after = after;
+    (void) gh_audit_event(&ev);
+}
+
+
+static void
+gh_bg_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    gh_bg_job_t               *bj = job->ext;
+    ngx_str_t                  loc;
+    ngx_int_t                  rc;
+
+    if (bj->decision != GH_ADM_ALLOW) {
+        rc = gh_admin_answer(r, ctx, bj->decision, bj->why, GH_BG_PAGE);
+    } else if (job->rc == GH_EDENIED) {
+        rc = gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                             "A second administrator must approve: not "
+                             "the one who asked.");
+    } else if (job->rc == GH_ENOTFOUND || job->rc == GH_EEXIST) {
+        rc = gh_admin_refuse(r, ctx, NGX_HTTP_CONFLICT,
+                             "Nothing to do in this state (no account set "
+                             "up, nothing requested, or already on).");
+    } else if (job->rc != 0) {
+        rc = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                           "the store is unavailable, try again");
+    } else {
+        ngx_str_set(&loc, GH_BG_PAGE);
+        rc = gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc, NULL,
+                     0);
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+gh_bg_body(ngx_http_request_t *r)
+{
+    static const char *const ops[] = { "request", "approve", "end" };
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    ngx_str_t                  body, v;
+    gh_adm_actor_t             a;
+    gh_adm_req_t               rq;
+    gh_job_t                  *job;
+    gh_bg_job_t               *bj;
+    const char                *why;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i;
+    int                        d;
+
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                            "This form expired or came from another site. "
+                            "Reload the page and try again."));
+        return;
+    }
+    if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
+        v.len = 0;
+    }
+    for (i = 0; i < 3; i++) {
+        if (v.len == ngx_strlen(ops[i])
+            && ngx_strncmp(v.data, ops[i], v.len) == 0)
+        {
+            break;
+        }
+    }
+    if (i == 3) {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST, "Unknown action."));
+        return;
+    }
+    gh_admin_actor(ctx, &a);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_BREAKGLASS;
+    d = gh_adm_decide(&a, &rq, gh_now(), &why);
+    if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
+        ngx_http_finalize_request(r, gh_admin_answer(r, ctx, d, why,
+                                                     GH_BG_PAGE));
+        return;
+    }
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    bj = ngx_pcalloc(r->pool, sizeof(*bj));
+    if (job == NULL || bj == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    bj->op = (int) i;
+    bj->actor = a;
+    bj->session = ctx->session;
+    gh_audit_session_ref(ctx->key, bj->session_ref);
+    job->ext = bj;
+    job->request = r;
+    gh_job_who(job, ctx);
+    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
+                sizeof(job->uid));
+    job->finish = gh_bg_finish;
+    if (gh_job_post(r, job, gh_bg_thread) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                          "the gateway is busy, try again"));
+    }
+}
+
+
+static void
+gh_bg_form(gh_ab_t *b, ngx_http_gatehouse_ctx_t *ctx, const char *op,
+    const char *label)
+{
+    gh_ab_raw(b, "<form class=\"inline\" method=\"post\" action=\""
+              GH_BG_PAGE "\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    gh_ab_escn(b, ctx->csrf.data, ctx->csrf.len);
+    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"action\" value=\"");
+    gh_ab_raw(b, op);
+    gh_ab_raw(b, "\"><button type=\"submit\" class=\"danger\" id=\"bg-");
+    gh_ab_raw(b, op);
+    gh_ab_raw(b, "\">");
+    gh_ab_raw(b, label);
+    gh_ab_raw(b, "</button></form>");
+}
+
+
+static ngx_int_t
+gh_admin_breakglass(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a)
+{
+    gh_breakglass_t  bg;
+    gh_user_t        acct;
+    gh_ab_t          b;
+    int64_t          now = gh_now();
+    int              rc, on;
+
+    if (!(a->roles & GH_ADM_R_ADMIN)) {
+        return gh_admin_answer(r, ctx, GH_ADM_DENY, "not_allowed",
+                               GH_BG_PAGE);
+    }
+    if (gh_ab_init(&b, r->pool, 4096) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rc = gh_breakglass_get(gh_store, &bg);
+    if (rc == GH_ENOTFOUND) {
+        gh_ab_raw(&b, "<p id=\"bg-state\">No break-glass account is set "
+                  "up. An operator names one with <code>gatehouse "
+                  "breakglass setup --email E</code>.</p>");
+        return gh_admin_send(r, ctx, NGX_HTTP_OK, "Break-glass", &b);
+    }
+    if (rc != 0 || gh_user_get(gh_store, bg.uid, &acct) != 0) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
+    on = bg.state == GH_BG_ON && bg.until > now;
+    gh_ab_raw(&b, "<p>Emergency account <strong>");
+    gh_ab_esc(&b, acct.email);
+    gh_ab_raw(&b, "</strong>: <span id=\"bg-state\">");
+    gh_ab_raw(&b, on ? "on" : bg.state == GH_BG_REQUESTED ? "requested"
+                   : "off");
+    gh_ab_raw(&b, "</span>");
+    if (bg.state == GH_BG_REQUESTED || on) {
+        gh_ab_raw(&b, " &middot; requested by ");
+        gh_ab_esc(&b, bg.requester_email);
+        gh_ab_raw(&b, " ");
+        gh_ab_date(&b, bg.requested);
+    }
+    if (on) {
+        gh_ab_raw(&b, " &middot; approved by ");
+        gh_ab_esc(&b, bg.approver_email);
+        gh_ab_raw(&b, ", until ");
+        gh_ab_date(&b, bg.until);
+    }
+    gh_ab_raw(&b, "</p><p class=\"hint\">Enabling needs a request by one "
+              "administrator and the approval of another, each with a "
+              "second factor proven within 15 minutes. It lasts 4 hours "
+              "and every step is logged at critical level.</p>");
+    if (!on && bg.state != GH_BG_REQUESTED) {
+        gh_bg_form(&b, ctx, "request", "Request break-glass access");
+    }
+    if (bg.state == GH_BG_REQUESTED && !on) {
+        gh_bg_form(&b, ctx, "approve", "Approve");
+    }
+    if (on || bg.state == GH_BG_REQUESTED) {
+        gh_bg_form(&b, ctx, "end", "End now");
+    }
+    return gh_admin_send(r, ctx, NGX_HTTP_OK, "Break-glass", &b);
+}
+
+
 /* ---- the endpoint ---- */
 
 ngx_int_t
@@ -2533,7 +2888,7 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
     gh_adm_actor_t  a;
     ngx_int_t       answer, rc;
-    ngx_uint_t      user_page, invites, review, csv;
+    ngx_uint_t      user_page, invites, review, csv, bg;
 
     user_page = r->uri.len == sizeof(GH_ADMIN_USER) - 1
                 && ngx_strncmp(r->uri.data, GH_ADMIN_USER, r->uri.len) == 0;
@@ -2545,11 +2900,13 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     csv = r->uri.len == sizeof(GH_ADMIN_HOME "review.csv") - 1
           && ngx_strncmp(r->uri.data, GH_ADMIN_HOME "review.csv",
                          r->uri.len) == 0;
+    bg = r->uri.len == sizeof(GH_BG_PAGE) - 1
+         && ngx_strncmp(r->uri.data, GH_BG_PAGE, r->uri.len) == 0;
     if (gh_admin_gate(r, ctx, &a, &answer) == NGX_OK) {
         return answer;
     }
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (!(user_page || invites || review)
+        if (!(user_page || invites || review || bg)
             || r->method != NGX_HTTP_POST)
         {
             r->keepalive = 0;
@@ -2557,7 +2914,8 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
                                    "Method not allowed here.");
         }
         return gh_read_form(r, invites ? gh_inv_body
-                               : review ? gh_rev_body : gh_admin_body);
+                               : review ? gh_rev_body
+                               : bg ? gh_bg_body : gh_admin_body);
     }
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -2568,6 +2926,9 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     }
     if (review || csv) {
         return gh_admin_review(r, ctx, &a, csv);
+    }
+    if (bg) {
+        return gh_admin_breakglass(r, ctx, &a);
     }
     return user_page ? gh_admin_person(r, ctx, &a)
                      : gh_admin_people(r, ctx, &a);

@@ -59,6 +59,10 @@ typedef struct {
 int gh_inv_roles_check(const gh_adm_actor_t *a, gh_adm_action_t action,
     const char *tenant, const char *roles, const char **why);
 
+/* A critical log line when uid is the break-glass account. */
+void gh_admin_breakglass_use(ngx_http_request_t *r, const char *uid,
+    const char *email);
+
 /* Thread-pool handlers (gh_job_post) for the two jobs. */
 void gh_admin_thread(void *data, ngx_log_t *log);
 void gh_inv_thread(void *data, ngx_log_t *log);

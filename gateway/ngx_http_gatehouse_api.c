@@ -206,6 +206,7 @@ gh_api_who(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     }
     gh_adm_actor(&w->a, &w->user, &w->session,
                  gh_mfa_tenant_level(w->user.tenant), now);
+    gh_admin_breakglass_use(r, w->user.id, w->user.email);
     ngx_memzero(&rq, sizeof(rq));
     rq.action = GH_ADM_CONSOLE;
     d = gh_adm_decide(&w->a, &rq, now, &why);

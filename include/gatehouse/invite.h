@@ -120,4 +120,31 @@ int gh_apitoken_list(gh_store_t *st,
 /* Delete the token whose id this is; out gets what it was. */
 int gh_apitoken_revoke(gh_store_t *st, const char *id, gh_apitoken_t *out);
 
+/* ---- break-glass (same database) ----
+ * One emergency account (set up with the CLI, disabled). An administrator
+ * requests it, a second administrator approves: the account is enabled
+ * and holds gatehouse-admin until `until` (a role binding with an end:
+ * it ends by itself on the request path). */
+
+#define GH_BG_TTL  (4 * 3600)    /* default lifetime of an approval */
+
+enum { GH_BG_OFF = 0, GH_BG_REQUESTED = 1, GH_BG_ON = 2 };
+
+typedef struct {
+    char    uid[GH_ID_HEXLEN + 1];          /* the emergency account */
+    int     state;                          /* GH_BG_* */
+    char    requester[GH_ID_HEXLEN + 1];
+    char    requester_email[GH_EMAIL_MAX + 1];
+    char    approver_email[GH_EMAIL_MAX + 1];
+    int64_t requested, until;
+} gh_breakglass_t;
+
+/* GH_ENOTFOUND when no account was set up. */
+int gh_breakglass_get(gh_store_t *st, gh_breakglass_t *out);
+/* One write transaction: fn(b, have) changes the record (have = 0: none
+ * yet, b zeroed); fn < 0 aborts and is returned. */
+int gh_breakglass_update(gh_store_t *st,
+                         int (*fn)(gh_breakglass_t *b, int have, void *arg),
+                         void *arg, gh_breakglass_t *out);
+
 #endif
