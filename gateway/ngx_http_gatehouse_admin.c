@@ -18,6 +18,8 @@
  */
 #include <time.h>
 
+#include <jansson.h>
+
 #include "ngx_http_gatehouse.h"
 #include "ngx_http_gatehouse_admin.h"
 
@@ -225,7 +227,8 @@ gh_admin_send(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
               " &middot; <a href=\"" GH_ADMIN_HOME "review\" "
               "id=\"nav-review\">Access review</a> &middot; <a href=\""
               GH_ADMIN_HOME "breakglass\" id=\"nav-bg\">Break-glass</a>"
-              "</nav><span class=\"who\">");
+              " &middot; <a href=\"" GH_ADMIN_HOME "audit\" "
+              "id=\"nav-audit\">Audit log</a></nav><span class=\"who\">");
     gh_ab_esc(&b, ctx->user.email);
     gh_ab_raw(&b, " &middot; ");
     gh_ab_esc(&b, ctx->user.tenant);
@@ -432,6 +435,7 @@ gh_admin_arg(ngx_http_request_t *r, const char *name, size_t max,
 typedef struct {
     gh_ab_t    *b;
     ngx_uint_t  n;
+    ngx_uint_t  visitors;    /* the visitors view: no role but visitor */
     int64_t     now;
 } gh_list_t;
 
@@ -457,9 +461,19 @@ gh_ab_roles(gh_ab_t *b, const gh_user_t *u, int64_t now)
 static int
 gh_list_row(const gh_user_t *u, void *arg)
 {
-    gh_list_t  *l = arg;
-    gh_ab_t    *b = l->b;
+    gh_list_t   *l = arg;
+    gh_ab_t     *b = l->b;
+    const char  *act[GH_BINDINGS_MAX];
+    size_t       n, i;
 
+    if (l->visitors) {
+        n = gh_user_active_roles(u, l->now, act);
+        for (i = 0; i < n; i++) {
+            if (ngx_strcmp(act[i], "visitor") != 0) {
+                return 0;
+            }
+        }
+    }
     gh_ab_raw(b, "<tr><td><a class=\"person\" href=\"" GH_ADMIN_USER "?id=");
     gh_ab_esc(b, u->id);
     gh_ab_raw(b, "\">");
@@ -488,12 +502,15 @@ gh_admin_people(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     const char     *why;
     char            q[GH_EMAIL_MAX + 1], after[GH_EMAIL_MAX + 1];
     char            tenant[GH_TENANT_MAX + 1], next[GH_EMAIL_MAX + 1];
+    char            vis[2];
     ngx_int_t       hq, ha, ht;
     int             d, rc;
 
     hq = gh_admin_arg(r, "q", GH_EMAIL_MAX, q);
     ha = gh_admin_arg(r, "after", GH_EMAIL_MAX, after);
     ht = gh_admin_arg(r, "tenant", GH_TENANT_MAX, tenant);
+    l.visitors = gh_admin_arg(r, "visitors", 1, vis) == NGX_OK
+                 && vis[0] == '1';
     if (hq == NGX_ERROR || ha == NGX_ERROR || ht == NGX_ERROR) {
         return gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
                                "Malformed search.");
@@ -529,8 +546,11 @@ gh_admin_people(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
         }
         gh_ab_raw(&b, "\"></label> ");
     }
-    gh_ab_raw(&b, "<button type=\"submit\">Search</button></form>"
-              "<table id=\"people\"><thead><tr><th>Email</th><th>Name</th>"
+    gh_ab_raw(&b, l.visitors ? "<input type=\"hidden\" name=\"visitors\" "
+              "value=\"1\">" : "");
+    gh_ab_raw(&b, "<button type=\"submit\">Search</button> <a href=\""
+              GH_ADMIN_HOME "?visitors=1\" id=\"visitors-view\">Visitors "
+              "only</a></form><table id=\"people\"><thead><tr><th>Email</th><th>Name</th>"
               "<th>Tenant</th><th>Roles in force</th><th>State</th></tr>"
               "</thead><tbody>");
 
@@ -543,6 +563,11 @@ gh_admin_people(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     l.b = &b;
     l.n = 0;
     l.now = gh_now();
+    if (l.visitors) {
+        gh_ab_raw(&b, "<p class=\"hint\" id=\"visitors\">Visitors: people "
+                  "with no role but <code>visitor</code> (they reach only "
+                  "apps open to visitors).</p>");
+    }
     rc = gh_user_page(gh_store, &pg, gh_list_row, &l, next);
     if (rc == GH_EBADTENANT) {
         return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_FOUND, "No such tenant.");
@@ -582,6 +607,9 @@ gh_admin_people(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
         if (ht == NGX_OK) {
             gh_ab_raw(&b, "&amp;tenant=");
             gh_ab_q(&b, tenant);
+        }
+        if (l.visitors) {
+            gh_ab_raw(&b, "&amp;visitors=1");
         }
         gh_ab_raw(&b, "\" id=\"next\">Next page</a>");
     }
@@ -2881,6 +2909,293 @@ gh_admin_breakglass(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
+/* ---- the audit log viewer: /.gatehouse/admin/audit ----
+ * Filters: actor, target (substrings), action (prefix), from and to
+ * (YYYY-MM-DD, UTC; default the last day). The log is read in the thread
+ * pool, at most GH_AUDIT_VIEW_SCAN records from `from` on; the newest
+ * GH_AUDIT_VIEW_ROWS matches are shown. A manager sees the records of
+ * actors of their own tenant. */
+
+#define GH_AUDIT_VIEW_ROWS   100
+#define GH_AUDIT_VIEW_SCAN   50000
+#define GH_AUDIT_FILTER_MAX  128
+
+typedef struct {
+    char        datadir[NGX_MAX_PATH];
+    char        actor[GH_AUDIT_FILTER_MAX + 1];
+    char        target[GH_AUDIT_FILTER_MAX + 1];
+    char        action[GH_AUDIT_FILTER_MAX + 1];
+    char        tenant[GH_TENANT_MAX + 1];  /* "": every tenant */
+    int64_t     from, to;
+    ngx_uint_t  scanned, matched, truncated;
+    json_t     *rows[GH_AUDIT_VIEW_ROWS];   /* a ring of the newest */
+    ngx_uint_t  next;
+} gh_aud_job_t;
+
+
+static const char *
+gh_aud_str(json_t *o, const char *k)
+{
+    json_t  *v = json_object_get(o, k);
+
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+
+static int
+gh_aud_line(const char *line, size_t len, void *arg)
+{
+    gh_aud_job_t  *aj = arg;
+    json_t        *o, *rec, *actor;
+    json_int_t     t;
+
+    if (++aj->scanned > GH_AUDIT_VIEW_SCAN) {
+        aj->truncated = 1;
+        return 1;                        /* stop: bounded */
+    }
+    o = json_loadb(line, len, 0, NULL);
+    rec = o ? json_object_get(o, "record") : NULL;
+    if (!json_is_object(rec)) {
+        json_decref(o);
+        return 0;
+    }
+    actor = json_object_get(rec, "actor");
+    t = json_integer_value(json_object_get(rec, "time"));
+    if (t > aj->to) {
+        json_decref(o);
+        return 1;                        /* in time order: done */
+    }
+    if ((aj->tenant[0] && ngx_strcmp(gh_aud_str(actor, "tenant"),
+                                     aj->tenant) != 0)
+        || (aj->actor[0] && ngx_strstr(gh_aud_str(actor, "user"),
+                                       aj->actor) == NULL)
+        || (aj->target[0] && ngx_strstr(gh_aud_str(rec, "target"),
+                                        aj->target) == NULL)
+        || (aj->action[0] && ngx_strncmp(gh_aud_str(rec, "action"),
+                                         aj->action,
+                                         ngx_strlen(aj->action)) != 0))
+    {
+        json_decref(o);
+        return 0;
+    }
+    json_incref(rec);
+    json_decref(o);
+    json_decref(aj->rows[aj->next]);
+    aj->rows[aj->next] = rec;
+    aj->next = (aj->next + 1) % GH_AUDIT_VIEW_ROWS;
+    aj->matched++;
+    return 0;
+}
+
+
+static void
+gh_aud_thread(void *data, ngx_log_t *log)
+{
+    gh_job_t      *job = data;
+    gh_aud_job_t  *aj = job->ext;
+    int            rc;
+
+    rc = gh_audit_export(aj->datadir, aj->from, gh_aud_line, aj);
+    job->rc = rc == 1 ? 0 : rc;
+}
+
+
+static void
+gh_aud_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    gh_aud_job_t              *aj = job->ext;
+    json_t                    *rec, *actor, *det;
+    gh_ab_t                    b;
+    ngx_uint_t                 i, n, k;
+    ngx_int_t                  rc;
+
+    if (job->rc != 0 && job->rc != GH_ENOTINIT) {
+        rc = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                           "the audit log cannot be read now");
+        goto out;
+    }
+    if (gh_ab_init(&b, r->pool, 16384) != NGX_OK) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto out;
+    }
+    gh_ab_raw(&b, "<form method=\"get\" action=\"" GH_ADMIN_HOME "audit\" "
+              "id=\"audit-filter\"><label>Actor <input name=\"actor\" "
+              "value=\"");
+    gh_ab_esc(&b, aj->actor);
+    gh_ab_raw(&b, "\"></label> <label>Target <input name=\"target\" "
+              "value=\"");
+    gh_ab_esc(&b, aj->target);
+    gh_ab_raw(&b, "\"></label> <label>Action <input name=\"action\" "
+              "value=\"");
+    gh_ab_esc(&b, aj->action);
+    gh_ab_raw(&b, "\"></label> <label>From <input name=\"from\" "
+              "placeholder=\"YYYY-MM-DD\"></label> <label>To <input "
+              "name=\"to\" placeholder=\"YYYY-MM-DD\"></label> <button "
+              "type=\"submit\">Filter</button></form><p class=\"hint\">");
+    gh_ab_date(&b, aj->from);
+    gh_ab_raw(&b, " to ");
+    gh_ab_date(&b, aj->to);
+    gh_ab_raw(&b, ": ");
+    gh_ab_int(&b, (int64_t) aj->matched);
+    gh_ab_raw(&b, " matching records, the newest 100 shown, newest first.");
+    if (aj->truncated) {
+        gh_ab_raw(&b, " <strong>Stopped after 50,000 records: narrow the "
+                  "dates.</strong>");
+    }
+    gh_ab_raw(&b, "</p><table id=\"audit\"><thead><tr><th>Time</th><th>"
+              "Actor</th><th>Action</th><th>Target</th><th>Result</th>"
+              "<th>Before &rarr; after</th></tr></thead><tbody>");
+    n = aj->matched < GH_AUDIT_VIEW_ROWS ? aj->matched : GH_AUDIT_VIEW_ROWS;
+    for (i = 0; i < n; i++) {
+        k = (aj->next + GH_AUDIT_VIEW_ROWS - 1 - i) % GH_AUDIT_VIEW_ROWS;
+        rec = aj->rows[k];
+        actor = json_object_get(rec, "actor");
+        det = json_object_get(rec, "details");
+        gh_ab_raw(&b, "<tr class=\"record\"><td>");
+        gh_ab_date(&b, json_integer_value(json_object_get(rec, "time")));
+        gh_ab_raw(&b, "</td><td>");
+        gh_ab_esc(&b, gh_aud_str(actor, "user"));
+        gh_ab_raw(&b, " <span class=\"hint\">");
+        gh_ab_esc(&b, gh_aud_str(actor, "tenant"));
+        gh_ab_raw(&b, " ");
+        gh_ab_esc(&b, gh_aud_str(actor, "addr"));
+        gh_ab_raw(&b, "</span></td><td>");
+        gh_ab_esc(&b, gh_aud_str(rec, "action"));
+        gh_ab_raw(&b, "</td><td>");
+        gh_ab_esc(&b, gh_aud_str(rec, "target"));
+        gh_ab_raw(&b, "</td><td>");
+        gh_ab_esc(&b, gh_aud_str(rec, "result"));
+        if (gh_aud_str(rec, "reason")[0]) {
+            gh_ab_raw(&b, " (");
+            gh_ab_esc(&b, gh_aud_str(rec, "reason"));
+            gh_ab_raw(&b, ")");
+        }
+        gh_ab_raw(&b, "</td><td>");
+        gh_ab_esc(&b, gh_aud_str(det, "before"));
+        if (gh_aud_str(det, "after")[0]) {
+            gh_ab_raw(&b, " &rarr; ");
+            gh_ab_esc(&b, gh_aud_str(det, "after"));
+        }
+        gh_ab_raw(&b, "</td></tr>");
+    }
+    gh_ab_raw(&b, "</tbody></table>");
+    rc = gh_admin_send(r, ctx, NGX_HTTP_OK, "Audit log", &b);
+out:
+    for (i = 0; i < GH_AUDIT_VIEW_ROWS; i++) {
+        json_decref(aj->rows[i]);
+        aj->rows[i] = NULL;
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* A filter argument: printable, at most GH_AUDIT_FILTER_MAX bytes, kept
+ * as typed (no case folding). */
+static ngx_int_t
+gh_aud_arg(ngx_http_request_t *r, const char *name, char *out)
+{
+    ngx_str_t  v;
+    u_char     buf[3 * GH_AUDIT_FILTER_MAX + 1], *dst, *src;
+    size_t     n, i;
+
+    out[0] = '\0';
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) != NGX_OK
+        || v.len == 0)
+    {
+        return NGX_OK;
+    }
+    if (v.len > sizeof(buf) - 1) {
+        return NGX_ERROR;
+    }
+    dst = buf;
+    src = v.data;
+    ngx_unescape_uri(&dst, &src, v.len, NGX_UNESCAPE_URI);
+    n = dst - buf;
+    if (n > GH_AUDIT_FILTER_MAX) {
+        return NGX_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        if (buf[i] < 0x20 || buf[i] == 0x7f) {
+            return NGX_ERROR;
+        }
+        out[i] = (char) (buf[i] == '+' ? ' ' : buf[i]);
+    }
+    out[n] = '\0';
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+gh_admin_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    gh_adm_req_t                     rq;
+    gh_job_t                        *job;
+    gh_aud_job_t                    *aj;
+    ngx_str_t                        day;
+    const char                      *why;
+    char                             d[16];
+    int64_t                          now = gh_now();
+    int                              dec;
+
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_AUDIT_VIEW;
+    rq.tenant = (a->roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR))
+                ? NULL : ctx->user.tenant;
+    dec = gh_adm_decide(a, &rq, now, &why);
+    if (dec != GH_ADM_ALLOW) {
+        return gh_admin_answer(r, ctx, dec, why, GH_ADMIN_HOME "audit");
+    }
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    aj = ngx_pcalloc(r->pool, sizeof(*aj));
+    if (job == NULL || aj == NULL || mcf->data.len >= sizeof(aj->datadir)) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(aj->datadir, mcf->data.data, mcf->data.len);
+    aj->datadir[mcf->data.len] = '\0';
+    if (gh_aud_arg(r, "actor", aj->actor) != NGX_OK
+        || gh_aud_arg(r, "target", aj->target) != NGX_OK
+        || gh_aud_arg(r, "action", aj->action) != NGX_OK)
+    {
+        return gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                               "Malformed filter.");
+    }
+    if (rq.tenant != NULL) {
+        ngx_cpystrn((u_char *) aj->tenant, (u_char *) ctx->user.tenant,
+                    sizeof(aj->tenant));
+    }
+    aj->from = now - 86400;
+    aj->to = now + 60;
+    if (gh_admin_arg(r, "from", 10, d) == NGX_OK) {
+        day.data = (u_char *) d;
+        day.len = ngx_strlen(d);
+        aj->from = gh_admin_until(&day) - 86400;
+    }
+    if (gh_admin_arg(r, "to", 10, d) == NGX_OK) {
+        day.data = (u_char *) d;
+        day.len = ngx_strlen(d);
+        aj->to = gh_admin_until(&day);
+    }
+    if (aj->from < 0 || aj->to < 0 || aj->from > aj->to) {
+        return gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                               "Dates: YYYY-MM-DD, from not after to.");
+    }
+    job->ext = aj;
+    job->request = r;
+    gh_job_who(job, ctx);
+    job->finish = gh_aud_finish;
+    if (gh_job_post(r, job, gh_aud_thread) != NGX_OK) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                             "the gateway is busy, try again");
+    }
+    r->main->count++;       /* finalized by gh_aud_finish */
+    return NGX_DONE;
+}
+
+
 /* ---- the endpoint ---- */
 
 ngx_int_t
@@ -2888,7 +3203,7 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
     gh_adm_actor_t  a;
     ngx_int_t       answer, rc;
-    ngx_uint_t      user_page, invites, review, csv, bg;
+    ngx_uint_t      user_page, invites, review, csv, bg, audit;
 
     user_page = r->uri.len == sizeof(GH_ADMIN_USER) - 1
                 && ngx_strncmp(r->uri.data, GH_ADMIN_USER, r->uri.len) == 0;
@@ -2902,6 +3217,9 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
                          r->uri.len) == 0;
     bg = r->uri.len == sizeof(GH_BG_PAGE) - 1
          && ngx_strncmp(r->uri.data, GH_BG_PAGE, r->uri.len) == 0;
+    audit = r->uri.len == sizeof(GH_ADMIN_HOME "audit") - 1
+            && ngx_strncmp(r->uri.data, GH_ADMIN_HOME "audit",
+                           r->uri.len) == 0;
     if (gh_admin_gate(r, ctx, &a, &answer) == NGX_OK) {
         return answer;
     }
@@ -2929,6 +3247,9 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     }
     if (bg) {
         return gh_admin_breakglass(r, ctx, &a);
+    }
+    if (audit) {
+        return gh_admin_audit(r, ctx, &a);
     }
     return user_page ? gh_admin_person(r, ctx, &a)
                      : gh_admin_people(r, ctx, &a);
