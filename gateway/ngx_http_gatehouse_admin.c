@@ -28,6 +28,7 @@
 #include "gatehouse/error.h"
 #include "gatehouse/invite.h"
 #include "gatehouse/password.h"
+#include "gatehouse/pwpolicy.h"
 #include "gatehouse/util.h"
 
 #define GH_ADMIN_HOME        GH_PREFIX "admin/"
@@ -228,7 +229,9 @@ gh_admin_send(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
               "id=\"nav-review\">Access review</a> &middot; <a href=\""
               GH_ADMIN_HOME "breakglass\" id=\"nav-bg\">Break-glass</a>"
               " &middot; <a href=\"" GH_ADMIN_HOME "audit\" "
-              "id=\"nav-audit\">Audit log</a></nav><span class=\"who\">");
+              "id=\"nav-audit\">Audit log</a> &middot; <a href=\""
+              GH_ADMIN_HOME "tenants\" id=\"nav-tenants\">Tenants</a>"
+              "</nav><span class=\"who\">");
     gh_ab_esc(&b, ctx->user.email);
     gh_ab_raw(&b, " &middot; ");
     gh_ab_esc(&b, ctx->user.tenant);
@@ -3196,6 +3199,386 @@ gh_admin_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
+/* ---- tenants: /.gatehouse/admin/tenants ----
+ * Administrators create tenants; a tenant's managers (and administrators)
+ * set its password profile and its MFA level (the MFA level is a sign-in
+ * setting: it needs a fresh second factor). Session lifetimes, networks
+ * and sign-in methods live in the access policy file (policy apply). */
+
+#define GH_TENANTS_PAGE  GH_ADMIN_HOME "tenants"
+
+typedef struct {
+    int              op;                 /* 0 create, 1 profile, 2 mfa */
+    gh_adm_actor_t   actor;
+    gh_session_t     session;
+    char             session_ref[33];
+    char             tenant[GH_TENANT_MAX + 1];
+    char             display[GH_NAME_MAX + 1];
+    int              value;              /* profile or MFA level */
+    int              decision;
+    const char      *why;
+    char             before[64], after[64];
+    char             err[160];
+} gh_ten_job_t;
+
+
+static const char *const gh_ten_ops[] = { "create", "profile", "mfa" };
+
+
+/* The index of a form field's value among values, or dflt when absent,
+ * -1 when not one of them. */
+static int
+gh_admin_choice(ngx_http_request_t *r, ngx_str_t *body, const char *field,
+    const char *const *values, int n, int dflt)
+{
+    ngx_str_t  v;
+    int        i;
+
+    if (gh_form_field(r->pool, body, field, 16, &v) != NGX_OK) {
+        return dflt;
+    }
+    for (i = 0; i < n; i++) {
+        if (v.len == ngx_strlen(values[i])
+            && ngx_strncmp(v.data, values[i], v.len) == 0)
+        {
+            return i;
+        }
+    }
+    return -1;
+}
+static const gh_adm_action_t gh_ten_actions[] = {
+    GH_ADM_TENANT_CREATE, GH_ADM_TENANT_SETTINGS, GH_ADM_TENANT_SIGNIN
+};
+
+
+static void
+gh_ten_thread(void *data, ngx_log_t *log)
+{
+    static const char *const audit_actions[] = {
+        "tenant.add", "tenant.password_policy", "tenant.mfa"
+    };
+    gh_job_t          *job = data;
+    gh_ten_job_t      *tj = job->ext;
+    gh_user_t          actor;
+    gh_tenant_t        t;
+    gh_adm_actor_t     a;
+    gh_adm_req_t       rq;
+    gh_audit_event_t   ev;
+    gh_pwsettings_t    pw;
+    int64_t            now = gh_now();
+    int                rc;
+
+    tj->decision = GH_ADM_DENY;
+    tj->why = "error";
+    job->rc = gh_store == NULL ? GH_ESTORE
+              : gh_user_get(gh_store, job->uid, &actor);
+    if (job->rc != 0) {
+        return;
+    }
+    gh_adm_actor(&a, &actor, &tj->session, tj->actor.tenant_mfa, now);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = gh_ten_actions[tj->op];
+    rq.tenant = tj->op == 0 ? NULL : tj->tenant;
+    tj->decision = gh_adm_decide(&a, &rq, now, &tj->why);
+    rc = tj->decision == GH_ADM_ALLOW ? 0 : GH_EDENIED;
+    if (rc == 0 && tj->op > 0) {
+        rc = gh_tenant_get(gh_store, tj->tenant, &t);
+        if (rc == 0) {
+            ngx_snprintf((u_char *) tj->before, sizeof(tj->before) - 1,
+                         "%s%Z", tj->op == 1
+                         ? gh_pwprofile_name(t.pw.profile)
+                         : gh_mfa_level_name(t.mfa));
+        }
+    }
+    if (rc == 0) {
+        switch (tj->op) {
+        case 0:
+            rc = gh_tenant_add(gh_store, tj->tenant, tj->display);
+            break;
+        case 1:
+            pw = t.pw;
+            pw.profile = tj->value;
+            rc = gh_pwsettings_check(&pw, t.mfa == GH_MFA_REQUIRED, tj->err,
+                                     sizeof(tj->err));
+            if (rc == 0) {
+                rc = gh_tenant_set_pwsettings(gh_store, tj->tenant, &pw);
+            }
+            break;
+        default:
+            rc = gh_tenant_set_mfa(gh_store, tj->tenant, tj->value);
+        }
+    }
+    job->rc = rc;
+    ngx_snprintf((u_char *) tj->after, sizeof(tj->after) - 1, "%s%Z",
+                 rc != 0 ? tj->before
+                 : tj->op == 0 ? "created"
+                 : tj->op == 1 ? gh_pwprofile_name(tj->value)
+                 : gh_mfa_level_name(tj->value));
+    ngx_memzero(&ev, sizeof(ev));
+    ev.user = actor.email;
+    ev.tenant = actor.tenant;
+    ev.addr = job->addr_text;
+    ev.session = tj->session_ref;
+    ev.request_id = job->request_id;
+    ev.action = audit_actions[tj->op];
+    ev.target = tj->tenant;
+    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
+                                                       : "failure";
+    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? tj->why
+                                                  : gh_strerror(rc);
+    ev.detail = "admin console";
+    ev.before = tj->before;
+    ev.after = tj->after;
+    (void) gh_audit_event(&ev);
+}
+
+
+static void
+gh_ten_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    gh_ten_job_t              *tj = job->ext;
+    ngx_str_t                  loc;
+    ngx_int_t                  rc;
+
+    if (tj->decision != GH_ADM_ALLOW) {
+        rc = gh_admin_answer(r, ctx, tj->decision, tj->why, GH_TENANTS_PAGE);
+    } else if (job->rc == GH_EEXIST) {
+        rc = gh_admin_refuse(r, ctx, NGX_HTTP_CONFLICT,
+                             "That tenant exists already.");
+    } else if (job->rc == GH_EINVAL || job->rc == GH_ENOTFOUND) {
+        rc = gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                             tj->err[0] ? tj->err
+                             : "Tenant names: 1 to 63 of a-z, 0-9 and -.");
+    } else if (job->rc != 0) {
+        rc = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                           "the store is unavailable, try again");
+    } else {
+        ngx_str_set(&loc, GH_TENANTS_PAGE);
+        rc = gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc, NULL,
+                     0);
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+gh_ten_body(ngx_http_request_t *r)
+{
+    static const char *const levels[] = { "optional", "required", "off" };
+    static const char *const profiles[] = { "nist", "classes" };
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    ngx_str_t                  body, v;
+    gh_adm_actor_t             a;
+    gh_adm_req_t               rq;
+    gh_job_t                  *job;
+    gh_ten_job_t              *tj;
+    const char                *why;
+    ngx_int_t                  rc;
+    ngx_uint_t                 i;
+    int                        d;
+
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                            "This form expired or came from another site. "
+                            "Reload the page and try again."));
+        return;
+    }
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    tj = ngx_pcalloc(r->pool, sizeof(*tj));
+    if (job == NULL || tj == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
+        v.len = 0;
+    }
+    for (i = 0; i < 3; i++) {
+        if (v.len == ngx_strlen(gh_ten_ops[i])
+            && ngx_strncmp(v.data, gh_ten_ops[i], v.len) == 0)
+        {
+            break;
+        }
+    }
+    if (i == 3
+        || gh_form_field(r->pool, &body, "tenant", GH_TENANT_MAX, &v)
+           != NGX_OK || v.len == 0)
+    {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                            "Unknown action or tenant."));
+        return;
+    }
+    tj->op = (int) i;
+    ngx_memcpy(tj->tenant, v.data, v.len);
+    tj->tenant[v.len] = '\0';
+    if (tj->op == 0) {
+        if (gh_form_field(r->pool, &body, "display", GH_NAME_MAX, &v)
+            == NGX_OK)
+        {
+            ngx_memcpy(tj->display, v.data, v.len);
+            tj->display[v.len] = '\0';
+        }
+    } else {
+        tj->value = gh_admin_choice(r, &body, "value", tj->op == 1 ? profiles
+                              : levels, tj->op == 1 ? 2 : 3, -1);
+        if (tj->value < 0) {
+            ngx_http_finalize_request(r,
+                gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                "Choose a value from the list."));
+            return;
+        }
+    }
+    gh_admin_actor(ctx, &a);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = gh_ten_actions[tj->op];
+    rq.tenant = tj->op == 0 ? NULL : tj->tenant;
+    d = gh_adm_decide(&a, &rq, gh_now(), &why);
+    if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
+        ngx_http_finalize_request(r, gh_admin_answer(r, ctx, d, why,
+                                                     GH_TENANTS_PAGE));
+        return;
+    }
+    tj->actor = a;
+    tj->session = ctx->session;
+    gh_audit_session_ref(ctx->key, tj->session_ref);
+    job->ext = tj;
+    job->request = r;
+    gh_job_who(job, ctx);
+    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
+                sizeof(job->uid));
+    job->finish = gh_ten_finish;
+    if (gh_job_post(r, job, gh_ten_thread) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                          "the gateway is busy, try again"));
+    }
+}
+
+
+typedef struct {
+    gh_ab_t                   *b;
+    ngx_http_gatehouse_ctx_t  *ctx;
+    gh_adm_actor_t            *a;
+} gh_ten_list_t;
+
+
+static void
+gh_ten_select(gh_ab_t *b, ngx_http_gatehouse_ctx_t *ctx, const char *tenant,
+    const char *op, const char *const *values, int n, int current,
+    const char *label)
+{
+    int  i;
+
+    gh_ab_raw(b, "<form class=\"inline\" method=\"post\" action=\""
+              GH_TENANTS_PAGE "\"><input type=\"hidden\" name=\"csrf\" "
+              "value=\"");
+    gh_ab_escn(b, ctx->csrf.data, ctx->csrf.len);
+    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"action\" value=\"");
+    gh_ab_raw(b, op);
+    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"tenant\" value=\"");
+    gh_ab_esc(b, tenant);
+    gh_ab_raw(b, "\"><select name=\"value\">");
+    for (i = 0; i < n; i++) {
+        gh_ab_raw(b, "<option value=\"");
+        gh_ab_raw(b, values[i]);
+        gh_ab_raw(b, i == current ? "\" selected>" : "\">");
+        gh_ab_raw(b, values[i]);
+        gh_ab_raw(b, "</option>");
+    }
+    gh_ab_raw(b, "</select> <button type=\"submit\">");
+    gh_ab_raw(b, label);
+    gh_ab_raw(b, "</button></form>");
+}
+
+
+static int
+gh_ten_row(const gh_tenant_t *t, void *arg)
+{
+    static const char *const levels[] = { "optional", "required", "off" };
+    static const char *const profiles[] = { "nist", "classes" };
+    gh_ten_list_t  *l = arg;
+    gh_adm_req_t    rq;
+    const char     *why;
+
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_USER_VIEW;
+    rq.tenant = t->name;
+    if (gh_adm_decide(l->a, &rq, gh_now(), &why) != GH_ADM_ALLOW) {
+        return 0;
+    }
+    gh_ab_raw(l->b, "<tr class=\"tenant\"><td>");
+    gh_ab_esc(l->b, t->name);
+    gh_ab_raw(l->b, "</td><td>");
+    gh_ab_esc(l->b, t->display);
+    gh_ab_raw(l->b, "</td><td>");
+    rq.action = GH_ADM_TENANT_SETTINGS;
+    if (gh_adm_decide(l->a, &rq, gh_now(), &why) == GH_ADM_ALLOW) {
+        gh_ten_select(l->b, l->ctx, t->name, "profile", profiles, 2,
+                      t->pw.profile, "Set");
+        gh_ab_raw(l->b, "</td><td>");
+        gh_ten_select(l->b, l->ctx, t->name, "mfa", levels, 3, t->mfa,
+                      "Set");
+    } else {
+        gh_ab_raw(l->b, gh_pwprofile_name(t->pw.profile));
+        gh_ab_raw(l->b, "</td><td>");
+        gh_ab_raw(l->b, gh_mfa_level_name(t->mfa));
+    }
+    gh_ab_raw(l->b, "</td></tr>");
+    return l->b->failed ? GH_ENOMEM : 0;
+}
+
+
+static ngx_int_t
+gh_admin_tenants(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a)
+{
+    gh_ab_t         b;
+    gh_ten_list_t   l;
+
+    if (gh_ab_init(&b, r->pool, 8192) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    gh_ab_raw(&b, "<table id=\"tenants\"><thead><tr><th>Tenant</th><th>"
+              "Name</th><th>Password profile</th><th>Second factor</th>"
+              "</tr></thead><tbody>");
+    l.b = &b;
+    l.ctx = ctx;
+    l.a = a;
+    if (gh_tenant_list(gh_store, gh_ten_row, &l) != 0) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
+    gh_ab_raw(&b, "</tbody></table><p class=\"hint\">Changing the second "
+              "factor level asks for a fresh second factor. Session "
+              "lifetimes, networks and sign-in methods are set in the "
+              "access policy file (<code>gatehouse policy apply</code>), "
+              "which also sets the MFA level of the tenants it names.</p>");
+    if (a->roles & GH_ADM_R_ADMIN) {
+        gh_ab_raw(&b, "<h2>New tenant</h2><form method=\"post\" action=\""
+                  GH_TENANTS_PAGE "\"><input type=\"hidden\" name=\"csrf\" "
+                  "value=\"");
+        gh_ab_escn(&b, ctx->csrf.data, ctx->csrf.len);
+        gh_ab_raw(&b, "\"><input type=\"hidden\" name=\"action\" "
+                  "value=\"create\"><label>Identifier <input "
+                  "name=\"tenant\" id=\"new-tenant\" maxlength=\"63\" "
+                  "required></label> <label>Name <input name=\"display\" "
+                  "maxlength=\"127\"></label> <button type=\"submit\" "
+                  "id=\"create-tenant\">Create</button></form>");
+    }
+    return gh_admin_send(r, ctx, NGX_HTTP_OK, "Tenants", &b);
+}
+
+
 /* ---- the endpoint ---- */
 
 ngx_int_t
@@ -3203,7 +3586,7 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 {
     gh_adm_actor_t  a;
     ngx_int_t       answer, rc;
-    ngx_uint_t      user_page, invites, review, csv, bg, audit;
+    ngx_uint_t      user_page, invites, review, csv, bg, audit, tenants;
 
     user_page = r->uri.len == sizeof(GH_ADMIN_USER) - 1
                 && ngx_strncmp(r->uri.data, GH_ADMIN_USER, r->uri.len) == 0;
@@ -3217,6 +3600,8 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
                          r->uri.len) == 0;
     bg = r->uri.len == sizeof(GH_BG_PAGE) - 1
          && ngx_strncmp(r->uri.data, GH_BG_PAGE, r->uri.len) == 0;
+    tenants = r->uri.len == sizeof(GH_TENANTS_PAGE) - 1
+              && ngx_strncmp(r->uri.data, GH_TENANTS_PAGE, r->uri.len) == 0;
     audit = r->uri.len == sizeof(GH_ADMIN_HOME "audit") - 1
             && ngx_strncmp(r->uri.data, GH_ADMIN_HOME "audit",
                            r->uri.len) == 0;
@@ -3224,7 +3609,7 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
         return answer;
     }
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (!(user_page || invites || review || bg)
+        if (!(user_page || invites || review || bg || tenants)
             || r->method != NGX_HTTP_POST)
         {
             r->keepalive = 0;
@@ -3233,7 +3618,8 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
         }
         return gh_read_form(r, invites ? gh_inv_body
                                : review ? gh_rev_body
-                               : bg ? gh_bg_body : gh_admin_body);
+                               : bg ? gh_bg_body
+                               : tenants ? gh_ten_body : gh_admin_body);
     }
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -3250,6 +3636,9 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     }
     if (audit) {
         return gh_admin_audit(r, ctx, &a);
+    }
+    if (tenants) {
+        return gh_admin_tenants(r, ctx, &a);
     }
     return user_page ? gh_admin_person(r, ctx, &a)
                      : gh_admin_people(r, ctx, &a);
