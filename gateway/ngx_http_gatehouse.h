@@ -194,6 +194,10 @@ ngx_int_t gh_api_endpoint(ngx_http_request_t *r,
 /* /.gatehouse/join: an invitee sets a password with a one-time link. */
 ngx_int_t gh_join_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx);
+/* The login thread, after a password sign-in: critical log and audit
+ * record when uid is the break-glass account. */
+void gh_admin_breakglass_login(ngx_log_t *log, const char *uid,
+    const char *email);
 /* 1 when the live policy defines the role (or it is built in). */
 int gh_live_role_known(const char *role);
 

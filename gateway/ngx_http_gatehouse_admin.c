@@ -357,6 +357,31 @@ gh_admin_breakglass_use(ngx_http_request_t *r, const char *uid,
 }
 
 
+/* A password sign-in of the break-glass account (the login thread):
+ * critical in the error log and in the audit log. */
+void
+gh_admin_breakglass_login(ngx_log_t *log, const char *uid, const char *email)
+{
+    gh_breakglass_t   bg;
+    gh_audit_event_t  ev;
+
+    if (gh_breakglass_get(gh_store, &bg) != 0
+        || ngx_strcmp(bg.uid, uid) != 0)
+    {
+        return;
+    }
+    ngx_log_error(NGX_LOG_CRIT, log, 0, "gatehouse: break-glass account %s "
+                  "signed in", email);
+    ngx_memzero(&ev, sizeof(ev));
+    ev.user = email;
+    ev.action = "breakglass.use";
+    ev.target = email;
+    ev.result = "success";
+    ev.detail = "critical: sign-in";
+    (void) gh_audit_event(&ev);
+}
+
+
 /* A signed-in session that may enter the console at all; otherwise the
  * answer to send (NGX_DECLINED: go on). */
 static ngx_int_t
@@ -2540,7 +2565,9 @@ gh_rev_body(ngx_http_request_t *r)
                     return;
                 }
                 for (i = 0; i < GH_ID_HEXLEN; i++) {
-                    if (!ngx_strchr("0123456789abcdef", p[3 + i])) {
+                    if (!((p[3 + i] >= '0' && p[3 + i] <= '9')
+                          || (p[3 + i] >= 'a' && p[3 + i] <= 'f')))
+                    {
                         break;
                     }
                 }

@@ -1914,6 +1914,7 @@ gh_job_thread_login(void *data, ngx_log_t *log)
     if (job->rc == 0) {
         /* for access reviews; a failure only leaves it older */
         (void) gh_lastlogin_set(gh_store, res->user.id, gh_now());
+        gh_admin_breakglass_login(log, res->user.id, res->user.email);
     }
 
     /* the audit trail: the internal reason, never shown to the client */
