@@ -9,9 +9,9 @@
 
 SHELL      := /bin/bash
 CC         ?= gcc
-PKGS       := libsodium jansson lmdb libcrypto yaml-0.1 libjwt glib-2.0 liboath libqrencode
+PKGS       := libsodium jansson lmdb libcrypto yaml-0.1 libjwt glib-2.0 liboath libqrencode lasso gobject-2.0 libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lsodium -ljansson -llmdb -lcrypto -lyaml -ljwt -lglib-2.0 -loath -lqrencode)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lsodium -ljansson -llmdb -lcrypto -lyaml -ljwt -lglib-2.0 -loath -lqrencode -llasso -lgobject-2.0 -lxml2)
 LIBS       := $(PKG_LIBS) -lpthread
 
 WARN       := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 -Wno-unused-parameter

@@ -192,6 +192,42 @@ out:
     return rc;
 }
 
+/* The checks of the access path once the token is a store key: a live
+ * session of an enabled user of the same tenant, read into s and u (both
+ * zeroed on failure) by gh_session_read, or by gh_request_read with the
+ * versions when vers is not NULL. */
+static int
+resolve_key(gh_store_t *st, const uint8_t key[32],
+            const gh_session_policy_t *pol, int64_t now, gh_session_t *s,
+            gh_user_t *u, uint64_t *vers)
+{
+    int rc;
+
+    if (vers != NULL)
+        rc = gh_request_read(st, key, s, u, &vers[0], &vers[1]);
+    else
+        rc = gh_session_read(st, key, s, u);
+    if (rc != 0)
+        goto out;
+    /* Defence in depth: the store joins on uid, but a session must never
+     * carry a user into another tenant, whatever went wrong upstream. */
+    if (strcmp(s->uid, u->id) != 0 || strcmp(s->tenant, u->tenant) != 0) {
+        rc = GH_ENOTFOUND;
+        goto out;
+    }
+    if (u->disabled) {
+        rc = GH_EDISABLED;
+        goto out;
+    }
+    rc = gh_session_live(s, pol, now);
+out:
+    if (rc != 0) {
+        memset(s, 0, sizeof *s);
+        memset(u, 0, sizeof *u);
+    }
+    return rc;
+}
+
 /* The access-path check: token text -> live session of an enabled user of
  * the same tenant. Returns 0, GH_EINVAL (malformed token), GH_ENOTFOUND (no
  * such session or user, or a session whose uid/tenant disagrees with its
@@ -209,8 +245,6 @@ gh_session_resolve(gh_store_t *st, const char *token, size_t len,
     uint8_t key[32];
     int rc;
 
-    memset(&ls, 0, sizeof ls);
-    memset(&lu, 0, sizeof lu);
     if (key_out != NULL)
         memset(key_out, 0, 32);
     if (st == NULL) {
@@ -223,28 +257,13 @@ gh_session_resolve(gh_store_t *st, const char *token, size_t len,
     if (key_out != NULL)
         memcpy(key_out, key, 32);
 
-    rc = gh_session_read(st, key, &ls, &lu);
+    rc = resolve_key(st, key, pol, now, &ls, &lu, NULL);
     if (rc != 0)
         goto out;
-    /* Defence in depth: the store joins on uid, but a session must never
-     * carry a user into another tenant, whatever went wrong upstream. */
-    if (strcmp(ls.uid, lu.id) != 0 || strcmp(ls.tenant, lu.tenant) != 0) {
-        rc = GH_ENOTFOUND;
-        goto out;
-    }
-    if (lu.disabled) {
-        rc = GH_EDISABLED;
-        goto out;
-    }
-    rc = gh_session_live(&ls, pol, now);
-    if (rc != 0)
-        goto out;
-
     if (s != NULL)
         *s = ls;
     if (u != NULL)
         *u = lu;
-    rc = 0;
 out:
     if (rc != 0) {
         if (s != NULL)
@@ -254,4 +273,17 @@ out:
     }
     gh_wipe(key, sizeof key);
     return rc;
+}
+
+/* The gateway's form: the key already made from the token (gh_token_key),
+ * s and u written in place, and the policy and key-set versions read in the
+ * same transaction (gh_request_read; one thread per store handle). */
+int
+gh_session_resolve_key(gh_store_t *st, const uint8_t key[32],
+                       const gh_session_policy_t *pol, int64_t now,
+                       gh_session_t *s, gh_user_t *u, uint64_t vers[2])
+{
+    if (st == NULL || key == NULL || s == NULL || u == NULL || vers == NULL)
+        return GH_EINVAL;
+    return resolve_key(st, key, pol, now, s, u, vers);
 }

@@ -99,4 +99,9 @@ const char *cli_actor(void);
  * error: 0 or 1. */
 int tenant_mfa_required(gh_store_t *st, const char *tenant, int *mfa);
 
+/* cli/saml.c: idp add|show; tenant set --signin (alone). */
+int cmd_idp(const char *dir, int argc, char **argv);
+int tenant_set_is_signin(int argc, char **argv);
+int cmd_tenant_signin(const char *dir, int argc, char **argv);
+
 #endif

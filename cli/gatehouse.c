@@ -58,6 +58,7 @@ static const char usage_text[] =
 "             [--password-max N] [--password-classes N] [--password-history N]\n"
 "             [--password-max-age DAYS|off] [--blocklist on|off]\n"
 "             [--mfa off|optional|required]\n"
+"  tenant set --tenant T [--signin password|password+otp|saml] [--domain D]\n"
 "             (each value may also be \"default\": the profile's)\n"
 "  tenant show --tenant T\n"
 "  user add --tenant T --email E [--name N] [--roles r1,r2] [--password-stdin]\n"
@@ -78,6 +79,8 @@ static const char usage_text[] =
 "  keys list\n"
 "  keys rotate [--grace 1h] [--token-lifetime 5m]\n"
 "  jwt verify --aud AUDIENCE [--iss ISSUER]   (token on standard input)\n"
+"  idp add --tenant T --metadata FILE [--allow-idp-initiated] [--allow-sha1]\n"
+"  idp show --tenant T\n"
 "  argon2 show\n"
 "  argon2 set [--passes N] [--memory-mib N]   (workers pick it up on reload)\n"
 "  audit verify | export [--since TIME] [--format jsonl] | checkpoint\n"
@@ -674,6 +677,8 @@ static int cmd_tenant(const char *dir, int argc, char **argv)
     }
     argc--;
     argv++;
+    if (strcmp(sub, "set") == 0 && tenant_set_is_signin(argc, argv))
+        return cmd_tenant_signin(dir, argc, argv);
     if (strcmp(sub, "set") == 0 || strcmp(sub, "show") == 0)
         return cmd_tenant_pw(dir, sub, argc, argv);
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -1148,6 +1153,7 @@ static const struct {
     { "audit",  cmd_audit },
     { "backup", cmd_backup },
     { "restore", cmd_restore },
+    { "idp",    cmd_idp },
     { "api-token", cmd_apitoken },
     { "breakglass", cmd_breakglass },
 };

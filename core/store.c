@@ -61,11 +61,16 @@ struct gh_store {
     MDB_dbi  policy;
     MDB_dbi  jwtkeys;
     MDB_dbi  factors;
+    MDB_dbi  saml;
     MDB_dbi  admin;      /* core/store_admin.c (schema 6) */
     unsigned flags;
     /* decoded session/user records of the request path (gh_session_read) */
     struct read_cache *rcache;
     pthread_mutex_t    rc_lock;
+    /* gh_request_read's transaction, kept reset between calls, and the
+     * one thread allowed to use it */
+    MDB_txn           *rtxn;
+    pthread_t          rtxn_thread;
 };
 
 /* The request path reads one session and its user per request; decoding
@@ -749,6 +754,7 @@ static int open_dbs(gh_store_t *st, int create)
         { "policy",         offsetof(gh_store_t, policy) },
         { "jwtkeys",        offsetof(gh_store_t, jwtkeys) },
         { "factors",        offsetof(gh_store_t, factors) },
+        { "saml",           offsetof(gh_store_t, saml) },
         { "admin",          offsetof(gh_store_t, admin) },
     };
     unsigned dflags = create ? MDB_CREATE : 0;
@@ -895,6 +901,8 @@ void gh_store_close(gh_store_t *st)
 {
     if (st == NULL)
         return;
+    if (st->rtxn != NULL)
+        mdb_txn_abort(st->rtxn);
     if (st->env != NULL)
         mdb_env_close(st->env);
     if (st->rcache != NULL) {
@@ -2443,6 +2451,82 @@ out:
     return rc;
 }
 
+#define KEYS_VERSION_KEY "keys.version"   /* (again below, identical) */
+
+/* The key-set version within txn (0 when unset); 8 bytes, big-endian. */
+static int keys_version_txn(gh_store_t *st, MDB_txn *txn, uint64_t *ver)
+{
+    MDB_val k = mval(KEYS_VERSION_KEY, strlen(KEYS_VERSION_KEY)), v;
+    int rc = mdb_err(mdb_get(txn, st->policy, &k, &v)), i;
+
+    *ver = 0;
+    if (rc == GH_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != 8)
+        return GH_ESTORE;
+    for (i = 0; i < 8; i++)
+        *ver = *ver << 8 | ((const unsigned char *)v.mv_data)[i];
+    return 0;
+}
+
+/* One read transaction per request, without an allocation or the
+ * reader-table lock each time: the handle keeps it between calls, reset
+ * (it pins no snapshot), and renews it here. With MDB_NOTLS a reset
+ * transaction keeps its reader slot. */
+static int request_txn(gh_store_t *st, MDB_txn **txn)
+{
+    int rc;
+
+    if (st->rtxn != NULL) {
+        /* another thread would race with the owner on the same
+         * transaction: refuse (the gateway then fails closed) */
+        if (!pthread_equal(st->rtxn_thread, pthread_self()))
+            return GH_ESTORE;
+        if (mdb_txn_renew(st->rtxn) == 0) {
+            *txn = st->rtxn;
+            return 0;
+        }
+        mdb_txn_abort(st->rtxn);
+        st->rtxn = NULL;
+    }
+    rc = txn_begin(st, 1, &st->rtxn);
+    *txn = st->rtxn;
+    st->rtxn_thread = pthread_self();
+    return rc;
+}
+
+int gh_request_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
+                    gh_user_t *u, uint64_t *policy, uint64_t *keys)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || policy == NULL || keys == NULL ||
+        (key != NULL && (s == NULL || u == NULL)))
+        return GH_EINVAL;
+    *policy = 0;
+    *keys = 0;
+    rc = request_txn(st, &txn);
+    if (rc != 0)
+        return rc;
+    rc = policy_version_txn(st, txn, policy);
+    if (rc == 0)
+        rc = keys_version_txn(st, txn, keys);
+    if (rc != 0 || key == NULL)
+        goto out;
+    k = mval(key, 32);
+    rc = mdb_err(mdb_get(txn, st->sessions, &k, &v));
+    if (rc != 0)
+        goto out;
+    rc = session_read_cached(st, txn, key, &v, s, u);
+out:
+    mdb_txn_reset(txn);
+    return rc;
+}
+
 /* Delete every session of uid; returns how many went. */
 int gh_session_del_user(gh_store_t *st, const char *uid)
 {
@@ -3205,4 +3289,184 @@ int gh_mfa_del(gh_store_t *st, const char *uid)
 out:
     txn_abort(&txn);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* SAML records (authn/saml.c owns their format)                      */
+/* ------------------------------------------------------------------ */
+
+#define GH_KV_KEY_MAX    512
+#define GH_KV_VALUE_MAX  (256 * 1024)
+
+static int kv_key_ok(const char *key)
+{
+    size_t n = key != NULL ? strnlen(key, GH_KV_KEY_MAX + 1) : 0;
+
+    return n > 0 && n <= GH_KV_KEY_MAX;
+}
+
+/* A malloc'd, NUL-terminated copy of v. */
+static int kv_copy(const MDB_val *v, char **out, size_t *len)
+{
+    char *p;
+
+    if (v->mv_size > GH_KV_VALUE_MAX)
+        return GH_ESTORE;
+    p = malloc(v->mv_size + 1);
+    if (p == NULL)
+        return GH_ENOMEM;
+    memcpy(p, v->mv_data, v->mv_size);
+    p[v->mv_size] = '\0';
+    *out = p;
+    if (len != NULL)
+        *len = v->mv_size;
+    return 0;
+}
+
+int gh_kv_get(gh_store_t *st, const char *key, char **out, size_t *len)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || out == NULL || !kv_key_ok(key))
+        return GH_EINVAL;
+    *out = NULL;
+    k = mval(key, strlen(key));
+    rc = txn_begin(st, 1, &txn);
+    if (rc == 0)
+        rc = mdb_err(mdb_get(txn, st->saml, &k, &v));
+    if (rc == 0)
+        rc = kv_copy(&v, out, len);
+    txn_abort(&txn);
+    return rc;
+}
+
+int gh_kv_put(gh_store_t *st, const char *key, const char *val, size_t len,
+              int create_only)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || !kv_key_ok(key) || val == NULL || len > GH_KV_VALUE_MAX)
+        return GH_EINVAL;
+    k = mval(key, strlen(key));
+    v = mval(val, len);
+    rc = txn_begin(st, 0, &txn);
+    if (rc == 0)
+        rc = mdb_err(mdb_put(txn, st->saml, &k, &v,
+                             create_only ? MDB_NOOVERWRITE : 0));
+    if (rc == 0)
+        rc = txn_commit(&txn);
+    txn_abort(&txn);
+    return rc;
+}
+
+int gh_kv_del(gh_store_t *st, const char *key)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k;
+    int rc;
+
+    if (st == NULL || !kv_key_ok(key))
+        return GH_EINVAL;
+    k = mval(key, strlen(key));
+    rc = txn_begin(st, 0, &txn);
+    if (rc == 0)
+        rc = mdb_err(mdb_del(txn, st->saml, &k, NULL));
+    if (rc == 0)
+        rc = txn_commit(&txn);
+    txn_abort(&txn);
+    return rc;
+}
+
+int gh_kv_consume(gh_store_t *st, const char *take, char **taken,
+                  size_t *taken_len, const char *mark, const char *val,
+                  size_t len)
+{
+    MDB_txn *txn = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (st == NULL || (take == NULL && mark == NULL) ||
+        (take != NULL && (!kv_key_ok(take) || taken == NULL)) ||
+        (mark != NULL && (!kv_key_ok(mark) || val == NULL ||
+                          len > GH_KV_VALUE_MAX)))
+        return GH_EINVAL;
+    if (taken != NULL)
+        *taken = NULL;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    if (take != NULL) {
+        k = mval(take, strlen(take));
+        rc = mdb_err(mdb_get(txn, st->saml, &k, &v));
+        if (rc == 0)
+            rc = kv_copy(&v, taken, taken_len);
+        if (rc == 0)
+            rc = mdb_err(mdb_del(txn, st->saml, &k, NULL));
+        if (rc != 0)
+            goto out;
+    }
+    if (mark != NULL) {
+        k = mval(mark, strlen(mark));
+        v = mval(val, len);
+        rc = mdb_err(mdb_put(txn, st->saml, &k, &v, MDB_NOOVERWRITE));
+        if (rc != 0)
+            goto out;
+    }
+    rc = txn_commit(&txn);
+out:
+    txn_abort(&txn);
+    if (rc != 0 && taken != NULL) {
+        free(*taken);
+        *taken = NULL;
+    }
+    return rc;
+}
+
+int gh_kv_sweep(gh_store_t *st, const char *prefix,
+                int (*expired)(const char *val, size_t len, void *arg),
+                void *arg, unsigned max)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    size_t plen;
+    unsigned seen = 0;
+    int rc, n = 0;
+
+    if (st == NULL || !kv_key_ok(prefix) || expired == NULL)
+        return GH_EINVAL;
+    plen = strlen(prefix);
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_cursor_open(txn, st->saml, &cur));
+    if (rc != 0)
+        goto out;
+    k = mval(prefix, plen);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && seen++ < max && k.mv_size >= plen &&
+           memcmp(k.mv_data, prefix, plen) == 0) {
+        /* the value is valid inside this transaction: judged in place */
+        if (expired(v.mv_data, v.mv_size, arg)) {
+            rc = mdb_cursor_del(cur, 0);
+            if (rc != 0)
+                break;
+            n++;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_err(rc);
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if (rc == 0)
+        rc = txn_commit(&txn);
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    txn_abort(&txn);
+    return rc != 0 ? rc : n;
 }

@@ -80,6 +80,9 @@ typedef struct {
                                              as no session elsewhere */
     unsigned             mfa_pending:1;   /* a live session waiting for its
                                              second factor: the same */
+    unsigned             email_first:1;   /* the login page asks for the
+                                             email alone (home-realm
+                                             discovery is in use) */
     ngx_uint_t           status;          /* refusal: 400, 401, 403, 503 */
     const char          *reason;          /* refusal/decision code (static) */
     u_char               rule[GH_RULE_NAME_MAX + 1];
@@ -183,6 +186,20 @@ ngx_int_t gh_mfa_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx);
 ngx_int_t gh_mfa_enrol_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx);
+
+/* ---- saml.c ---- */
+
+/* /.gatehouse/saml/<tenant>/...; ep: the path after /.gatehouse/. */
+ngx_int_t gh_saml_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx, ngx_str_t *ep);
+/* In the password-login thread: refuse a tenant that signs in with SAML. */
+void gh_saml_password_guard(gh_job_t *job);
+/* The login form's home-realm discovery: NGX_OK with *status when it
+ * answered (to the IdP, or asking for the password), NGX_DECLINED
+ * otherwise. */
+ngx_int_t gh_saml_discover(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx, ngx_str_t *email, ngx_uint_t no_password,
+    ngx_int_t *status);
 
 /* ---- admin.c: the console, /.gatehouse/admin/ ---- */
 

@@ -12,8 +12,12 @@
  * thread pool; the event loop only reads the LMDB map.
  */
 #include "ngx_http_gatehouse.h"
+#include "gatehouse/saml.h"
+
+#include <sys/resource.h>
 
 #include <openssl/rand.h>
+#include <openssl/crypto.h>
 
 #include <jansson.h>
 
@@ -46,6 +50,7 @@ static ngx_int_t ngx_http_gatehouse_endpoint(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gatehouse_refuse(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gatehouse_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gatehouse_log(ngx_http_request_t *r);
+static void gh_dlog_flush(ngx_open_file_t *file, ngx_log_t *log);
 static void gh_netset_cleanup(void *data);
 static gh_netset_t *gh_conf_netset(ngx_conf_t *cf, ngx_array_t *values,
     const char **defaults, const char *what);
@@ -299,6 +304,45 @@ gh_reqid_init(void)
 }
 
 
+/* A zeroed context but for its three big buffers (~6 KB of ~7): the two
+ * role texts are made empty strings and the bindings are not read while
+ * nbindings is 0. Zeroing the whole of it was a tenth of the module's cost
+ * per request. */
+#define GH_CTX_USER(f)  (offsetof(ngx_http_gatehouse_ctx_t, user)            \
+                         + offsetof(gh_user_t, f))
+
+static void
+gh_ctx_clear(ngx_http_gatehouse_ctx_t *ctx)
+{
+#define GH_CTX_SIZE(f)  sizeof(((ngx_http_gatehouse_ctx_t *) 0)->f)
+    static const size_t  skip[3][2] = {
+        { offsetof(ngx_http_gatehouse_ctx_t, roles_text),
+          GH_CTX_SIZE(roles_text) },
+        { GH_CTX_USER(roles), GH_CTX_SIZE(user.roles) },
+        { GH_CTX_USER(bindings), GH_CTX_SIZE(user.bindings) }
+    };
+    u_char      *p = (u_char *) ctx;
+    size_t       at;
+    ngx_uint_t   i;
+
+    /* the skipped ranges, in order and inside the context */
+    _Static_assert(offsetof(ngx_http_gatehouse_ctx_t, roles_text)
+                   + GH_CTX_SIZE(roles_text) <= GH_CTX_USER(roles)
+                   && GH_CTX_USER(roles) + GH_CTX_SIZE(user.roles)
+                      <= GH_CTX_USER(bindings),
+                   "gh_ctx_clear: context layout");
+
+    at = 0;
+    for (i = 0; i < 3; i++) {
+        ngx_memzero(p + at, skip[i][0] - at);
+        at = skip[i][0] + skip[i][1];
+    }
+    ngx_memzero(p + at, sizeof(*ctx) - at);
+    ctx->roles_text[0] = '\0';
+    ctx->user.roles[0] = '\0';
+}
+
+
 /* The request's context, created on first use with a fresh request id. */
 ngx_http_gatehouse_ctx_t *
 gh_ctx(ngx_http_request_t *r)
@@ -310,10 +354,11 @@ gh_ctx(ngx_http_request_t *r)
         return ctx;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(*ctx));
+    ctx = ngx_palloc(r->pool, sizeof(*ctx));
     if (ctx == NULL) {
         return NULL;
     }
+    gh_ctx_clear(ctx);
 
     if (gh_reqid_prefix[0] == '\0' && gh_reqid_init() != NGX_OK) {
         return NULL;
@@ -628,6 +673,7 @@ ngx_http_gatehouse_decision_log(ngx_conf_t *cf, ngx_command_t *cmd,
     if (mcf->decision_log == NULL) {
         return NGX_CONF_ERROR;
     }
+    mcf->decision_log->flush = gh_dlog_flush;   /* buffered: see the log */
     return NGX_CONF_OK;
 }
 
@@ -870,6 +916,89 @@ ngx_http_gatehouse_postconf(ngx_conf_t *cf)
 }
 
 
+/* What every request of a keep-alive connection repeats: the text of the
+ * client address (inet_ntop-like formatting) and the store key of the
+ * session cookie (a base64 decode and a SHA-256), each kept with what it
+ * was made from and used only when that is the same again. One entry per
+ * connection slot of the worker, valid while the slot holds the same
+ * connection (c->number), wiped when it closes. HTTP/2 streams have no
+ * slot of their own and go without. */
+typedef struct {
+    ngx_atomic_uint_t  number;
+    gh_addr_t          peer;
+    u_char             peer_text[GH_ADDR_TEXT_MAX];
+    u_char             token[GH_TOKEN_LEN];
+    uint8_t            key[32];
+    unsigned           has_peer:1;
+    unsigned           has_key:1;
+} gh_conn_memo_t;
+
+static gh_conn_memo_t  *gh_memo;
+static ngx_uint_t       gh_memo_n;
+
+static void
+gh_conn_memo_wipe(void *data)
+{
+    gh_conn_memo_t  *m = data;
+
+    ngx_explicit_memzero(m, sizeof(*m));
+}
+
+
+/* The memo of r's connection, or NULL. */
+static gh_conn_memo_t *
+gh_conn_memo(ngx_http_request_t *r)
+{
+    ngx_connection_t    *c = r->connection;
+    ngx_pool_cleanup_t  *cln;
+    gh_conn_memo_t      *m;
+    ngx_uint_t           i;
+
+    if (gh_memo == NULL || c < ngx_cycle->connections
+        || (i = c - ngx_cycle->connections) >= gh_memo_n)
+    {
+        return NULL;
+    }
+    m = &gh_memo[i];
+    if (m->number != c->number) {
+        cln = ngx_pool_cleanup_add(c->pool, 0);
+        if (cln == NULL) {
+            return NULL;
+        }
+        ngx_explicit_memzero(m, sizeof(*m));
+        m->number = c->number;
+        cln->handler = gh_conn_memo_wipe;
+        cln->data = m;
+    }
+    return m;
+}
+
+
+/* The store key of a session cookie: the connection's last one when the
+ * cookie is the same (compared in constant time), else gh_token_key. */
+static int
+gh_cookie_key(ngx_http_request_t *r, ngx_str_t *token, uint8_t key[32])
+{
+    gh_conn_memo_t  *m;
+    int              rc;
+
+    m = gh_conn_memo(r);
+    if (m != NULL && m->has_key && token->len == GH_TOKEN_LEN
+        && CRYPTO_memcmp(m->token, token->data, GH_TOKEN_LEN) == 0)
+    {
+        ngx_memcpy(key, m->key, 32);
+        return 0;
+    }
+    rc = gh_token_key((const char *) token->data, token->len, key);
+    if (rc == 0 && m != NULL) {
+        ngx_memcpy(m->token, token->data, GH_TOKEN_LEN);
+        ngx_memcpy(m->key, key, 32);
+        m->has_key = 1;
+    }
+    return rc;
+}
+
+
 /* Open the store and make the dummy hash in each worker, after fork. A
  * worker that cannot open the store stays up and answers 503: it fails
  * closed, and healthz says so. */
@@ -911,6 +1040,11 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
                       "gatehouse: liboath failed to initialise; second "
                       "factors will be refused");
     }
+    if (gh_saml_init() != 0) {
+        ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                      "gatehouse: lasso failed to initialise; SAML sign-in "
+                      "will be refused");
+    }
 
     rc = gh_store_open(&gh_store, dir, 0);
     if (rc != 0) {
@@ -933,6 +1067,11 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "gatehouse: no memory for the record cache");
     }
+    if (gh_memo == NULL) {
+        gh_memo = ngx_calloc(cycle->connection_n * sizeof(gh_conn_memo_t),
+                             cycle->log);
+        gh_memo_n = gh_memo != NULL ? cycle->connection_n : 0;
+    }
 
     rc = gh_login_ctx_init(&gh_login, gh_store);
     if (rc != 0) {
@@ -950,12 +1089,23 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_gatehouse_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_gatehouse_main_conf_t  *mcf;
+
     if (gh_store != NULL) {
         gh_store_close(gh_store);
         gh_store = NULL;
     }
     gh_wipe(&gh_login, sizeof(gh_login));
     gh_login_ready = 0;
+    if (gh_memo != NULL) {
+        /* wiped, not freed: a connection's cleanup may still point here */
+        ngx_explicit_memzero(gh_memo, gh_memo_n * sizeof(gh_conn_memo_t));
+    }
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_gatehouse_module);
+    if (mcf != NULL && mcf->decision_log != NULL) {
+        gh_dlog_flush(mcf->decision_log, cycle->log);
+    }
     gh_audit_close();
     gh_policy_free(gh_policy);
     gh_policy = NULL;
@@ -1206,6 +1356,8 @@ ngx_http_gatehouse_post_read(ngx_http_request_t *r)
 
 static void gh_post_touch(ngx_http_request_t *r,
     ngx_http_gatehouse_main_conf_t *mcf, ngx_http_gatehouse_ctx_t *ctx);
+static ngx_int_t gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf,
+    uint64_t ver, uint64_t keys_ver, ngx_log_t *log);
 
 /* Resolve the session cookie into ctx. Missing, malformed, unknown,
  * expired and disabled all leave ctx unauthenticated; a store failure sets
@@ -1216,21 +1368,51 @@ gh_resolve_session(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
 {
     gh_session_policy_t  pol;
     ngx_str_t            token;
+    uint64_t             vers[2];
+    ngx_uint_t           cookie;
     int                  rc;
 
     if (gh_store == NULL) {
         ctx->store_failed = 1;
         return;
     }
-    if (gh_cookie(r, GH_COOKIE_NAME, &token) != NGX_OK) {
-        return;
-    }
 
+    /* One read transaction: the policy and key-set versions, and the
+     * session with its user when there is a well-formed cookie. */
     pol.idle = mcf->idle;
     pol.lifetime = mcf->lifetime;
-    rc = gh_session_resolve(gh_store, (const char *) token.data, token.len,
-                            &pol, (int64_t) ngx_time(), &ctx->session,
-                            &ctx->user, ctx->key);
+    rc = GH_EINVAL;
+    cookie = gh_cookie(r, GH_COOKIE_NAME, &token) == NGX_OK;
+    if (cookie) {
+        rc = gh_cookie_key(r, &token, ctx->key);
+        if (rc == 0) {
+            rc = gh_session_resolve_key(gh_store, ctx->key, &pol,
+                                        (int64_t) ngx_time(), &ctx->session,
+                                        &ctx->user, vers);
+        }
+    }
+    if (rc == GH_EINVAL
+        && gh_request_read(gh_store, NULL, NULL, NULL, &vers[0], &vers[1])
+           != 0)
+    {
+        rc = GH_ESTORE;
+    }
+    if (rc == 0 || rc == GH_EINVAL || rc == GH_ENOTFOUND
+        || rc == GH_EEXPIRED || rc == GH_EDISABLED)
+    {
+        /* the store answered: the policy it holds now applies */
+        if (gh_policy_current(mcf, vers[0], vers[1], r->connection->log)
+            != NGX_OK)
+        {
+            ngx_memzero(&ctx->session, sizeof(ctx->session));
+            ngx_memzero(&ctx->user, sizeof(ctx->user));
+            ctx->store_failed = 1;
+            return;
+        }
+        if (!cookie) {
+            return;
+        }
+    }
     switch (rc) {
     case 0:
         /* A session that must first change its password is, everywhere
@@ -1280,6 +1462,7 @@ gh_client_addr(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
     ngx_int_t         k;
     u_char           *p, *end, *start;
     gh_addr_t         hop;
+    gh_conn_memo_t   *m;
 
     if (gh_addr_from_sockaddr(r->connection->sockaddr, &ctx->addr) != 0) {
         return NGX_DECLINED;
@@ -1336,7 +1519,19 @@ gh_client_addr(ngx_http_request_t *r, ngx_http_gatehouse_main_conf_t *mcf,
     }
 
 done:
+    m = gh_conn_memo(r);
+    if (m != NULL && m->has_peer
+        && ngx_memcmp(&m->peer, &ctx->addr, sizeof(gh_addr_t)) == 0)
+    {
+        ngx_memcpy(ctx->addr_text, m->peer_text, GH_ADDR_TEXT_MAX);
+        return NGX_OK;
+    }
     gh_addr_format(&ctx->addr, (char *) ctx->addr_text);
+    if (m != NULL) {
+        m->peer = ctx->addr;
+        ngx_memcpy(m->peer_text, ctx->addr_text, GH_ADDR_TEXT_MAX);
+        m->has_peer = 1;
+    }
     return NGX_OK;
 }
 
@@ -1347,17 +1542,15 @@ done:
  * cause this) leaves the previous policy live. NGX_ERROR when the store
  * cannot be read — callers refuse. */
 static ngx_int_t
-gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, ngx_log_t *log)
+gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, uint64_t ver,
+    uint64_t keys_ver, ngx_log_t *log)
 {
     gh_policy_t  *fresh;
-    uint64_t      ver, keys_ver;
     char         *text, err[256];
     size_t        len;
     int           rc;
 
-    if (gh_store_versions(gh_store, &ver, &keys_ver) != 0
-        || gh_jwt_keys_refresh(gh_store, keys_ver, &mcf->data, log)
-           != NGX_OK
+    if (gh_jwt_keys_refresh(gh_store, keys_ver, &mcf->data, log) != NGX_OK
         || gh_mfa_levels_refresh(gh_store, ver, log) != NGX_OK)
     {
         return NGX_ERROR;
@@ -1567,7 +1760,7 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
     /* 3. session: cookie -> LMDB read -> live session of an enabled user,
      *    within its tenant's lifetimes (a session that must change its
      *    password first stays unauthenticated: ctx->pwchange). */
-    if (gh_store == NULL || gh_policy_current(mcf, r->connection->log) != NGX_OK) {
+    if (gh_store == NULL) {
         ctx->store_failed = 1;
     } else {
         gh_resolve_session(r, mcf, ctx);
@@ -1744,15 +1937,142 @@ ngx_http_gatehouse_refuse(ngx_http_request_t *r)
 
 /* ---- log phase: one decision record per decided request ---- */
 
+/* Records are built with ngx_sprintf and a JSON escaper and buffered per
+ * worker, as access_log buffer= flush= does: json_pack, json_dumps and a
+ * write(2) per request cost more than the rest of the module together. The
+ * buffer goes to the file when the next record would not fit, at most
+ * GH_DLOG_FLUSH ms after its first record, before nginx reopens the file,
+ * and at exit: a crash loses at most that second of records. */
+#define GH_DLOG_BUF    65536
+#define GH_DLOG_FLUSH  1000      /* ms */
+
+static u_char            gh_dlog_buf[GH_DLOG_BUF];
+static size_t            gh_dlog_len;
+static ngx_open_file_t  *gh_dlog_file;
+static ngx_event_t       gh_dlog_ev;
+
+static void
+gh_dlog_write(ngx_fd_t fd, u_char *p, size_t n, ngx_log_t *log)
+{
+    ssize_t  w;
+
+    w = ngx_write_fd(fd, p, n);
+    if (w != (ssize_t) n) {
+        ngx_log_error(NGX_LOG_ALERT, log, w == -1 ? ngx_errno : 0,
+                      "gatehouse: decision log write of %uz bytes: %z",
+                      n, w);
+    }
+}
+
+
+/* The file's flush hook (reopen) and the buffer's timer. */
+static void
+gh_dlog_flush(ngx_open_file_t *file, ngx_log_t *log)
+{
+    if (gh_dlog_len > 0 && file != NULL && file->fd != NGX_INVALID_FILE) {
+        gh_dlog_write(file->fd, gh_dlog_buf, gh_dlog_len, log);
+    }
+    gh_dlog_len = 0;
+    if (gh_dlog_ev.timer_set) {
+        ngx_del_timer(&gh_dlog_ev);
+    }
+}
+
+
+static void
+gh_dlog_timer(ngx_event_t *ev)
+{
+    gh_dlog_flush(gh_dlog_file, ev->log);
+}
+
+
+/* 1 when [p, p + n) is UTF-8 as jansson accepts it: no overlong forms,
+ * surrogates or code points past U+10FFFF. */
+static ngx_uint_t
+gh_utf8_valid(const u_char *p, size_t n)
+{
+    const u_char  *end = p + n;
+    size_t         k, i;
+    u_char         c;
+
+    while (p < end) {
+        c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+        } else {
+            return 0;
+        }
+        if ((size_t) (end - p) <= k) {
+            return 0;
+        }
+        for (i = 1; i <= k; i++) {
+            if ((p[i] & 0xc0) != 0x80) {
+                return 0;
+            }
+        }
+        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)
+            || (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))
+        {
+            return 0;
+        }
+        p += k + 1;
+    }
+    return 1;
+}
+
+
+/* "\"" + s escaped as jansson writes it (", \ and control characters) +
+ * "\""; at most 6 * n + 2 bytes. */
+static u_char *
+gh_json_str(u_char *d, const u_char *s, size_t n)
+{
+    static const u_char  hex[] = "0123456789abcdef";
+    size_t               i;
+    u_char               c;
+
+    *d++ = '"';
+    for (i = 0; i < n; i++) {
+        c = s[i];
+        if (c == '"' || c == '\\') {
+            *d++ = '\\';
+            *d++ = c;
+        } else if (c >= 0x20) {
+            *d++ = c;
+        } else if (c == '\b' || c == '\f' || c == '\n' || c == '\r'
+                   || c == '\t')
+        {
+            *d++ = '\\';
+            *d++ = c == '\b' ? 'b' : c == '\f' ? 'f' : c == '\n' ? 'n'
+                   : c == '\r' ? 'r' : 't';
+        } else {
+            d = ngx_cpymem(d, "\\u00", 4);
+            *d++ = hex[c >> 4];
+            *d++ = hex[c & 0xf];
+        }
+    }
+    *d++ = '"';
+    return d;
+}
+
+
 static ngx_int_t
 ngx_http_gatehouse_log(ngx_http_request_t *r)
 {
     ngx_http_gatehouse_main_conf_t  *mcf;
     ngx_http_gatehouse_loc_conf_t   *lcf;
     ngx_http_gatehouse_ctx_t        *ctx;
-    json_t                          *o;
-    char                            *line;
-    size_t                           n;
+    ngx_str_t                        f[8], path;
+    ngx_uint_t                       i;
+    size_t                           need;
+    u_char                          *line, *p;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_gatehouse_module);
@@ -1763,61 +2083,112 @@ ngx_http_gatehouse_log(ngx_http_request_t *r)
     }
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_gatehouse_module);
 
-    o = json_pack("{s:I, s:s, s:s, s:s, s:s%, s:s%, s:s%, s:s, s:s, s:s, "
-                  "s:s, s:i}",
-                  "time", (json_int_t) ngx_time(),
-                  "request_id", (const char *) ctx->request_id,
-                  "tenant", ctx->user.tenant,
-                  "user", ctx->user.id,
-                  "app", (const char *) lcf->app.data, lcf->app.len,
-                  "method", (const char *) r->method_name.data,
-                  r->method_name.len,
-                  "path", (const char *) r->uri.data, r->uri.len,
-                  "addr", (const char *) ctx->addr_text,
-                  "decision", ctx->allowed ? "allow" : "deny",
-                  "rule", (const char *) ctx->rule,
-                  "reason", ctx->reason ? ctx->reason : "",
-                  "status", (int) r->headers_out.status);
-    if (o == NULL) {
-        /* a path that is not UTF-8: log it percent-encoded instead */
-        ngx_str_t  esc;
-
-        if (gh_urlencode(r->pool, &r->uri, &esc) != NGX_OK) {
-            return NGX_OK;
-        }
-        o = json_pack("{s:I, s:s, s:s, s:s, s:s%, s:s%, s:s%, s:s, s:s, "
-                      "s:s, s:s, s:i}",
-                      "time", (json_int_t) ngx_time(),
-                      "request_id", (const char *) ctx->request_id,
-                      "tenant", ctx->user.tenant,
-                      "user", ctx->user.id,
-                      "app", (const char *) lcf->app.data, lcf->app.len,
-                      "method", (const char *) r->method_name.data,
-                      r->method_name.len,
-                      "path", (const char *) esc.data, esc.len,
-                      "addr", (const char *) ctx->addr_text,
-                      "decision", ctx->allowed ? "allow" : "deny",
-                      "rule", (const char *) ctx->rule,
-                      "reason", ctx->reason ? ctx->reason : "",
-                      "status", (int) r->headers_out.status);
-        if (o == NULL) {
-            return NGX_OK;
-        }
-    }
-    line = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (line == NULL) {
+    /* a path that is not UTF-8 is logged percent-encoded */
+    path = r->uri;
+    if (!gh_utf8_valid(path.data, path.len)
+        && gh_urlencode(r->pool, &r->uri, &path) != NGX_OK)
+    {
         return NGX_OK;
     }
-    n = ngx_strlen(line);
-    line[n] = '\n';   /* json_dumps leaves room for the NUL we overwrite */
-    (void) ngx_write_fd(mcf->decision_log->fd, line, n + 1);
-    free(line);
+    f[0].data = ctx->request_id;
+    f[1].data = (u_char *) ctx->user.tenant;
+    f[2].data = (u_char *) ctx->user.id;
+    f[3] = lcf->app;
+    f[4] = r->method_name;
+    f[5] = path;
+    f[6].data = ctx->addr_text;
+    f[7].data = ctx->rule;
+    need = sizeof("{\"time\":,\"request_id\":,\"tenant\":,\"user\":,\"app\":,"
+                  "\"method\":,\"path\":,\"addr\":,\"decision\":\"allow\","
+                  "\"rule\":,\"reason\":,\"status\":}\n")
+           + NGX_TIME_T_LEN + NGX_INT_T_LEN + 2 * 9;
+    for (i = 0; i < 8; i++) {
+        if (i != 3 && i != 4 && i != 5) {
+            f[i].len = ngx_strlen(f[i].data);
+        }
+        if (!gh_utf8_valid(f[i].data, f[i].len)) {
+            return NGX_OK;      /* as json_pack refused it */
+        }
+        need += 6 * f[i].len;
+    }
+    need += 6 * (ctx->reason ? ngx_strlen(ctx->reason) : 0);
+
+    if (need > sizeof(gh_dlog_buf) - gh_dlog_len) {
+        gh_dlog_flush(mcf->decision_log, r->connection->log);
+    }
+    if (need > sizeof(gh_dlog_buf)) {
+        line = ngx_pnalloc(r->pool, need);
+        if (line == NULL) {
+            return NGX_OK;
+        }
+    } else {
+        line = gh_dlog_buf + gh_dlog_len;
+    }
+
+    p = ngx_sprintf(line, "{\"time\":%T,\"request_id\":", ngx_time());
+    p = gh_json_str(p, f[0].data, f[0].len);
+    p = gh_json_str(ngx_cpymem(p, ",\"tenant\":", 10), f[1].data, f[1].len);
+    p = gh_json_str(ngx_cpymem(p, ",\"user\":", 8), f[2].data, f[2].len);
+    p = gh_json_str(ngx_cpymem(p, ",\"app\":", 7), f[3].data, f[3].len);
+    p = gh_json_str(ngx_cpymem(p, ",\"method\":", 10), f[4].data, f[4].len);
+    p = gh_json_str(ngx_cpymem(p, ",\"path\":", 8), f[5].data, f[5].len);
+    p = gh_json_str(ngx_cpymem(p, ",\"addr\":", 8), f[6].data, f[6].len);
+    p = ngx_sprintf(p, ",\"decision\":\"%s\",\"rule\":",
+                    ctx->allowed ? "allow" : "deny");
+    p = gh_json_str(p, f[7].data, f[7].len);
+    p = ngx_cpymem(p, ",\"reason\":", 10);
+    p = gh_json_str(p, (u_char *) (ctx->reason ? ctx->reason : ""),
+                    ctx->reason ? ngx_strlen(ctx->reason) : 0);
+    p = ngx_sprintf(p, ",\"status\":%i}\n",
+                    (ngx_int_t) (int) r->headers_out.status);
+
+    if (line != gh_dlog_buf + gh_dlog_len) {
+        gh_dlog_write(mcf->decision_log->fd, line, p - line,
+                      r->connection->log);
+        return NGX_OK;
+    }
+    if (gh_dlog_len == 0 && !gh_dlog_ev.timer_set) {
+        gh_dlog_file = mcf->decision_log;
+        gh_dlog_ev.handler = gh_dlog_timer;
+        gh_dlog_ev.log = ngx_cycle->log;
+        gh_dlog_ev.cancelable = 1;
+        ngx_add_timer(&gh_dlog_ev, GH_DLOG_FLUSH);
+    }
+    gh_dlog_len += p - line;
     return NGX_OK;
 }
 
 
 /* ---- thread-pool tasks ---- */
+
+/* Jobs run below the event loop's priority: an Argon2id hash takes ~0.1 s
+ * of CPU, and during a login storm the pool threads would otherwise take
+ * CPU time from the workers serving signed-in users. Once per pool thread
+ * (the nice value is per thread on Linux); when the machine is saturated a
+ * login waits longer instead. */
+#define GH_JOB_NICE  10
+
+typedef struct {
+    void       *job;              /* a gh_job_t */
+    void      (*thread)(void *data, ngx_log_t *log);
+} gh_job_task_t;
+
+static void
+gh_job_background(void *data, ngx_log_t *log)
+{
+    static __thread ngx_uint_t   niced;
+    gh_job_task_t               *t = data;
+
+    if (!niced) {
+        niced = 1;
+        if (setpriority(PRIO_PROCESS, (id_t) gettid(), GH_JOB_NICE) == -1) {
+            ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                          "gatehouse: setpriority() of a pool thread");
+        }
+    }
+    t->thread(t->job, log);
+}
+
 
 /* A fire-and-forget write of last_seen. It must outlive the request, so it
  * lives on the heap and frees itself back on the event loop. */
@@ -1908,6 +2279,7 @@ gh_job_thread_login(void *data, ngx_log_t *log)
     }
     gh_wipe(job->password.data, job->password.len);
 
+    gh_saml_password_guard(job);
     if (job->rc == 0 && job->drop_old) {
         (void) gh_session_del(gh_store, job->old_key);
     }
@@ -2011,12 +2383,13 @@ gh_job_post(ngx_http_request_t *r, gh_job_t *job,
     ngx_thread_task_t               *task;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
-    task = ngx_thread_task_alloc(r->pool, 0);
+    task = ngx_thread_task_alloc(r->pool, sizeof(gh_job_task_t));
     if (task == NULL) {
         return NGX_ERROR;
     }
-    task->ctx = job;
-    task->handler = thread;
+    ((gh_job_task_t *) task->ctx)->job = job;
+    ((gh_job_task_t *) task->ctx)->thread = thread;
+    task->handler = gh_job_background;
     task->event.handler = gh_job_done;
     task->event.data = job;
 
@@ -2265,6 +2638,18 @@ gh_login_body(ngx_http_request_t *r)
     }
     if (rc == NGX_DECLINED) {
         ngx_str_set(&job->password, "");
+    }
+    if (gh_saml_discover(r, ctx, &job->email, job->password.len == 0,
+                         &status) == NGX_OK)
+    {
+        goto wipe;
+    }
+    if (rc == NGX_DECLINED) {
+        /* the email-first page sent the email alone and it leads to no
+         * identity provider: ask for the password — the same answer for
+         * every such email, and no failure counted */
+        status = gh_send_login_page(r, ctx, NGX_HTTP_OK);
+        goto wipe;
     }
 
     /* A session presented at login is replaced, never promoted. */
@@ -2519,6 +2904,10 @@ gh_login_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+        /* one LMDB read: is home-realm discovery in use? (a store error
+         * shows the ordinary form) */
+        ctx->email_first = gh_store != NULL
+                           && gh_saml_discovery_on(gh_store) == 1;
         return gh_send_login_page(r, ctx, NGX_HTTP_OK);
     }
 
@@ -2971,6 +3360,18 @@ ngx_http_gatehouse_endpoint(ngx_http_request_t *r)
 
     ep.data = r->uri.data + sizeof(GH_PREFIX) - 1;
     ep.len = r->uri.len - (sizeof(GH_PREFIX) - 1);
+    if (ep.len > sizeof("saml/") - 1
+        && ngx_strncmp(ep.data, "saml/", sizeof("saml/") - 1) == 0)
+    {
+        if (ctx->store_failed) {
+            r->keepalive = 0;
+            (void) ngx_http_discard_request_body(r);
+            return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "unavailable",
+                                 "the session store is unavailable");
+        }
+        return gh_saml_endpoint(r, ctx, &ep);
+    }
     n = sizeof(gh_endpoints) / sizeof(gh_endpoints[0]);
     for (i = 0; i < n; i++) {
         if ((ep.len == gh_endpoints[i].name.len

@@ -424,15 +424,21 @@ gh_send_login_page(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     }
     p = ngx_cpymem(p, gh_login_form, sizeof(gh_login_form) - 1);
     p = gh_html(p, &ctx->username);
-    p = ngx_sprintf(p,
-        "\"><label for=\"password\">Password</label>"
-        "<input id=\"password\" name=\"password\" type=\"password\" "
-        "autocomplete=\"current-password\" required>"
-        "<input type=\"hidden\" name=\"rd\" value=\"");
+    /* email first (home-realm discovery): the password field comes on
+     * the next page, unless the email leads to an identity provider */
+    p = ctx->email_first
+        ? ngx_sprintf(p, "\"><input type=\"hidden\" name=\"rd\" value=\"")
+        : ngx_sprintf(p,
+            "\"><label for=\"password\">Password</label>"
+            "<input id=\"password\" name=\"password\" type=\"password\" "
+            "autocomplete=\"current-password\" required%s>"
+            "<input type=\"hidden\" name=\"rd\" value=\"",
+            ctx->username.len ? " autofocus" : "");
     p = gh_html(p, &ctx->rd);
     p = ngx_sprintf(p, "\"><input type=\"hidden\" name=\"csrf\" value=\"");
     p = gh_html(p, &ctx->csrf);
-    p = ngx_sprintf(p, "\"><button type=\"submit\">Sign in</button></form>");
+    p = ngx_sprintf(p, "\"><button type=\"submit\">%s</button></form>",
+                    ctx->email_first ? "Continue" : "Sign in");
     p = ngx_cpymem(p, gh_login_tail, sizeof(gh_login_tail) - 1);
     body.len = p - body.data;
 

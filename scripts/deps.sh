@@ -12,6 +12,7 @@ PKGS=(
   python3-jwt python3-cryptography python3-pyotp
   libcmocka-dev python3 python3-pytest python3-requests
   clang libclang-rt-14-dev
+  liblasso3-dev libxml2-dev simplesamlphp php-cli php-xml php-mbstring xmlsec1
   python3-lmdb nodejs npm chromium
 )
 

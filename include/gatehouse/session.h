@@ -56,5 +56,13 @@ int gh_session_start(gh_store_t *st, const gh_user_t *u, const char *amr,
 int gh_session_resolve(gh_store_t *st, const char *token, size_t len,
                        const gh_session_policy_t *pol, int64_t now,
                        gh_session_t *s, gh_user_t *u, uint8_t key_out[32]);
+/* The same from the store key (gh_token_key), reading the policy and
+ * key-set versions in the same transaction (vers[0], vers[1]: valid on
+ * success and on GH_ENOTFOUND, GH_EDISABLED, GH_EEXPIRED). s and u are
+ * written in place (zeroed on failure). Uses gh_request_read: one thread
+ * per store handle. */
+int gh_session_resolve_key(gh_store_t *st, const uint8_t key[32],
+                           const gh_session_policy_t *pol, int64_t now,
+                           gh_session_t *s, gh_user_t *u, uint64_t vers[2]);
 
 #endif

@@ -18,8 +18,9 @@
 #include "gatehouse/util.h"
 
 #define GH_STORE_SCHEMA   6   /* 3: password lifecycle and throttling;
-                                 4: second factors; 5: SAML;
-                                 6: admin records (invitations).
+                                 4: second factors; 5: SAML records;
+                                 6: admin records (invitations, API
+                                 tokens, reviews, break-glass).
                                  An older store (from schema 2) is
                                  upgraded in place when opened writable */
 #define GH_STORE_FILE     "gatehouse.mdb"   /* directory under the data dir */
@@ -300,6 +301,14 @@ int gh_session_touch(gh_store_t *st, const uint8_t key[32], int64_t now);
  * missing. Expiry is not judged here (see authn/session.h). */
 int gh_session_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
                     gh_user_t *u);
+/* The gateway's read of a request, in one read transaction: the policy and
+ * key-set versions (as gh_store_versions), and when key is not NULL the
+ * session and its user (as gh_session_read). The transaction is kept by the
+ * handle between calls, so one thread only may call this on a handle (the
+ * nginx worker's event loop). A session-level GH_ENOTFOUND leaves the
+ * versions read; any other error is the store's. */
+int gh_request_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
+                    gh_user_t *u, uint64_t *policy, uint64_t *keys);
 /* Delete every session of uid; returns the number deleted or an error. */
 int gh_session_del_user(gh_store_t *st, const char *uid);
 /* The same but for the session stored under keep (NULL: none kept). */
@@ -430,5 +439,32 @@ int gh_mfa_update(gh_store_t *st, const char *uid,
 /* Remove the user's record (administrator's reset). GH_ENOTFOUND when
  * there was none. */
 int gh_mfa_del(gh_store_t *st, const char *uid);
+
+/* ---- SAML records: small keyed values whose format authn/saml.c owns
+ * (identity providers, SP keys, outstanding request ids, consumed
+ * assertion ids, tenant sign-in and domains). Keys: 1..512 bytes of
+ * text; values up to 256 KiB. ---- */
+
+/* A malloc'd NUL-terminated copy (caller frees). GH_ENOTFOUND. */
+int gh_kv_get(gh_store_t *st, const char *key, char **out, size_t *len);
+/* Store; create_only: GH_EEXIST when the key exists. */
+int gh_kv_put(gh_store_t *st, const char *key, const char *val, size_t len,
+              int create_only);
+/* GH_ENOTFOUND when absent. */
+int gh_kv_del(gh_store_t *st, const char *key);
+/* One write transaction: read and delete `take` (GH_ENOTFOUND when absent;
+ * *taken gets a malloc'd copy) and create `mark` with val (GH_EEXIST when
+ * it exists); either may be NULL. Nothing is written unless both succeed:
+ * a request id is consumed once, an assertion id is accepted once, also
+ * under concurrent posts (LMDB serialises writers). */
+int gh_kv_consume(gh_store_t *st, const char *take, char **taken,
+                  size_t *taken_len, const char *mark, const char *val,
+                  size_t len);
+/* Delete, among at most max records whose key starts with prefix, those
+ * for which expired(value, its length — not NUL-terminated, valid only
+ * during the call) says 1. Returns the number deleted or an error. */
+int gh_kv_sweep(gh_store_t *st, const char *prefix,
+                int (*expired)(const char *val, size_t len, void *arg),
+                void *arg, unsigned max);
 
 #endif

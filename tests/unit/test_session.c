@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <cmocka.h>
 
 #include "gatehouse/error.h"
@@ -403,6 +404,117 @@ session_whose_tenant_differs_from_user_is_refused(void **state)
                                         &out, &u, NULL), GH_ENOTFOUND);
 }
 
+/* ---- the gateway's read: gh_session_resolve_key / gh_request_read ---- */
+
+/* The request path keeps one read transaction between requests (reset,
+ * renewed): every read must still see every write committed before it. */
+static void
+kept_read_transaction_sees_each_write_on_the_next_request(void **state)
+{
+    fixture_t *f = *state;
+    char tok[GH_TOKEN_LEN + 1];
+    uint8_t key[32];
+    uint64_t vers[2], ver;
+    gh_session_t s;
+    gh_user_t u;
+    const char *active[GH_BINDINGS_MAX];
+
+    assert_int_equal(gh_session_create(f->st, &f->user, "pwd", T0, tok), 0);
+    assert_int_equal(gh_token_key(tok, GH_TOKEN_LEN, key), 0);
+    assert_int_equal(gh_session_resolve_key(f->st, key, &pol, T0 + 1, &s, &u,
+                                            vers), 0);
+    assert_string_equal(u.id, f->user.id);
+    assert_int_equal(vers[0], 0);
+    assert_int_equal(gh_user_active_roles(&u, T0 + 1, active), 0);
+
+    /* a grant and a policy apply show on the next read */
+    assert_int_equal(gh_role_grant(f->st, f->user.id, "member", 0), 0);
+    assert_int_equal(gh_policy_put(f->st, "version: 1\n", 11, &ver), 0);
+    assert_int_equal(gh_session_resolve_key(f->st, key, &pol, T0 + 2, &s, &u,
+                                            vers), 0);
+    assert_int_equal(vers[0], ver);
+    assert_int_equal(gh_user_active_roles(&u, T0 + 2, active), 1);
+    assert_string_equal(active[0], "member");
+
+    /* so do a revoke, and a logout (the session deleted) */
+    assert_int_equal(gh_role_revoke(f->st, f->user.id, "member"), 0);
+    assert_int_equal(gh_session_resolve_key(f->st, key, &pol, T0 + 3, &s, &u,
+                                            vers), 0);
+    assert_int_equal(gh_user_active_roles(&u, T0 + 3, active), 0);
+    assert_int_equal(gh_session_del(f->st, key), 0);
+    assert_int_equal(gh_session_resolve_key(f->st, key, &pol, T0 + 4, &s, &u,
+                                            vers), GH_ENOTFOUND);
+    assert_int_equal(vers[0], ver);   /* the versions are still read */
+    assert_string_equal(u.id, "");
+    assert_string_equal(s.uid, "");
+
+    /* and disabling the user, with a fresh session */
+    assert_int_equal(gh_session_create(f->st, &f->user, "pwd", T0, tok), 0);
+    assert_int_equal(gh_token_key(tok, GH_TOKEN_LEN, key), 0);
+    assert_int_equal(gh_session_resolve_key(f->st, key, &pol, T0 + 5, &s, &u,
+                                            vers), 0);
+    assert_int_equal(gh_user_set_disabled(f->st, f->user.id, 1), 0);
+    assert_int_not_equal(gh_session_resolve_key(f->st, key, &pol, T0 + 6, &s,
+                                                &u, vers), 0);
+    /* versions alone, without a session */
+    assert_int_equal(gh_request_read(f->st, NULL, NULL, NULL, &vers[0],
+                                     &vers[1]), 0);
+    assert_int_equal(vers[0], ver);
+}
+
+typedef struct {
+    gh_store_t *st;
+    int         rc;
+} elsewhere_t;
+
+static void *
+request_read_elsewhere(void *p)
+{
+    elsewhere_t *e = p;
+    uint64_t v[2];
+
+    e->rc = gh_request_read(e->st, NULL, NULL, NULL, &v[0], &v[1]);
+    return NULL;
+}
+
+static void
+kept_read_transaction_is_refused_to_another_thread(void **state)
+{
+    fixture_t *f = *state;
+    elsewhere_t e = { f->st, 12345 };
+    uint64_t v[2];
+    pthread_t t;
+
+    assert_int_equal(gh_request_read(f->st, NULL, NULL, NULL, &v[0], &v[1]),
+                     0);
+    assert_int_equal(pthread_create(&t, NULL, request_read_elsewhere, &e), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(e.rc, GH_ESTORE);
+    /* and the owner goes on */
+    assert_int_equal(gh_request_read(f->st, NULL, NULL, NULL, &v[0], &v[1]),
+                     0);
+}
+
+static void
+resolve_key_refuses_an_expired_session_and_zeroes_the_outputs(void **state)
+{
+    fixture_t *f = *state;
+    char tok[GH_TOKEN_LEN + 1];
+    uint8_t key[32];
+    uint64_t vers[2];
+    gh_session_t s;
+    gh_user_t u;
+
+    assert_int_equal(gh_session_create(f->st, &f->user, "pwd", T0, tok), 0);
+    assert_int_equal(gh_token_key(tok, GH_TOKEN_LEN, key), 0);
+    assert_int_equal(gh_session_resolve_key(f->st, key, &pol, T0 + 600, &s,
+                                            &u, vers), GH_EEXPIRED);
+    assert_string_equal(u.id, "");
+    assert_string_equal(s.uid, "");
+    assert_int_equal(gh_session_resolve_key(f->st, key, &pol, T0, NULL, &u,
+                                            vers), GH_EINVAL);
+}
+
 int
 main(void)
 {
@@ -426,6 +538,9 @@ main(void)
         STORE_TEST(disabled_users_session_is_refused_on_next_request),
         STORE_TEST(session_of_user_disabled_behind_our_back_is_refused),
         STORE_TEST(session_whose_tenant_differs_from_user_is_refused),
+        STORE_TEST(kept_read_transaction_sees_each_write_on_the_next_request),
+        STORE_TEST(resolve_key_refuses_an_expired_session_and_zeroes_the_outputs),
+        STORE_TEST(kept_read_transaction_is_refused_to_another_thread),
     };
 #undef STORE_TEST
 
