@@ -30,6 +30,10 @@ int cmd_role(const char *dir, int argc, char **argv);
 /* Store the built-in default policy (used by init). 0 or a GH_E* code. */
 int policy_store_default(gh_store_t *st, const char *tenant);
 
+/* cli/admin.c */
+int cmd_apitoken(const char *dir, int argc, char **argv);
+int cmd_breakglass(const char *dir, int argc, char **argv);
+
 /* cli/keys.c */
 int cmd_keys(const char *dir, int argc, char **argv);
 int cmd_jwt(const char *dir, int argc, char **argv);

@@ -89,6 +89,8 @@ static const char usage_text[] =
 "               [--checkpoint-seconds S] [--retention-days D]\n"
 "  backup [--with-key] DIR\n"
 "  restore DIR                          (the gateway must be stopped)\n"
+"  api-token create --email E [--name N] [--days D] | list | revoke --id ID\n"
+"  breakglass setup --email E | status | end\n"
 "\n"
 "--password-stdin reads one line from standard input. Passwords must pass\n"
 "the tenant's password policy; $GATEHOUSE_PASSWORD_BLOCKLIST names an extra\n"
@@ -1152,6 +1154,8 @@ static const struct {
     { "backup", cmd_backup },
     { "restore", cmd_restore },
     { "idp",    cmd_idp },
+    { "api-token", cmd_apitoken },
+    { "breakglass", cmd_breakglass },
 };
 
 int main(int argc, char **argv)

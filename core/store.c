@@ -39,6 +39,7 @@
 #include "gatehouse/error.h"
 #include "gatehouse/store.h"
 #include "gatehouse/util.h"
+#include "store_int.h"
 
 #define GH_STORE_MAPSIZE    ((size_t)1 << 30)  /* 1 GiB of address space */
 #define GH_STORE_MAXDBS     32     /* room for the databases of later features */
@@ -61,6 +62,7 @@ struct gh_store {
     MDB_dbi  jwtkeys;
     MDB_dbi  factors;
     MDB_dbi  saml;
+    MDB_dbi  admin;      /* core/store_admin.c (schema 6) */
     unsigned flags;
     /* decoded session/user records of the request path (gh_session_read) */
     struct read_cache *rcache;
@@ -753,6 +755,7 @@ static int open_dbs(gh_store_t *st, int create)
         { "jwtkeys",        offsetof(gh_store_t, jwtkeys) },
         { "factors",        offsetof(gh_store_t, factors) },
         { "saml",           offsetof(gh_store_t, saml) },
+        { "admin",          offsetof(gh_store_t, admin) },
     };
     unsigned dflags = create ? MDB_CREATE : 0;
     MDB_txn *txn = NULL;
@@ -1470,6 +1473,126 @@ out:
         mdb_cursor_close(cur);
     txn_abort(&txn);
     return rc;
+}
+
+/* One bounded page of the email index (see store.h): a cursor seek to
+ * the first email after `after` (or to `prefix`), then at most `scan`
+ * index entries, so a page costs the same with ten users or a million. */
+int gh_user_page(gh_store_t *st, const gh_user_page_t *pg,
+                 int (*cb)(const gh_user_t *, void *), void *arg,
+                 char next[GH_EMAIL_MAX + 1])
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_SET_RANGE;
+    char id[GH_ID_HEXLEN + 1];
+    const char *from;
+    size_t plen;
+    unsigned seen = 0, given = 0;
+    gh_user_t u;
+    int rc, mrc = 0;
+
+    if (st == NULL || pg == NULL || cb == NULL || next == NULL ||
+        pg->limit == 0 || pg->scan == 0)
+        return GH_EINVAL;
+    next[0] = '\0';
+    if (pg->tenant != NULL && !tenant_ok(pg->tenant))
+        return GH_EBADTENANT;
+    plen = pg->prefix != NULL ? strlen(pg->prefix) : 0;
+    if (plen > GH_EMAIL_MAX ||
+        (pg->after != NULL && strlen(pg->after) > GH_EMAIL_MAX))
+        return GH_ETOOBIG;
+    from = pg->after != NULL && pg->after[0] != '\0' ? pg->after
+           : plen ? pg->prefix : NULL;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_cursor_open(txn, st->by_email, &cur));
+    if (rc != 0) {
+        cur = NULL;
+        goto out;
+    }
+    if (from != NULL)
+        k = mval(from, strlen(from));
+    else
+        op = MDB_FIRST;
+    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size > GH_EMAIL_MAX) {
+            rc = GH_ESTORE;
+            goto out;
+        }
+        /* strictly after the cursor */
+        if (pg->after != NULL && pg->after[0] != '\0' &&
+            k.mv_size == strlen(pg->after) &&
+            memcmp(k.mv_data, pg->after, k.mv_size) == 0)
+            continue;
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, pg->prefix,
+                                                plen) != 0)) {
+            if (memcmp(k.mv_data, pg->prefix,
+                       k.mv_size < plen ? k.mv_size : plen) > 0)
+                break;              /* past every email with the prefix */
+        } else {
+            if (given == pg->limit)
+                goto out;           /* more follow: next is the last read */
+            rc = index_decode(&v, id);
+            if (rc == 0)
+                rc = user_get_txn(st, txn, id, &u);
+            if (rc != 0) {
+                rc = rc == GH_ENOTFOUND ? GH_ESTORE : rc;
+                goto out;
+            }
+            if (pg->tenant == NULL || strcmp(u.tenant, pg->tenant) == 0) {
+                given++;
+                rc = cb(&u, arg);
+                if (rc != 0)
+                    goto out;
+            }
+        }
+        memcpy(next, k.mv_data, k.mv_size);
+        next[k.mv_size] = '\0';
+        if (++seen == pg->scan)
+            goto out;               /* the bound: continue from here */
+    }
+    if (mrc != MDB_NOTFOUND)
+        rc = mdb_err(mrc);
+    next[0] = '\0';                 /* the walk ended */
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    txn_abort(&txn);
+    if (rc != 0)
+        next[0] = '\0';
+    return rc;
+}
+
+/* core/store_admin.c's way in (core/store_int.h): its own database and
+ * this file's transaction helpers, so its records stay in this
+ * environment without a second copy of the LMDB edge. */
+int gh_store_int_begin(gh_store_t *st, int rdonly, MDB_txn **txn)
+{
+    return st == NULL ? GH_EINVAL : txn_begin(st, rdonly, txn);
+}
+
+int gh_store_int_commit(MDB_txn **txn)
+{
+    return txn_commit(txn);
+}
+
+void gh_store_int_abort(MDB_txn **txn)
+{
+    txn_abort(txn);
+}
+
+MDB_dbi gh_store_int_admin(gh_store_t *st)
+{
+    return st->admin;
+}
+
+int gh_store_int_err(int rc)
+{
+    return mdb_err(rc);
 }
 
 /* Disable or enable a user. Disabling also deletes all the user's sessions

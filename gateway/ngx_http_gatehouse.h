@@ -201,6 +201,23 @@ ngx_int_t gh_saml_discover(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx, ngx_str_t *email, ngx_uint_t no_password,
     ngx_int_t *status);
 
+/* ---- admin.c: the console, /.gatehouse/admin/ ---- */
+
+ngx_int_t gh_admin_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
+/* /.gatehouse/api/v1/...: the admin API (api.c). */
+ngx_int_t gh_api_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
+/* /.gatehouse/join: an invitee sets a password with a one-time link. */
+ngx_int_t gh_join_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx);
+/* The login thread, after a password sign-in: critical log and audit
+ * record when uid is the break-glass account. */
+void gh_admin_breakglass_login(ngx_log_t *log, const char *uid,
+    const char *email);
+/* 1 when the live policy defines the role (or it is built in). */
+int gh_live_role_known(const char *role);
+
 /* ---- pages.c ---- */
 
 /* Send a complete response: status, content type, body (may be empty),

@@ -10,6 +10,7 @@
  */
 #include "ngx_http_gatehouse.h"
 
+#include "gatehouse/admin.h"
 #include "gatehouse/audit.h"
 #include "gatehouse/error.h"
 #include "gatehouse/keys.h"
@@ -894,8 +895,11 @@ gh_mfa_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (gh_has_otp(ctx)) {
-        /* nothing to prove again */
+    if (gh_has_otp(ctx)
+        && ngx_time() - ctx->session.mfa_at <= GH_ADM_FRESH)
+    {
+        /* nothing to prove again (older than GH_ADM_FRESH: a step-up for
+         * the admin console, so ask for a code) */
         return gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &ctx->rd,
                        NULL, 0);
     }

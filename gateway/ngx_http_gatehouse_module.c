@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "gatehouse/audit.h"
+#include "gatehouse/invite.h"
 #include "gatehouse/error.h"
 #include "gatehouse/login.h"
 #include "gatehouse/path.h"
@@ -2324,6 +2325,11 @@ gh_job_thread_login(void *data, ngx_log_t *log)
     if (job->rc == 0 && job->drop_old) {
         (void) gh_session_del(gh_store, job->old_key);
     }
+    if (job->rc == 0) {
+        /* for access reviews; a failure only leaves it older */
+        (void) gh_lastlogin_set(gh_store, res->user.id, gh_now());
+        gh_admin_breakglass_login(log, res->user.id, res->user.email);
+    }
 
     /* the audit trail: the internal reason, never shown to the client */
     /* Only a well-formed address is recorded: people type passwords into
@@ -3340,6 +3346,13 @@ gh_whoami_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 }
 
 
+int
+gh_live_role_known(const char *role)
+{
+    return gh_policy != NULL && gh_policy_role_known(gh_policy, role);
+}
+
+
 /* The endpoints under /.gatehouse/. Unless an endpoint reads the body
  * itself, the body is discarded before it answers: an unread body must
  * never be parsed as the next request on a keep-alive connection. */
@@ -3349,6 +3362,7 @@ static const struct {
     ngx_uint_t   needs_store;
     ngx_int_t  (*handler)(ngx_http_request_t *r,
                           ngx_http_gatehouse_ctx_t *ctx);
+    ngx_uint_t   prefix;      /* 1: name and anything below it */
 } gh_endpoints[] = {
     { ngx_string("healthz"), 0, 0, gh_healthz_endpoint },
     { ngx_string("login"),   1, 1, gh_login_endpoint },
@@ -3359,6 +3373,17 @@ static const struct {
     { ngx_string("mfa/enroll"), 1, 1, gh_mfa_enrol_endpoint },
     { ngx_string("jwks.json"), 0, 0, gh_jwks_endpoint },
     { ngx_string("metrics"), 0, 0, gh_metrics_endpoint },
+    { ngx_string("admin"),   1, 1, gh_admin_endpoint },
+    { ngx_string("admin/"),  1, 1, gh_admin_endpoint },
+    { ngx_string("admin/user"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/invites"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/review"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/review.csv"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/breakglass"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/audit"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/tenants"), 1, 1, gh_admin_endpoint },
+    { ngx_string("join"),    1, 1, gh_join_endpoint },
+    { ngx_string("api/v1/"), 1, 1, gh_api_endpoint, 1 },
 };
 
 
@@ -3391,8 +3416,10 @@ ngx_http_gatehouse_endpoint(ngx_http_request_t *r)
     }
     n = sizeof(gh_endpoints) / sizeof(gh_endpoints[0]);
     for (i = 0; i < n; i++) {
-        if (ep.len == gh_endpoints[i].name.len
-            && ngx_strncmp(ep.data, gh_endpoints[i].name.data, ep.len) == 0)
+        if ((ep.len == gh_endpoints[i].name.len
+             || (gh_endpoints[i].prefix && ep.len > gh_endpoints[i].name.len))
+            && ngx_strncmp(ep.data, gh_endpoints[i].name.data,
+                           gh_endpoints[i].name.len) == 0)
         {
             break;
         }

@@ -9,7 +9,10 @@
 #include "gatehouse/util.h"
 
 /* Headers on every page gatehouse itself serves. The CSP allows nothing but
- * our inline style and form posts to ourselves. */
+ * our inline style and form posts to ourselves. Referrer-Policy is
+ * same-origin, not no-referrer: under no-referrer a browser sends
+ * "Origin: null" with a form post, and the same-origin check of every form
+ * (gh_csrf_check) would refuse our own pages in Chromium. */
 static const struct {
     const char  *name;
     const char  *value;
@@ -17,7 +20,7 @@ static const struct {
     { "Cache-Control", "no-store" },
     { "X-Content-Type-Options", "nosniff" },
     { "X-Frame-Options", "DENY" },
-    { "Referrer-Policy", "no-referrer" },
+    { "Referrer-Policy", "same-origin" },
     { "Content-Security-Policy",
       "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
       "frame-ancestors 'none'; base-uri 'none'" },

@@ -13,6 +13,7 @@ PKGS=(
   libcmocka-dev python3 python3-pytest python3-requests
   clang libclang-rt-14-dev
   liblasso3-dev libxml2-dev simplesamlphp php-cli php-xml php-mbstring xmlsec1
+  python3-lmdb nodejs npm chromium
 )
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test tiers against the sanitizer build (build/san) and print one
 # closing line "N passed, N failed".
-#   scripts/test.sh unit|integration|fuzz|all
+#   scripts/test.sh unit|integration|fuzz|browser|all
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -84,12 +84,35 @@ run_fuzz() {
   done
 }
 
+# The admin console in Debian's chromium (playwright-core from npm, pinned
+# in tests/browser/package-lock.json; no browser download).
+run_browser() {
+  echo "== browser (pytest + node + chromium, sanitizer build)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 GATEHOUSE_BUILD="$top/build/san" \
+      /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE \
+      "$top/tests/browser" >"$log" 2>&1
+  local rc=$?
+  cat "$log"
+  local summary n_pass n_fail n_err
+  summary=$(grep -E '^=*.*[0-9]+ (passed|failed|error)' "$log" | tail -1)
+  n_pass=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+  n_fail=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+  n_err=$(echo "$summary" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+')
+  passed=$((passed + ${n_pass:-0}))
+  failed=$((failed + ${n_fail:-0} + ${n_err:-0}))
+  if [ $rc -ne 0 ] && [ $((${n_fail:-0} + ${n_err:-0})) -eq 0 ]; then
+    echo "!! browser tests exited $rc"
+    failed=$((failed + 1))
+  fi
+}
+
 case "$mode" in
   unit) run_unit ;;
   integration) run_integration ;;
   fuzz) run_fuzz ;;
-  all) run_unit; run_fuzz; run_integration ;;
-  *) echo "usage: $0 unit|integration|fuzz|all" >&2; exit 2 ;;
+  browser) run_browser ;;
+  all) run_unit; run_fuzz; run_integration; run_browser ;;
+  *) echo "usage: $0 unit|integration|fuzz|browser|all" >&2; exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"

@@ -17,11 +17,12 @@
 #include <stdint.h>
 #include "gatehouse/util.h"
 
-#define GH_STORE_SCHEMA   5   /* 3: password lifecycle and throttling;
-                                 4: second factors; 5: SAML records. An
-                                 older store (from
-                                 schema 2) is upgraded in place when
-                                 opened writable */
+#define GH_STORE_SCHEMA   6   /* 3: password lifecycle and throttling;
+                                 4: second factors; 5: SAML records;
+                                 6: admin records (invitations, API
+                                 tokens, reviews, break-glass).
+                                 An older store (from schema 2) is
+                                 upgraded in place when opened writable */
 #define GH_STORE_FILE     "gatehouse.mdb"   /* directory under the data dir */
 
 typedef struct gh_store gh_store_t;
@@ -152,6 +153,22 @@ int gh_user_by_email(gh_store_t *st, const char *email, gh_user_t *out);
 /* Walk users (of one tenant, or all when tenant is NULL) in email order. */
 int gh_user_list(gh_store_t *st, const char *tenant,
                  int (*cb)(const gh_user_t *, void *), void *arg);
+/* One page of users in email order for a listing that must stay cheap
+ * with 100,000 users: those after `after` ("" or NULL: from the start)
+ * whose email begins with `prefix` (NULL: any) and, with tenant set, of
+ * that tenant. At most `limit` users go to cb and at most `scan` index
+ * entries are read; `next` gets the email to pass as `after` for the next
+ * page, "" when there is none. */
+typedef struct {
+    const char *tenant;
+    const char *prefix;
+    const char *after;
+    unsigned    limit;
+    unsigned    scan;
+} gh_user_page_t;
+int gh_user_page(gh_store_t *st, const gh_user_page_t *pg,
+                 int (*cb)(const gh_user_t *, void *), void *arg,
+                 char next[GH_EMAIL_MAX + 1]);
 /* Disable or enable. Disabling deletes every session of the user in the same
  * transaction, so the user's next request is refused. */
 int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled);

@@ -1,0 +1,16 @@
+/* gatehouse — core-internal: what core/store.c lends core/store_admin.c.
+ * Not a public header: nothing outside core/ may include it (it names
+ * LMDB types). */
+#ifndef GATEHOUSE_STORE_INT_H
+#define GATEHOUSE_STORE_INT_H
+
+#include <lmdb.h>
+#include "gatehouse/store.h"
+
+int     gh_store_int_begin(gh_store_t *st, int rdonly, MDB_txn **txn);
+int     gh_store_int_commit(MDB_txn **txn);   /* clears *txn */
+void    gh_store_int_abort(MDB_txn **txn);    /* NULL-safe, clears *txn */
+MDB_dbi gh_store_int_admin(gh_store_t *st);   /* the "admin" database */
+int     gh_store_int_err(int mdb_rc);         /* MDB_* -> GH_E* */
+
+#endif

@@ -1,0 +1,1033 @@
+/* gatehouse — the admin API, /.gatehouse/api/v1/: JSON over the same
+ * decisions (authz/admin.c), the same thread-pool jobs and the same audit
+ * records as the console (admin.c).
+ *
+ *   GET    tenants
+ *   GET    users?tenant=&q=&after=&limit=     cursor pages
+ *   GET    users/{id}
+ *   POST   users/{id}/{disable|enable|logout|pwreset|mfareset}
+ *   POST   users/{id}/roles                   {"role": R, "until": "YYYY-MM-DD"}
+ *   DELETE users/{id}/roles/{role}
+ *   GET    invitations
+ *   POST   invitations                        {"email","name","roles","tenant"}
+ *   POST   invitations/{id}/{approve|reject}
+ *
+ * Who: "Authorization: Bearer ghk_..." (an API token, `gatehouse api-token
+ * create`), or the console's session cookie; a cookie-authenticated write
+ * must also carry the CSRF cookie's value in X-CSRF-Token (not an
+ * X-Gatehouse- name: those are stripped from every request) and come
+ * from this origin. Errors are {"status": N, "message": "..."}.
+ */
+#include <time.h>
+
+#include <jansson.h>
+
+#include "ngx_http_gatehouse.h"
+#include "ngx_http_gatehouse_admin.h"
+
+#include "gatehouse/audit.h"
+#include "gatehouse/error.h"
+#include "gatehouse/util.h"
+
+#define GH_API_PREFIX     GH_PREFIX "api/v1/"
+#define GH_API_PAGE_MAX   200
+#define GH_API_PAGE_DFLT  50
+#define GH_API_SCAN       2000
+#define GH_API_BODY_MAX   8192
+
+
+/* ---- answers ---- */
+
+static ngx_int_t
+gh_api_json(ngx_http_request_t *r, ngx_uint_t status, json_t *o)
+{
+    ngx_str_t  body;
+    char      *s;
+    size_t     n;
+
+    if (o == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    n = ngx_strlen(s);
+    body.data = ngx_pnalloc(r->pool, n + 1);
+    if (body.data == NULL) {
+        free(s);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(body.data, s, n);
+    body.data[n] = '\n';
+    body.len = n + 1;
+    free(s);
+    return gh_send(r, status, "application/json", &body, NULL, NULL, 0);
+}
+
+
+static ngx_int_t
+gh_api_error(ngx_http_request_t *r, ngx_uint_t status, const char *message)
+{
+    r->keepalive = 0;   /* the body may be unread */
+    return gh_api_json(r, status, json_pack("{s:i,s:s}", "status",
+                                            (int) status, "message",
+                                            message));
+}
+
+
+/* A decision that is not GH_ADM_ALLOW, as an error. */
+static ngx_int_t
+gh_api_refuse(ngx_http_request_t *r, int d, const char *why)
+{
+    char  msg[96];
+
+    switch (d) {
+    case GH_ADM_HIDDEN:
+        return gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found");
+    case GH_ADM_MFA:
+        return gh_api_error(r, NGX_HTTP_FORBIDDEN,
+                            "mfa_required: sign in with a second factor");
+    case GH_ADM_STEPUP:
+        return gh_api_error(r, NGX_HTTP_FORBIDDEN,
+                            "step_up_required: this action needs a second "
+                            "factor proven within 15 minutes (the console, "
+                            "not an API token)");
+    default:
+        ngx_snprintf((u_char *) msg, sizeof(msg) - 1, "forbidden: %s%Z", why);
+        return gh_api_error(r, NGX_HTTP_FORBIDDEN, msg);
+    }
+}
+
+
+/* ---- who is asking ---- */
+
+typedef struct {
+    gh_adm_actor_t  a;
+    gh_user_t       user;                /* the actor (the token's user) */
+    gh_session_t    session;
+    ngx_uint_t      token;               /* authenticated by an API token */
+    char            ref[40];             /* audit: session or token ref */
+} gh_api_who_t;
+
+
+static ngx_int_t
+gh_api_header(ngx_http_request_t *r, const char *name, ngx_str_t *out)
+{
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    ngx_uint_t        i, n = ngx_strlen(name), found = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len == n
+                && ngx_strncasecmp(h[i].key.data, (u_char *) name, n) == 0)
+            {
+                if (found++) {
+                    return NGX_ERROR;    /* twice: refuse, never guess */
+                }
+                *out = h[i].value;
+            }
+        }
+    }
+    return found ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* The caller: an API token or a session. NGX_OK, or NGX_DECLINED with
+ * *answer sent. */
+static ngx_int_t
+gh_api_who(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w, ngx_int_t *answer)
+{
+    gh_apitoken_t  t;
+    ngx_str_t      auth;
+    gh_adm_req_t   rq;
+    const char    *why;
+    ngx_int_t      rc;
+    int            d, grc;
+    int64_t        now = gh_now();
+
+    ngx_memzero(w, sizeof(*w));
+    rc = gh_api_header(r, "Authorization", &auth);
+    if (rc == NGX_ERROR) {
+        *answer = gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                               "one Authorization header");
+        return NGX_DECLINED;
+    }
+    if (rc == NGX_OK) {
+        if (auth.len <= 7
+            || ngx_strncasecmp(auth.data, (u_char *) "Bearer ", 7) != 0)
+        {
+            *answer = gh_api_error(r, NGX_HTTP_UNAUTHORIZED,
+                                   "expected a Bearer token");
+            return NGX_DECLINED;
+        }
+        grc = gh_apitoken_resolve(gh_store, (const char *) auth.data + 7,
+                                  auth.len - 7, now, &t);
+        if (grc == 0) {
+            grc = gh_user_get(gh_store, t.uid, &w->user);
+        }
+        if (grc == 0 && w->user.disabled) {
+            grc = GH_EDISABLED;
+        }
+        if (grc != 0) {
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "gatehouse: api token refused: %s",
+                          gh_strerror(grc));
+            *answer = grc == GH_ESTORE || grc == GH_ENOMEM
+                      ? gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "the store is unavailable")
+                      : gh_api_error(r, NGX_HTTP_UNAUTHORIZED,
+                                     "invalid, expired or revoked token");
+            return NGX_DECLINED;
+        }
+        /* a token stands for a second factor, never a fresh one */
+        ngx_cpystrn((u_char *) w->session.uid, (u_char *) w->user.id,
+                    sizeof(w->session.uid));
+        ngx_cpystrn((u_char *) w->session.tenant, (u_char *) w->user.tenant,
+                    sizeof(w->session.tenant));
+        ngx_cpystrn((u_char *) w->session.amr, (u_char *) "token+otp",
+                    sizeof(w->session.amr));
+        w->session.mfa_at = 0;
+        w->token = 1;
+        ngx_snprintf((u_char *) w->ref, sizeof(w->ref) - 1, "token:%s%Z",
+                     t.id);
+    } else if (ctx->authenticated) {
+        w->user = ctx->user;
+        w->session = ctx->session;
+        gh_audit_session_ref(ctx->key, w->ref);
+    } else {
+        *answer = gh_api_error(r, NGX_HTTP_UNAUTHORIZED,
+                               "no valid session or token");
+        return NGX_DECLINED;
+    }
+    gh_adm_actor(&w->a, &w->user, &w->session,
+                 gh_mfa_tenant_level(w->user.tenant), now);
+    gh_admin_breakglass_use(r, w->user.id, w->user.email);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_CONSOLE;
+    d = gh_adm_decide(&w->a, &rq, now, &why);
+    if (d != GH_ADM_ALLOW) {
+        *answer = gh_api_refuse(r, d, why);
+        return NGX_DECLINED;
+    }
+    return NGX_OK;
+}
+
+
+/* A cookie-authenticated write must prove it comes from our own pages:
+ * X-CSRF-Token equal to the CSRF cookie, and no foreign Origin. */
+static ngx_int_t
+gh_api_csrf(ngx_http_request_t *r, gh_api_who_t *w)
+{
+    ngx_str_t   hdr, cookie, origin, *host;
+    static const char https[] = "https://";
+
+    if (w->token) {
+        return NGX_OK;
+    }
+    if (gh_api_header(r, "X-CSRF-Token", &hdr) != NGX_OK
+        || gh_cookie(r, GH_CSRF_COOKIE, &cookie) != NGX_OK
+        || hdr.len != GH_TOKEN_LEN || cookie.len != GH_TOKEN_LEN
+        || !gh_ct_equal(hdr.data, cookie.data, hdr.len))
+    {
+        return NGX_DECLINED;
+    }
+    switch (gh_api_header(r, "Origin", &origin)) {
+    case NGX_DECLINED:
+        return NGX_OK;
+    case NGX_OK:
+        host = r->headers_in.host ? &r->headers_in.host->value : NULL;
+        if (host != NULL && origin.len == sizeof(https) - 1 + host->len
+            && ngx_strncasecmp(origin.data, (u_char *) https,
+                               sizeof(https) - 1) == 0
+            && ngx_strncasecmp(origin.data + sizeof(https) - 1, host->data,
+                               host->len) == 0)
+        {
+            return NGX_OK;
+        }
+        return NGX_DECLINED;
+    default:
+        return NGX_DECLINED;
+    }
+}
+
+
+/* ---- reads ---- */
+
+static json_t *
+gh_api_user_json(const gh_user_t *u, int64_t now, int mfa, int64_t last)
+{
+    json_t    *o, *b;
+    unsigned   i;
+
+    b = json_array();
+    for (i = 0; b != NULL && i < u->nbindings && i < GH_BINDINGS_MAX; i++) {
+        json_array_append_new(b, json_pack("{s:s,s:I,s:b}",
+            "role", u->bindings[i].role,
+            "until", (json_int_t) u->bindings[i].until,
+            "active", u->bindings[i].until == 0
+                      || u->bindings[i].until > now));
+    }
+    o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:o}", "id", u->id,
+                  "email", u->email, "name", u->name, "tenant", u->tenant,
+                  "disabled", u->disabled, "created",
+                  (json_int_t) u->created, "roles", b ? b : json_array());
+    if (o != NULL && mfa >= 0) {
+        json_object_set_new(o, "mfa", json_boolean(mfa));
+        json_object_set_new(o, "last_login", last ? json_integer(last)
+                                                   : json_null());
+    }
+    return o;
+}
+
+
+static int
+gh_api_collect_user(const gh_user_t *u, void *arg)
+{
+    json_t  *a = arg;
+
+    return json_array_append_new(a, gh_api_user_json(u, gh_now(), -1, 0))
+           ? GH_ENOMEM : 0;
+}
+
+
+static ngx_int_t
+gh_api_arg(ngx_http_request_t *r, const char *name, size_t max, char *out)
+{
+    ngx_str_t  v;
+    u_char     buf[GH_EMAIL_MAX + 1], *dst, *src;
+    size_t     n, i;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) != NGX_OK
+        || v.len == 0)
+    {
+        return NGX_DECLINED;
+    }
+    if (v.len > 3 * max || max > GH_EMAIL_MAX) {
+        return NGX_ERROR;
+    }
+    dst = buf;
+    src = v.data;
+    ngx_unescape_uri(&dst, &src, v.len, 0);
+    n = dst - buf;
+    if (n == 0 || n > max) {
+        return NGX_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        if (buf[i] <= 0x20 || buf[i] >= 0x7f) {
+            return NGX_ERROR;
+        }
+        out[i] = (char) ngx_tolower(buf[i]);
+    }
+    out[n] = '\0';
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+gh_api_users(ngx_http_request_t *r, gh_api_who_t *w)
+{
+    gh_user_page_t  pg;
+    gh_adm_req_t    rq;
+    json_t         *arr;
+    const char     *why;
+    char            q[GH_EMAIL_MAX + 1], after[GH_EMAIL_MAX + 1];
+    char            tenant[GH_TENANT_MAX + 1], next[GH_EMAIL_MAX + 1], l[8];
+    ngx_int_t       hq, ha, ht, hl, limit = GH_API_PAGE_DFLT;
+    int             d, rc;
+
+    hq = gh_api_arg(r, "q", GH_EMAIL_MAX, q);
+    ha = gh_api_arg(r, "after", GH_EMAIL_MAX, after);
+    ht = gh_api_arg(r, "tenant", GH_TENANT_MAX, tenant);
+    hl = gh_api_arg(r, "limit", 4, l);
+    if (hq == NGX_ERROR || ha == NGX_ERROR || ht == NGX_ERROR
+        || hl == NGX_ERROR)
+    {
+        return gh_api_error(r, NGX_HTTP_BAD_REQUEST, "malformed query");
+    }
+    if (hl == NGX_OK) {
+        limit = ngx_atoi((u_char *) l, ngx_strlen(l));
+        if (limit < 1 || limit > GH_API_PAGE_MAX) {
+            return gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                "limit: 1 to 200");
+        }
+    }
+    if (ht != NGX_OK
+        && !(w->a.roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR)))
+    {
+        ngx_cpystrn((u_char *) tenant, (u_char *) w->user.tenant,
+                    sizeof(tenant));
+        ht = NGX_OK;
+    }
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_USER_VIEW;
+    rq.tenant = ht == NGX_OK ? tenant : NULL;
+    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
+    if (d != GH_ADM_ALLOW) {
+        return gh_api_refuse(r, d, why);
+    }
+    arr = json_array();
+    if (arr == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memzero(&pg, sizeof(pg));
+    pg.tenant = ht == NGX_OK ? tenant : NULL;
+    pg.prefix = hq == NGX_OK ? q : NULL;
+    pg.after = ha == NGX_OK ? after : NULL;
+    pg.limit = (unsigned) limit;
+    pg.scan = GH_API_SCAN;
+    rc = gh_user_page(gh_store, &pg, gh_api_collect_user, arr, next);
+    if (rc != 0) {
+        json_decref(arr);
+        return rc == GH_EBADTENANT
+               ? gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found")
+               : gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                              "the store is unavailable");
+    }
+    return gh_api_json(r, NGX_HTTP_OK, json_pack("{s:o,s:s?}", "users", arr,
+                       "next", next[0] ? next : NULL));
+}
+
+
+/* The target user of a path, and the decision to act on them. NGX_OK, or
+ * NGX_DECLINED with *answer sent. */
+static ngx_int_t
+gh_api_target(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *id,
+    gh_adm_action_t action, const char *role, gh_user_t *u, ngx_int_t *answer)
+{
+    gh_adm_req_t  rq;
+    const char   *why;
+    char          sid[GH_ID_HEXLEN + 1];
+    int           rc, d;
+
+    if (id->len != GH_ID_HEXLEN) {
+        *answer = gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found");
+        return NGX_DECLINED;
+    }
+    ngx_memcpy(sid, id->data, GH_ID_HEXLEN);
+    sid[GH_ID_HEXLEN] = '\0';
+    rc = gh_user_get(gh_store, sid, u);
+    if (rc != 0) {
+        *answer = rc == GH_ENOTFOUND || rc == GH_EINVAL
+                  ? gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found")
+                  : gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "the store is unavailable");
+        return NGX_DECLINED;
+    }
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = action;
+    rq.tenant = u->tenant;
+    rq.uid = u->id;
+    rq.target_roles = gh_adm_roles(u, gh_now());
+    rq.role = role;
+    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
+    if (d != GH_ADM_ALLOW) {
+        *answer = gh_api_refuse(r, d, why);
+        return NGX_DECLINED;
+    }
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+gh_api_user(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *id)
+{
+    gh_user_t  *u;
+    gh_mfa_t   *m;
+    ngx_int_t   answer;
+    int64_t     last = 0;
+    int         rc, mfa;
+
+    u = ngx_palloc(r->pool, sizeof(*u));
+    m = ngx_palloc(r->pool, sizeof(*m));
+    if (u == NULL || m == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (gh_api_target(r, w, id, GH_ADM_USER_VIEW, NULL, u, &answer)
+        != NGX_OK)
+    {
+        return answer;
+    }
+    rc = gh_mfa_get(gh_store, u->id, m);
+    mfa = rc == 0 && m->has_active;
+    gh_wipe(m, sizeof(*m));
+    (void) gh_lastlogin_get(gh_store, u->id, &last);
+    return gh_api_json(r, NGX_HTTP_OK, gh_api_user_json(u, gh_now(), mfa,
+                                                        last));
+}
+
+
+static int
+gh_api_collect_tenant(const gh_tenant_t *t, void *arg)
+{
+    void         **a = arg;
+    json_t        *arr = a[0];
+    gh_api_who_t  *w = a[1];
+
+    if (!(w->a.roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR))
+        && ngx_strcmp(t->name, w->user.tenant) != 0)
+    {
+        return 0;
+    }
+    return json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}",
+               "name", t->name, "display", t->display,
+               "mfa", gh_mfa_level_name(t->mfa),
+               "password_profile", t->pw.profile == GH_PWPROFILE_CLASSES
+                                   ? "classes" : "nist"))
+           ? GH_ENOMEM : 0;
+}
+
+
+static ngx_int_t
+gh_api_tenants(ngx_http_request_t *r, gh_api_who_t *w)
+{
+    json_t  *arr = json_array();
+    void    *a[2];
+    int      rc;
+
+    if (arr == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    a[0] = arr;
+    a[1] = w;
+    rc = gh_tenant_list(gh_store, gh_api_collect_tenant, a);
+    if (rc != 0) {
+        json_decref(arr);
+        return gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "the store is unavailable");
+    }
+    return gh_api_json(r, NGX_HTTP_OK, json_pack("{s:o}", "tenants", arr));
+}
+
+
+static int
+gh_api_collect_invite(const gh_invite_t *iv, void *arg)
+{
+    json_t  *arr = arg;
+
+    return json_array_append_new(arr, json_pack(
+               "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", iv->id,
+               "tenant", iv->tenant, "email", iv->email, "roles", iv->roles,
+               "state", gh_invite_state_name(iv->state),
+               "invited_by", iv->inviter_email,
+               "decided_by", iv->decider_email,
+               "created", (json_int_t) iv->created,
+               "expires", (json_int_t) iv->expires))
+           ? GH_ENOMEM : 0;
+}
+
+
+static ngx_int_t
+gh_api_invitations(ngx_http_request_t *r, gh_api_who_t *w)
+{
+    gh_adm_req_t  rq;
+    json_t       *arr;
+    const char   *why;
+    int           all, d, rc;
+
+    all = (w->a.roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR)) != 0;
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_USER_VIEW;
+    rq.tenant = all ? NULL : w->user.tenant;
+    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
+    if (d != GH_ADM_ALLOW) {
+        return gh_api_refuse(r, d, why);
+    }
+    arr = json_array();
+    if (arr == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rc = gh_invite_list(gh_store, all ? NULL : w->user.tenant,
+                        gh_api_collect_invite, arr);
+    if (rc != 0) {
+        json_decref(arr);
+        return gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "the store is unavailable");
+    }
+    return gh_api_json(r, NGX_HTTP_OK, json_pack("{s:o}", "invitations",
+                                                 arr));
+}
+
+
+/* ---- writes ---- */
+
+static ngx_int_t
+gh_api_job(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w, void *ext, void (*thread)(void *, ngx_log_t *),
+    void (*finish)(ngx_http_request_t *, gh_job_t *))
+{
+    gh_job_t  *job;
+
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    if (job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    job->ext = ext;
+    job->request = r;
+    gh_job_who(job, ctx);
+    ngx_cpystrn((u_char *) job->uid, (u_char *) w->user.id,
+                sizeof(job->uid));
+    job->finish = finish;
+    if (gh_job_post(r, job, thread) != NGX_OK) {
+        return gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "the gateway is busy, try again");
+    }
+    return NGX_DONE;
+}
+
+
+static void
+gh_api_user_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    gh_admin_job_t  *aj = job->ext;
+    ngx_int_t        rc;
+
+    if (aj->decision != GH_ADM_ALLOW) {
+        rc = gh_api_refuse(r, aj->decision, aj->why);
+    } else if (job->rc == GH_ENOTFOUND) {
+        rc = gh_api_error(r, NGX_HTTP_CONFLICT, aj->role[0]
+                          ? "the user does not hold that role"
+                          : "the user has no password");
+    } else if (job->rc == GH_EINVAL || job->rc == GH_ETOOBIG) {
+        rc = gh_api_error(r, NGX_HTTP_BAD_REQUEST, "bad role");
+    } else if (job->rc != 0) {
+        rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                          "the store is unavailable, try again");
+    } else {
+        rc = gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s,s:s,s:s,s:s}",
+                         "action", gh_admin_actions[aj->which].name,
+                         "target", aj->email, "before", aj->before,
+                         "after", aj->after));
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+gh_api_inv_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    gh_inv_job_t  *ij = job->ext;
+    ngx_int_t      rc;
+
+    if (ij->decision != GH_ADM_ALLOW) {
+        rc = gh_api_refuse(r, ij->decision, ij->why);
+    } else if (job->rc == GH_EDENIED) {
+        rc = gh_api_error(r, NGX_HTTP_CONFLICT,
+                          ngx_strcmp(ij->why, "four_eyes") == 0
+                          ? "another manager must decide"
+                          : "already decided");
+    } else if (job->rc == GH_EEXIST) {
+        rc = gh_api_error(r, NGX_HTTP_CONFLICT,
+                          "the email has an account or an open invitation");
+    } else if (job->rc == GH_EINVAL || job->rc == GH_EBADEMAIL
+               || job->rc == GH_EBADTENANT)
+    {
+        rc = gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                          "check the email, the name and the tenant");
+    } else if (job->rc != 0) {
+        rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                          "the store is unavailable, try again");
+    } else if (ij->op == 1) {
+        char  link[sizeof(GH_PREFIX "join?token=") + GH_INVITE_TOKEN_LEN];
+
+        ngx_snprintf((u_char *) link, sizeof(link), GH_PREFIX
+                     "join?token=%s%Z", ij->token);
+        /* the link is in this answer only; the store keeps its hash */
+        rc = gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s,s:s,s:s}", "id",
+                         ij->inv.id, "state", "approved", "link", link));
+        gh_wipe(link, sizeof(link));
+    } else {
+        rc = gh_api_json(r, ij->op == 0 ? NGX_HTTP_CREATED : NGX_HTTP_OK,
+                         json_pack("{s:s,s:s}", "id", ij->inv.id, "state",
+                                   ij->op == 0 ? "pending" : "rejected"));
+    }
+    gh_wipe(ij->token, sizeof(ij->token));
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* The JSON body, bounded; NULL (after answering) when absent or bad. */
+static json_t *
+gh_api_body(ngx_http_request_t *r)
+{
+    ngx_str_t     body;
+    ngx_int_t     rc;
+    json_t       *o;
+
+    if (gh_form_body(r, &body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return NULL;
+    }
+    o = body.len ? json_loadb((const char *) body.data, body.len,
+                              JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (o == NULL || !json_is_object(o)) {
+        json_decref(o);
+        ngx_http_finalize_request(r,
+            gh_api_error(r, NGX_HTTP_BAD_REQUEST, "expected a JSON object"));
+        return NULL;
+    }
+    return o;
+}
+
+
+/* A string member, at most max bytes, printable; "" when absent; -1 when
+ * malformed. */
+static int
+gh_api_str(json_t *o, const char *k, char *out, size_t max)
+{
+    json_t  *v = json_object_get(o, k);
+    size_t   n, i;
+    const char *s;
+
+    out[0] = '\0';
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        return -1;
+    }
+    s = json_string_value(v);
+    n = json_string_length(v);
+    if (n > max) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if ((unsigned char) s[i] < 0x20) {
+            return -1;
+        }
+    }
+    ngx_memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+
+/* Split rest at the first '/': head and tail (tail empty when none). */
+static void
+gh_api_split(ngx_str_t *rest, ngx_str_t *head, ngx_str_t *tail)
+{
+    u_char  *slash = ngx_strlchr(rest->data, rest->data + rest->len, '/');
+
+    head->data = rest->data;
+    head->len = slash ? (size_t) (slash - rest->data) : rest->len;
+    tail->data = slash ? slash + 1 : rest->data + rest->len;
+    tail->len = slash ? rest->len - head->len - 1 : 0;
+}
+
+
+static ngx_uint_t
+gh_api_is(ngx_str_t *s, const char *lit)
+{
+    return s->len == ngx_strlen(lit) && ngx_strncmp(s->data, lit, s->len) == 0;
+}
+
+
+/* "YYYY-MM-DD" -> the first second after that day (UTC), or -1. */
+static int64_t
+gh_api_until(const char *p)
+{
+    struct tm   tm;
+    ngx_uint_t  i;
+
+    if (ngx_strlen(p) != 10 || p[4] != '-' || p[7] != '-') {
+        return -1;
+    }
+    for (i = 0; i < 10; i++) {
+        if (i != 4 && i != 7 && (p[i] < '0' || p[i] > '9')) {
+            return -1;
+        }
+    }
+    ngx_memzero(&tm, sizeof(tm));
+    tm.tm_year = ngx_atoi((u_char *) p, 4) - 1900;
+    tm.tm_mon = ngx_atoi((u_char *) p + 5, 2) - 1;
+    tm.tm_mday = ngx_atoi((u_char *) p + 8, 2);
+    if (tm.tm_year < 70 || tm.tm_year > 1100 || tm.tm_mon < 0
+        || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31)
+    {
+        return -1;
+    }
+    return (int64_t) timegm(&tm) + 86400;
+}
+
+
+/* The rest of the path after the API prefix. */
+static void
+gh_api_rest(ngx_http_request_t *r, ngx_str_t *rest)
+{
+    rest->data = r->uri.data + sizeof(GH_API_PREFIX) - 1;
+    rest->len = r->uri.len - (sizeof(GH_API_PREFIX) - 1);
+}
+
+
+/* Every write, after the body (if any) is read: who, CSRF, the route,
+ * the decision on the event loop, then the job. */
+static void
+gh_api_write(ngx_http_request_t *r)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    gh_api_who_t              *w;
+    gh_admin_job_t            *aj;
+    gh_inv_job_t              *ij;
+    gh_user_t                 *u;
+    json_t                    *o = NULL;
+    ngx_str_t                  rest, res, tail, id, verb, extra;
+    ngx_int_t                  answer;
+    ngx_uint_t                 i, del = r->method == NGX_HTTP_DELETE;
+    char                       buf[512];
+    const char                *why;
+    int                        d;
+
+    w = ngx_palloc(r->pool, sizeof(*w));
+    u = ngx_palloc(r->pool, sizeof(*u));
+    if (ctx == NULL || w == NULL || u == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (gh_api_who(r, ctx, w, &answer) != NGX_OK) {
+        ngx_http_finalize_request(r, answer);
+        return;
+    }
+    if (gh_api_csrf(r, w) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "gatehouse: api write refused: csrf check failed");
+        ngx_http_finalize_request(r, gh_api_error(r, NGX_HTTP_FORBIDDEN,
+            "a session's write needs X-CSRF-Token (the CSRF cookie's "
+            "value) and this origin"));
+        return;
+    }
+    gh_api_rest(r, &rest);
+    gh_api_split(&rest, &res, &tail);
+    gh_api_split(&tail, &id, &extra);
+    gh_api_split(&extra, &verb, &tail);
+
+    if (gh_api_is(&res, "users") && id.len > 0) {
+        aj = ngx_pcalloc(r->pool, sizeof(*aj));
+        if (aj == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        if (gh_api_is(&verb, "roles")) {
+            aj->which = del ? 6 : 5;                /* revoke : grant */
+            if (del) {
+                if (tail.len == 0 || tail.len > GH_ROLE_NAME_MAX) {
+                    goto not_found;
+                }
+                ngx_memcpy(aj->role, tail.data, tail.len);
+                aj->role[tail.len] = '\0';
+            } else {
+                if (tail.len) {
+                    goto not_found;
+                }
+                o = gh_api_body(r);
+                if (o == NULL) {
+                    return;
+                }
+                if (gh_api_str(o, "role", aj->role, GH_ROLE_NAME_MAX) != 0
+                    || aj->role[0] == '\0'
+                    || gh_api_str(o, "until", buf, 10) != 0)
+                {
+                    json_decref(o);
+                    goto bad;
+                }
+                json_decref(o);
+                if (!gh_live_role_known(aj->role)) {
+                    ngx_http_finalize_request(r, gh_api_error(r,
+                        NGX_HTTP_BAD_REQUEST,
+                        "the access policy does not define that role"));
+                    return;
+                }
+                if (buf[0]) {
+                    aj->until = gh_api_until(buf);
+                    if (aj->until <= gh_now()) {
+                        goto bad;
+                    }
+                }
+            }
+        } else if (!del && tail.len == 0) {
+            for (i = 0; i < 5; i++) {
+                if (gh_api_is(&verb, gh_admin_actions[i].name)) {
+                    break;
+                }
+            }
+            if (i == 5) {
+                goto not_found;
+            }
+            aj->which = i;
+        } else {
+            goto not_found;
+        }
+        if (gh_api_target(r, w, &id, gh_admin_actions[aj->which].action,
+                          aj->role[0] ? aj->role : NULL, u, &answer)
+            != NGX_OK)
+        {
+            ngx_http_finalize_request(r, answer);
+            return;
+        }
+        ngx_memcpy(aj->target, u->id, sizeof(aj->target));
+        aj->actor = w->a;
+        aj->session = w->session;
+        aj->via = "admin api";
+        ngx_memcpy(aj->session_ref, w->ref, sizeof(aj->session_ref) - 1);
+        answer = gh_api_job(r, ctx, w, aj, gh_admin_thread,
+                            gh_api_user_finish);
+        if (answer != NGX_DONE) {
+            ngx_http_finalize_request(r, answer);
+        }
+        return;
+    }
+
+    if (gh_api_is(&res, "invitations") && !del) {
+        ij = ngx_pcalloc(r->pool, sizeof(*ij));
+        if (ij == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        if (id.len == 0) {
+            ij->op = 0;
+            o = gh_api_body(r);
+            if (o == NULL) {
+                return;
+            }
+            if (gh_api_str(o, "email", buf, GH_EMAIL_MAX) != 0
+                || gh_email_normalize(buf, ngx_strlen(buf), ij->inv.email)
+                   != 0
+                || gh_api_str(o, "name", ij->inv.name, GH_NAME_MAX) != 0
+                || gh_api_str(o, "roles", ij->inv.roles, 511) != 0
+                || gh_api_str(o, "tenant", buf, GH_TENANT_MAX) != 0)
+            {
+                json_decref(o);
+                goto bad;
+            }
+            json_decref(o);
+            if (buf[0] && (w->a.roles & GH_ADM_R_ADMIN)) {
+                ngx_cpystrn((u_char *) ij->inv.tenant, (u_char *) buf,
+                            sizeof(ij->inv.tenant));
+            } else {
+                ngx_cpystrn((u_char *) ij->inv.tenant,
+                            (u_char *) w->user.tenant,
+                            sizeof(ij->inv.tenant));
+            }
+            if (ij->inv.roles[0] == '\0') {
+                ngx_cpystrn((u_char *) ij->inv.roles, (u_char *) "member",
+                            sizeof(ij->inv.roles));
+            }
+            d = gh_inv_roles_check(&w->a, GH_ADM_INVITE_CREATE,
+                                   ij->inv.tenant, ij->inv.roles, &why);
+        } else {
+            if (id.len != GH_ID_HEXLEN || extra.len == 0 || tail.len
+                || !(gh_api_is(&verb, "approve") || gh_api_is(&verb,
+                                                              "reject")))
+            {
+                goto not_found;
+            }
+            ij->op = gh_api_is(&verb, "approve") ? 1 : 2;
+            ngx_memcpy(ij->id, id.data, GH_ID_HEXLEN);
+            ij->id[GH_ID_HEXLEN] = '\0';
+            if (gh_invite_get(gh_store, ij->id, &ij->inv) != 0) {
+                goto not_found;
+            }
+            d = gh_inv_roles_check(&w->a, GH_ADM_INVITE_DECIDE,
+                                   ij->inv.tenant,
+                                   ij->op == 1 ? ij->inv.roles : "", &why);
+        }
+        if (d != GH_ADM_ALLOW) {
+            ngx_http_finalize_request(r,
+                ngx_strcmp(why, "unknown_role") == 0
+                || ngx_strcmp(why, "bad_role") == 0
+                ? gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                               "the access policy does not define one of "
+                               "those roles")
+                : gh_api_refuse(r, d, why));
+            return;
+        }
+        ij->actor = w->a;
+        ij->session = w->session;
+        ij->via = "admin api";
+        ngx_memcpy(ij->session_ref, w->ref, sizeof(ij->session_ref) - 1);
+        answer = gh_api_job(r, ctx, w, ij, gh_inv_thread, gh_api_inv_finish);
+        if (answer != NGX_DONE) {
+            ngx_http_finalize_request(r, answer);
+        }
+        return;
+    }
+
+not_found:
+    ngx_http_finalize_request(r, gh_api_error(r, NGX_HTTP_NOT_FOUND,
+                                              "no such resource"));
+    return;
+bad:
+    ngx_http_finalize_request(r, gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "malformed request"));
+}
+
+
+/* ---- the endpoint ---- */
+
+ngx_int_t
+gh_api_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
+{
+    gh_api_who_t  *w;
+    ngx_str_t      rest, res, tail, id, extra, ctype;
+    ngx_int_t      answer, rc;
+
+    if (r->method == NGX_HTTP_POST || r->method == NGX_HTTP_DELETE) {
+        if (r->method == NGX_HTTP_POST) {
+            /* JSON only: a cross-site form cannot send it without CORS */
+            ctype = r->headers_in.content_type
+                    ? r->headers_in.content_type->value : (ngx_str_t) {0, 0};
+            if (r->headers_in.content_length_n > 0
+                && (ctype.len < 16 || ngx_strncasecmp(ctype.data,
+                        (u_char *) "application/json", 16) != 0))
+            {
+                return gh_api_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                    "send application/json");
+            }
+        }
+        if (r->headers_in.content_length_n > GH_API_BODY_MAX) {
+            return gh_api_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                "the body is too large");
+        }
+        r->request_body_in_single_buf = 1;
+        rc = ngx_http_read_client_request_body(r, gh_api_write);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+        return NGX_DONE;
+    }
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return gh_api_error(r, NGX_HTTP_NOT_ALLOWED, "method not allowed");
+    }
+    w = ngx_palloc(r->pool, sizeof(*w));
+    if (w == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (gh_api_who(r, ctx, w, &answer) != NGX_OK) {
+        return answer;
+    }
+    gh_api_rest(r, &rest);
+    gh_api_split(&rest, &res, &tail);
+    gh_api_split(&tail, &id, &extra);
+    if (gh_api_is(&res, "tenants") && tail.len == 0) {
+        return gh_api_tenants(r, w);
+    }
+    if (gh_api_is(&res, "users") && id.len == 0 && tail.len == 0) {
+        return gh_api_users(r, w);
+    }
+    if (gh_api_is(&res, "users") && id.len > 0 && extra.len == 0
+        && tail.len == id.len)
+    {
+        return gh_api_user(r, w, &id);
+    }
+    if (gh_api_is(&res, "invitations") && tail.len == 0) {
+        return gh_api_invitations(r, w);
+    }
+    return gh_api_error(r, NGX_HTTP_NOT_FOUND, "no such resource");
+}
