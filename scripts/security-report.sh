@@ -60,6 +60,7 @@ SECTIONS = [
     ("oversized", "Limits"),
     ("slow_client", "Limits"),
     ("disk_full", "Faults"),
+    ("map_full", "Faults"),
     ("store_fault", "Faults"),
     ("backend_fault", "Faults"),
     ("reload", "Faults"),
