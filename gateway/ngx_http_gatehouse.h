@@ -14,6 +14,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <jansson.h>
+
 #include "gatehouse/store.h"
 #include "gatehouse/session.h"
 #include "gatehouse/netset.h"
@@ -231,6 +233,11 @@ ngx_int_t gh_send(ngx_http_request_t *r, ngx_uint_t status,
 /* A public, cacheable answer (Cache-Control: public, max-age). */
 ngx_int_t gh_send_cacheable(ngx_http_request_t *r, const char *ctype,
     ngx_str_t *body, ngx_uint_t max_age);
+
+/* A jansson value (consumed), compact, newline-terminated; 500 when it is
+ * NULL or cannot be serialised. */
+ngx_int_t gh_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *obj);
 
 /* A small JSON object {"error": code, "reason": reason}. */
 ngx_int_t gh_send_error(ngx_http_request_t *r, ngx_uint_t status,

@@ -41,29 +41,7 @@
 static ngx_int_t
 gh_api_json(ngx_http_request_t *r, ngx_uint_t status, json_t *o)
 {
-    ngx_str_t  body;
-    char      *s;
-    size_t     n;
-
-    if (o == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (s == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    n = ngx_strlen(s);
-    body.data = ngx_pnalloc(r->pool, n + 1);
-    if (body.data == NULL) {
-        free(s);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ngx_memcpy(body.data, s, n);
-    body.data[n] = '\n';
-    body.len = n + 1;
-    free(s);
-    return gh_send(r, status, "application/json", &body, NULL, NULL, 0);
+    return gh_send_json(r, status, o);
 }
 
 

@@ -151,7 +151,7 @@ gh_send_body(ngx_http_request_t *r, ngx_str_t *body)
 
 
 /* Serialise a jansson value into the request pool and send it. */
-static ngx_int_t
+ngx_int_t
 gh_send_json(ngx_http_request_t *r, ngx_uint_t status, json_t *obj)
 {
     ngx_str_t   body;
