@@ -167,6 +167,32 @@ static MDB_val mval(const void *p, size_t n)
 /* (what came back from disk).                                        */
 /* ------------------------------------------------------------------ */
 
+/* Walk every record of dbi in key order inside txn, handing each value
+ * to each(); a non-zero return from each() stops the walk and is returned.
+ * One place for the cursor open / get / close the typed list calls share. */
+static int db_walk(MDB_txn *txn, MDB_dbi dbi,
+                   int (*each)(const MDB_val *v, void *ctx), void *ctx)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_FIRST;
+    int rc, mrc;
+
+    rc = mdb_err(mdb_cursor_open(txn, dbi, &cur));
+    if (rc != 0)
+        return rc;
+    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        rc = each(&v, ctx);
+        if (rc != 0)
+            goto out;
+    }
+    rc = mrc == MDB_NOTFOUND ? 0 : mdb_err(mrc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* 1 when s holds at most max bytes before its NUL (never reading past
  * max + 1 bytes, the size of the struct array), is valid UTF-8 and has no
  * control characters: names end up in headers, HTML and log lines. */
@@ -1085,40 +1111,33 @@ out:
 }
 
 /* Walk tenants in name order inside one read transaction; cb sees copies. */
+struct tenant_walk {
+    int (*cb)(const gh_tenant_t *, void *);
+    void *arg;
+};
+
+static int tenant_each(const MDB_val *v, void *ctx)
+{
+    const struct tenant_walk *w = ctx;
+    gh_tenant_t t;
+    int rc;
+
+    rc = tenant_decode(v, &t);
+    return rc != 0 ? rc : w->cb(&t, w->arg);
+}
+
 int gh_tenant_list(gh_store_t *st, int (*cb)(const gh_tenant_t *, void *),
                    void *arg)
 {
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    MDB_cursor_op op = MDB_FIRST;
-    gh_tenant_t t;
-    int rc, mrc;
+    struct tenant_walk w = { cb, arg };
+    int rc;
 
     if (st == NULL || cb == NULL)
         return GH_EINVAL;
     rc = txn_begin(st, 1, &txn);
-    if (rc != 0)
-        goto out;
-    rc = mdb_err(mdb_cursor_open(txn, st->tenants, &cur));
-    if (rc != 0) {
-        cur = NULL;
-        goto out;
-    }
-    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        rc = tenant_decode(&v, &t);
-        if (rc != 0)
-            goto out;
-        rc = cb(&t, arg);
-        if (rc != 0)
-            goto out;
-    }
-    if (mrc != MDB_NOTFOUND)
-        rc = mdb_err(mrc);
-out:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
+    if (rc == 0)
+        rc = db_walk(txn, st->tenants, tenant_each, &w);
     txn_abort(&txn);
     return rc;
 }
@@ -1420,16 +1439,40 @@ out:
 /* Walk users in email order (via the index), optionally of one tenant
  * (GH_EBADTENANT when it does not exist). cb runs inside the read
  * transaction on a copy; a non-zero return stops the walk. */
+struct user_walk {
+    gh_store_t *st;
+    MDB_txn *txn;
+    const char *tenant;
+    int (*cb)(const gh_user_t *, void *);
+    void *arg;
+};
+
+/* One email-index entry: the user it names must exist (else the store is
+ * inconsistent); users of other tenants are skipped when filtering. */
+static int user_each(const MDB_val *v, void *ctx)
+{
+    const struct user_walk *w = ctx;
+    char id[GH_ID_HEXLEN + 1];
+    gh_user_t u;
+    int rc;
+
+    rc = index_decode(v, id);
+    if (rc == 0)
+        rc = user_get_txn(w->st, w->txn, id, &u);
+    if (rc != 0)
+        return rc == GH_ENOTFOUND ? GH_ESTORE : rc;
+    if (w->tenant != NULL && strcmp(u.tenant, w->tenant) != 0)
+        return 0;
+    return w->cb(&u, w->arg);
+}
+
 int gh_user_list(gh_store_t *st, const char *tenant,
                  int (*cb)(const gh_user_t *, void *), void *arg)
 {
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
     MDB_val k, v;
-    MDB_cursor_op op = MDB_FIRST;
-    char id[GH_ID_HEXLEN + 1];
-    gh_user_t u;
-    int rc, mrc;
+    struct user_walk w = { st, NULL, tenant, cb, arg };
+    int rc;
 
     if (st == NULL || cb == NULL)
         return GH_EINVAL;
@@ -1446,31 +1489,9 @@ int gh_user_list(gh_store_t *st, const char *tenant,
             goto out;
         }
     }
-    rc = mdb_err(mdb_cursor_open(txn, st->by_email, &cur));
-    if (rc != 0) {
-        cur = NULL;
-        goto out;
-    }
-    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        rc = index_decode(&v, id);
-        if (rc == 0)
-            rc = user_get_txn(st, txn, id, &u);
-        if (rc != 0) {
-            rc = rc == GH_ENOTFOUND ? GH_ESTORE : rc;
-            goto out;
-        }
-        if (tenant != NULL && strcmp(u.tenant, tenant) != 0)
-            continue;
-        rc = cb(&u, arg);
-        if (rc != 0)
-            goto out;
-    }
-    if (mrc != MDB_NOTFOUND)
-        rc = mdb_err(mrc);
+    w.txn = txn;
+    rc = db_walk(txn, st->by_email, user_each, &w);
 out:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
     txn_abort(&txn);
     return rc;
 }
@@ -2948,37 +2969,37 @@ out:
 }
 
 /* Walk every stored key (any order); non-zero from cb stops the walk. */
+struct jwtkey_walk {
+    int (*cb)(const gh_jwtkey_t *, void *);
+    void *arg;
+};
+
+/* The sealed key is wiped after each callback, decoded or not. */
+static int jwtkey_each(const MDB_val *v, void *ctx)
+{
+    const struct jwtkey_walk *w = ctx;
+    gh_jwtkey_t key;
+    int rc;
+
+    rc = jwtkey_decode(v, &key);
+    if (rc == 0)
+        rc = w->cb(&key, w->arg);
+    gh_wipe(key.sealed, sizeof key.sealed);
+    return rc;
+}
+
 int gh_jwtkey_list(gh_store_t *st, int (*cb)(const gh_jwtkey_t *, void *),
                    void *arg)
 {
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    MDB_cursor_op op = MDB_FIRST;
-    gh_jwtkey_t key;
-    int rc, mrc;
+    struct jwtkey_walk w = { cb, arg };
+    int rc;
 
     if (st == NULL || cb == NULL)
         return GH_EINVAL;
     rc = txn_begin(st, 1, &txn);
-    if (rc != 0)
-        return rc;
-    rc = mdb_err(mdb_cursor_open(txn, st->jwtkeys, &cur));
-    if (rc != 0)
-        goto out;
-    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        rc = jwtkey_decode(&v, &key);
-        if (rc == 0)
-            rc = cb(&key, arg);
-        gh_wipe(key.sealed, sizeof key.sealed);
-        if (rc != 0)
-            goto out;
-    }
-    rc = mrc == MDB_NOTFOUND ? 0 : mdb_err(mrc);
-out:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
+    if (rc == 0)
+        rc = db_walk(txn, st->jwtkeys, jwtkey_each, &w);
     txn_abort(&txn);
     return rc;
 }
