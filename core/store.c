@@ -193,6 +193,18 @@ out:
     return rc;
 }
 
+/* Open a read transaction and fetch key from dbi into v; the caller
+ * decodes v (valid only while *txn lives) and then aborts *txn, which is
+ * left open on every return so one txn_abort() covers all paths. */
+static int db_read(gh_store_t *st, MDB_dbi dbi, const void *key, size_t klen,
+                   MDB_txn **txn, MDB_val *v)
+{
+    MDB_val k = mval(key, klen);
+    int rc = txn_begin(st, 1, txn);
+
+    return rc != 0 ? rc : mdb_err(mdb_get(*txn, dbi, &k, v));
+}
+
 /* 1 when s holds at most max bytes before its NUL (never reading past
  * max + 1 bytes, the size of the struct array), is valid UTF-8 and has no
  * control characters: names end up in headers, HTML and log lines. */
@@ -985,16 +997,12 @@ out:
 int gh_meta_get(gh_store_t *st, const char *key, char *out, size_t cap)
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
+    MDB_val v;
     int rc;
 
     if (st == NULL || key == NULL || out == NULL || !meta_key_ok(key))
         return GH_EINVAL;
-    k = mval(key, strlen(key));
-    rc = txn_begin(st, 1, &txn);
-    if (rc != 0)
-        goto out;
-    rc = mdb_err(mdb_get(txn, st->meta, &k, &v));
+    rc = db_read(st, st->meta, key, strlen(key), &txn, &v);
     if (rc != 0)
         goto out;
     if (v.mv_size > GH_META_VALUE_MAX || memchr(v.mv_data, '\0', v.mv_size)) {
@@ -1090,22 +1098,16 @@ out:
 int gh_tenant_get(gh_store_t *st, const char *name, gh_tenant_t *out)
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
+    MDB_val v;
     int rc;
 
     if (st == NULL || name == NULL || out == NULL)
         return GH_EINVAL;
     if (!tenant_ok(name))
         return GH_ENOTFOUND;
-    k = mval(name, strlen(name));
-    rc = txn_begin(st, 1, &txn);
-    if (rc != 0)
-        goto out;
-    rc = mdb_err(mdb_get(txn, st->tenants, &k, &v));
-    if (rc != 0)
-        goto out;
-    rc = tenant_decode(&v, out);
-out:
+    rc = db_read(st, st->tenants, name, strlen(name), &txn, &v);
+    if (rc == 0)
+        rc = tenant_decode(&v, out);
     txn_abort(&txn);
     return rc;
 }
@@ -2313,20 +2315,14 @@ out:
 int gh_session_get(gh_store_t *st, const uint8_t key[32], gh_session_t *s)
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
+    MDB_val v;
     int rc;
 
     if (st == NULL || key == NULL || s == NULL)
         return GH_EINVAL;
-    k = mval(key, 32);
-    rc = txn_begin(st, 1, &txn);
-    if (rc != 0)
-        goto out;
-    rc = mdb_err(mdb_get(txn, st->sessions, &k, &v));
-    if (rc != 0)
-        goto out;
-    rc = session_decode(&v, s);
-out:
+    rc = db_read(st, st->sessions, key, 32, &txn, &v);
+    if (rc == 0)
+        rc = session_decode(&v, s);
     txn_abort(&txn);
     return rc;
 }
@@ -2792,7 +2788,7 @@ int gh_throttle_get(gh_store_t *st, const gh_throttle_key_t *key,
 {
     unsigned char kb[THROTTLE_KEY_MAX];
     MDB_txn *txn = NULL;
-    MDB_val k, v;
+    MDB_val v;
     int rc, n;
 
     if (st == NULL || out == NULL)
@@ -2801,11 +2797,7 @@ int gh_throttle_get(gh_store_t *st, const gh_throttle_key_t *key,
     n = throttle_key(key, kb);
     if (n < 0)
         return n;
-    rc = txn_begin(st, 1, &txn);
-    if (rc != 0)
-        return rc;
-    k = mval(kb, (size_t)n);
-    rc = mdb_err(mdb_get(txn, st->throttle, &k, &v));
+    rc = db_read(st, st->throttle, kb, (size_t)n, &txn, &v);
     if (rc == 0)
         rc = throttle_decode(&v, out);
     txn_abort(&txn);
@@ -3184,7 +3176,7 @@ out:
 int gh_mfa_get(gh_store_t *st, const char *uid, gh_mfa_t *out)
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
+    MDB_val v;
     int rc;
 
     if (st == NULL || out == NULL)
@@ -3192,14 +3184,9 @@ int gh_mfa_get(gh_store_t *st, const char *uid, gh_mfa_t *out)
     memset(out, 0, sizeof *out);
     if (uid == NULL || !uid_ok(uid))
         return GH_ENOTFOUND;
-    k = mval(uid, GH_ID_HEXLEN);
-    rc = txn_begin(st, 1, &txn);
-    if (rc != 0)
-        goto out;
-    rc = mdb_err(mdb_get(txn, st->factors, &k, &v));
+    rc = db_read(st, st->factors, uid, GH_ID_HEXLEN, &txn, &v);
     if (rc == 0)
         rc = mfa_decode(&v, out);
-out:
     txn_abort(&txn);
     return rc;
 }
@@ -3366,16 +3353,13 @@ static int kv_copy(const MDB_val *v, char **out, size_t *len)
 int gh_kv_get(gh_store_t *st, const char *key, char **out, size_t *len)
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
+    MDB_val v;
     int rc;
 
     if (st == NULL || out == NULL || !kv_key_ok(key))
         return GH_EINVAL;
     *out = NULL;
-    k = mval(key, strlen(key));
-    rc = txn_begin(st, 1, &txn);
-    if (rc == 0)
-        rc = mdb_err(mdb_get(txn, st->saml, &k, &v));
+    rc = db_read(st, st->saml, key, strlen(key), &txn, &v);
     if (rc == 0)
         rc = kv_copy(&v, out, len);
     txn_abort(&txn);
