@@ -1793,9 +1793,15 @@ size_t gh_user_active_roles(const gh_user_t *u, int64_t now,
 #define POLICY_TEXT_MAX    (4u * 1024 * 1024)
 
 /* The version record is 8 bytes, big-endian. */
-static int policy_version_txn(gh_store_t *st, MDB_txn *txn, uint64_t *ver)
+#define KEYS_VERSION_KEY "keys.version"
+
+/* A version counter `name` in the policy db within txn (0 when unset);
+ * 8 bytes, big-endian, anything else is GH_ESTORE. Shared by the policy
+ * and key-set versions. */
+static int version_txn(gh_store_t *st, MDB_txn *txn, const char *name,
+                       uint64_t *ver)
 {
-    MDB_val k = mval(POLICY_VERSION_KEY, strlen(POLICY_VERSION_KEY)), v;
+    MDB_val k = mval(name, strlen(name)), v;
     const unsigned char *p;
     int rc = mdb_err(mdb_get(txn, st->policy, &k, &v)), i;
 
@@ -1814,14 +1820,15 @@ static int policy_version_txn(gh_store_t *st, MDB_txn *txn, uint64_t *ver)
 
 /* Bump the policy version within txn: workers recompile the policy (and
  * re-read the tenants' MFA levels) at their next request. */
-static int policy_version_bump(gh_store_t *st, MDB_txn *txn)
+/* Add one to counter `name` inside write txn. */
+static int version_bump(gh_store_t *st, MDB_txn *txn, const char *name)
 {
     MDB_val k, v;
     unsigned char be[8];
     uint64_t ver;
     int rc, i;
 
-    rc = policy_version_txn(st, txn, &ver);
+    rc = version_txn(st, txn, name, &ver);
     if (rc != 0)
         return rc;
     ver++;
@@ -1829,9 +1836,19 @@ static int policy_version_bump(gh_store_t *st, MDB_txn *txn)
         be[i] = (unsigned char)(ver & 0xff);
         ver >>= 8;
     }
-    k = mval(POLICY_VERSION_KEY, strlen(POLICY_VERSION_KEY));
+    k = mval(name, strlen(name));
     v = mval(be, sizeof be);
     return mdb_err(mdb_put(txn, st->policy, &k, &v, 0));
+}
+
+static int policy_version_txn(gh_store_t *st, MDB_txn *txn, uint64_t *ver)
+{
+    return version_txn(st, txn, POLICY_VERSION_KEY, ver);
+}
+
+static int policy_version_bump(gh_store_t *st, MDB_txn *txn)
+{
+    return version_bump(st, txn, POLICY_VERSION_KEY);
 }
 
 /* Store text and bump the version in one transaction. */
@@ -2487,24 +2504,10 @@ out:
     return rc;
 }
 
-#define KEYS_VERSION_KEY "keys.version"   /* (again below, identical) */
-
-/* The key-set version within txn (0 when unset); 8 bytes, big-endian. */
+/* The key-set version within txn (0 when unset). */
 static int keys_version_txn(gh_store_t *st, MDB_txn *txn, uint64_t *ver)
 {
-    MDB_val k = mval(KEYS_VERSION_KEY, strlen(KEYS_VERSION_KEY)), v;
-    int rc = mdb_err(mdb_get(txn, st->policy, &k, &v)), i;
-
-    *ver = 0;
-    if (rc == GH_ENOTFOUND)
-        return 0;
-    if (rc != 0)
-        return rc;
-    if (v.mv_size != 8)
-        return GH_ESTORE;
-    for (i = 0; i < 8; i++)
-        *ver = *ver << 8 | ((const unsigned char *)v.mv_data)[i];
-    return 0;
+    return version_txn(st, txn, KEYS_VERSION_KEY, ver);
 }
 
 /* One read transaction per request, without an allocation or the
@@ -2832,29 +2835,11 @@ int gh_throttle_del(gh_store_t *st, const gh_throttle_key_t *key)
 /* JWT signing keys                                                   */
 /* ------------------------------------------------------------------ */
 
-#define KEYS_VERSION_KEY "keys.version"
-
 /* Bump the key-set version (kept in the policy database, so that workers
  * read both versions in one transaction). */
 static int keys_version_bump(gh_store_t *st, MDB_txn *txn)
 {
-    MDB_val k = mval(KEYS_VERSION_KEY, strlen(KEYS_VERSION_KEY)), v;
-    unsigned char be[8];
-    uint64_t ver = 0;
-    int rc = mdb_err(mdb_get(txn, st->policy, &k, &v)), i;
-
-    if (rc == 0 && v.mv_size == 8)
-        for (i = 0; i < 8; i++)
-            ver = ver << 8 | ((const unsigned char *)v.mv_data)[i];
-    else if (rc != 0 && rc != GH_ENOTFOUND)
-        return rc;
-    ver++;
-    for (i = 7; i >= 0; i--) {
-        be[i] = (unsigned char)(ver & 0xff);
-        ver >>= 8;
-    }
-    v = mval(be, sizeof be);
-    return mdb_err(mdb_put(txn, st->policy, &k, &v, 0));
+    return version_bump(st, txn, KEYS_VERSION_KEY);
 }
 
 /* jwt key: {"k":kid,"x":x,"y":y,"p":pub pem,"s":sealed private,
