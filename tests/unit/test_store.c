@@ -571,6 +571,27 @@ static void session_touch_moves_forward_only(void **state)
 
 /* ---- corrupt records ---- */
 
+/* A version counter that is not 8 bytes is refused everywhere it is read,
+ * including the request path (which must then fail closed) and the bump a
+ * policy write makes; it is never taken as 0 and silently restarted. */
+static void malformed_version_counters_are_store_errors(void **state)
+{
+    fx_t *fx = *state;
+    uint64_t pv, kv;
+
+    gh_store_close(fx->st);
+    fx->st = NULL;
+    raw_put(fx->dir, "policy", "version", 7, "abc", 3);
+    raw_put(fx->dir, "policy", "keys.version", 12, "abc", 3);
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_store_versions(fx->st, &pv, &kv), GH_ESTORE);
+    assert_int_equal(gh_policy_version(fx->st, &pv), GH_ESTORE);
+    assert_int_equal(gh_request_read(fx->st, NULL, NULL, NULL, &pv, &kv),
+                     GH_ESTORE);
+    assert_int_equal(gh_policy_put(fx->st, "version: 1\n", 11, &pv),
+                     GH_ESTORE);
+}
+
 static void corrupt_records_are_store_errors_not_overflows(void **state)
 {
     fx_t *fx = *state;
@@ -1095,6 +1116,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(session_of_vanished_user_reads_as_notfound, setup, teardown),
         cmocka_unit_test_setup_teardown(session_touch_moves_forward_only, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupt_records_are_store_errors_not_overflows, setup, teardown),
+        cmocka_unit_test_setup_teardown(malformed_version_counters_are_store_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_2_store_is_upgraded_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(tenant_password_settings_roundtrip_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(password_change_keeps_history_and_ends_sessions, setup, teardown),
