@@ -2486,20 +2486,14 @@ int gh_session_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
                     gh_user_t *u)
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
+    MDB_val v;
     int rc;
 
     if (st == NULL || key == NULL || s == NULL || u == NULL)
         return GH_EINVAL;
-    k = mval(key, 32);
-    rc = txn_begin(st, 1, &txn);
-    if (rc != 0)
-        goto out;
-    rc = mdb_err(mdb_get(txn, st->sessions, &k, &v));
-    if (rc != 0)
-        goto out;
-    rc = session_read_cached(st, txn, key, &v, s, u);
-out:
+    rc = db_read(st, st->sessions, key, 32, &txn, &v);
+    if (rc == 0)
+        rc = session_read_cached(st, txn, key, &v, s, u);
     txn_abort(&txn);
     return rc;
 }
