@@ -2,7 +2,6 @@
  * checkpoint), backups and restores, and the record every administrative
  * command leaves (cli_audit_admin). */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -11,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sodium.h>
 
 #include "gatehouse/audit.h"
 #include "gatehouse/backup.h"
@@ -144,22 +145,18 @@ static int load_mk(const char *dir, uint8_t mk[GH_MASTER_KEY_BYTES])
 static int parse_expect(const char *s, uint64_t *seq, uint8_t hash[32])
 {
     char *end;
+    const char *hex_end;
     unsigned long long v;
+    size_t n;
 
     errno = 0;
     v = strtoull(s, &end, 10);
     if (errno != 0 || end == s || *end != ':' || v == 0 || s[0] == '-' ||
         strlen(end + 1) != 64)
         return -1;
-    for (int i = 0; i < 32; i++) {
-        unsigned x;
-        char two[3] = { end[1 + 2 * i], end[2 + 2 * i], '\0' };
-
-        if (!isxdigit((unsigned char)two[0]) ||
-            !isxdigit((unsigned char)two[1]) || sscanf(two, "%2x", &x) != 1)
-            return -1;
-        hash[i] = (uint8_t)x;
-    }
+    if (sodium_hex2bin(hash, 32, end + 1, 64, NULL, &n, &hex_end) != 0 ||
+        n != 32 || hex_end != end + 65)
+        return -1;
     *seq = v;
     return 0;
 }

@@ -203,6 +203,24 @@ def test_a_rollback_with_its_checkpoints_is_caught_by_a_hash_held_outside(
     assert p.returncode == 1 and len(p.stderr.strip().split("\n")) == 1
 
 
+def test_expect_accepts_only_a_held_hash_of_exactly_64_hex_digits(tmp_path):
+    """--expect passes with the hash the log holds for that record and is
+    refused (exit 1, one line) when the hash is one digit short or long or
+    carries a non-hex character, never read as a prefix."""
+    data = str(tmp_path / "d")
+    cli_ok(["init", "--password-stdin", "--argon2-passes", "1",
+            "--argon2-memory-mib", "8"], data, input=ADMIN_PASSWORD + "\n")
+    last = export(data)[0][-1]
+    seq, h = last["seq"], last["hash"]
+    p = run_cli(["audit", "verify", "--expect", "%d:%s" % (seq, h)], data=data)
+    assert p.returncode == 0, p.stderr
+    for bad in (h[:63], h + "0", "g" + h[1:], h[:62] + " 0"):
+        p = run_cli(["audit", "verify", "--expect", "%d:%s" % (seq, bad)],
+                    data=data)
+        assert p.returncode == 1, bad
+        assert len(p.stderr.strip().split("\n")) == 1, p.stderr
+
+
 # ---- syslog --------------------------------------------------------------------
 
 def test_records_are_shipped_to_syslog_as_rfc5424(make_gateway):
