@@ -423,8 +423,8 @@ gh_admin_gate(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 
 /* A query argument, percent-decoded, at most max bytes, printable ASCII
  * only (emails, ids, tenant names). NGX_DECLINED when absent or empty,
- * NGX_ERROR when malformed. */
-static ngx_int_t
+ * NGX_ERROR when malformed. Shared with the API. */
+ngx_int_t
 gh_admin_arg(ngx_http_request_t *r, const char *name, size_t max,
     char *out)
 {
