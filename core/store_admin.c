@@ -276,19 +276,22 @@ int gh_invite_get(gh_store_t *st, const char *id, gh_invite_t *out)
     return rc;
 }
 
-int gh_invite_list(gh_store_t *st, const char *tenant,
-                   int (*cb)(const gh_invite_t *, void *), void *arg)
+/* Walk, in one read transaction, at most GH_INVITE_SCAN keys of the admin
+ * database from the 2-byte prefix on, stopping at the first key without it
+ * (or, with klen set, of another length). fn sees key and value only
+ * inside the transaction; its non-zero return stops the walk and is
+ * returned. Exists so each list below is only its decoding. */
+static int scan(gh_store_t *st, const char *prefix, size_t klen,
+                int (*fn)(const MDB_val *, const MDB_val *, void *),
+                void *arg)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     MDB_cursor_op op = MDB_SET_RANGE;
-    gh_invite_t iv;
     unsigned seen = 0;
-    int rc, mrc;
+    int rc;
 
-    if (st == NULL || cb == NULL)
-        return GH_EINVAL;
     rc = gh_store_int_begin(st, 1, &txn);
     if (rc != 0)
         return rc;
@@ -298,19 +301,14 @@ int gh_invite_list(gh_store_t *st, const char *tenant,
         goto out;
     }
     k.mv_size = 2;
-    k.mv_data = (void *)"i:";
-    while (seen < GH_INVITE_SCAN &&
-           (mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+    k.mv_data = (void *)prefix;
+    while (seen < GH_INVITE_SCAN && mdb_cursor_get(cur, &k, &v, op) == 0) {
         op = MDB_NEXT;
-        if (k.mv_size < 2 || memcmp(k.mv_data, "i:", 2) != 0)
+        if (k.mv_size < 2 || memcmp(k.mv_data, prefix, 2) != 0 ||
+            (klen != 0 && k.mv_size != klen))
             break;
         seen++;
-        rc = decode(&v, &iv);
-        if (rc != 0)
-            goto out;
-        if (tenant != NULL && strcmp(iv.tenant, tenant) != 0)
-            continue;
-        rc = cb(&iv, arg);
+        rc = fn(&k, &v, arg);
         if (rc != 0)
             goto out;
     }
@@ -319,6 +317,36 @@ out:
         mdb_cursor_close(cur);
     gh_store_int_abort(&txn);
     return rc;
+}
+
+struct invite_walk {
+    const char *tenant;
+    int (*cb)(const gh_invite_t *, void *);
+    void *arg;
+};
+
+static int invite_fn(const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct invite_walk *w = arg;
+    gh_invite_t iv;
+    int rc;
+
+    rc = decode(v, &iv);
+    if (rc != 0)
+        return rc;
+    if (w->tenant != NULL && strcmp(iv.tenant, w->tenant) != 0)
+        return 0;
+    return w->cb(&iv, w->arg);
+}
+
+int gh_invite_list(gh_store_t *st, const char *tenant,
+                   int (*cb)(const gh_invite_t *, void *), void *arg)
+{
+    struct invite_walk w = { tenant, cb, arg };
+
+    if (st == NULL || cb == NULL)
+        return GH_EINVAL;
+    return scan(st, "i:", 0, invite_fn, &w);
 }
 
 static void token_hash(const char *token, size_t len, char out[65])
@@ -809,49 +837,33 @@ int gh_apitoken_resolve(gh_store_t *st, const char *token, size_t len,
     return rc;
 }
 
+struct apitoken_walk {
+    int (*cb)(const gh_apitoken_t *, void *);
+    void *arg;
+};
+
+static int apitoken_fn(const MDB_val *k, const MDB_val *v, void *arg)
+{
+    struct apitoken_walk *w = arg;
+    gh_apitoken_t t;
+    int rc;
+
+    rc = apitoken_decode(v, &t);
+    if (rc != 0)
+        return rc;
+    memcpy(t.id, (char *)k->mv_data + 2, 16);
+    t.id[16] = '\0';
+    return w->cb(&t, w->arg);
+}
+
 int gh_apitoken_list(gh_store_t *st,
                      int (*cb)(const gh_apitoken_t *, void *), void *arg)
 {
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    MDB_cursor_op op = MDB_SET_RANGE;
-    gh_apitoken_t t;
-    unsigned seen = 0;
-    int rc, mrc;
+    struct apitoken_walk w = { cb, arg };
 
     if (st == NULL || cb == NULL)
         return GH_EINVAL;
-    rc = gh_store_int_begin(st, 1, &txn);
-    if (rc != 0)
-        return rc;
-    rc = gh_store_int_err(mdb_cursor_open(txn, gh_store_int_admin(st), &cur));
-    if (rc != 0) {
-        cur = NULL;
-        goto out;
-    }
-    k.mv_size = 2;
-    k.mv_data = (void *)"k:";
-    while (seen < GH_INVITE_SCAN &&
-           (mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        if (k.mv_size != 2 + 64 || memcmp(k.mv_data, "k:", 2) != 0)
-            break;
-        seen++;
-        rc = apitoken_decode(&v, &t);
-        if (rc != 0)
-            goto out;
-        memcpy(t.id, (char *)k.mv_data + 2, 16);
-        t.id[16] = '\0';
-        rc = cb(&t, arg);
-        if (rc != 0)
-            goto out;
-    }
-out:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
-    gh_store_int_abort(&txn);
-    return rc;
+    return scan(st, "k:", 2 + 64, apitoken_fn, &w);
 }
 
 int gh_apitoken_revoke(gh_store_t *st, const char *id, gh_apitoken_t *out)

@@ -338,6 +338,32 @@ gh_admin_actor(ngx_http_gatehouse_ctx_t *ctx, gh_adm_actor_t *a)
 }
 
 
+/* Post a console write job for the signed-in actor: the job carries the
+ * actor's session and its audit reference, finish runs on the event loop;
+ * a full thread pool finalizes the request with 503. The common tail of
+ * the body handlers. */
+static void
+gh_admin_post(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_job_t *job, void *ext, gh_session_t *session, char *session_ref,
+    void (*thread)(void *, ngx_log_t *),
+    void (*finish)(ngx_http_request_t *, gh_job_t *))
+{
+    *session = ctx->session;
+    gh_audit_session_ref(ctx->key, session_ref);
+    job->ext = ext;
+    job->request = r;
+    gh_job_who(job, ctx);
+    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
+                sizeof(job->uid));
+    job->finish = finish;
+    if (gh_job_post(r, job, thread) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                          "the gateway is busy, try again"));
+    }
+}
+
+
 /* Every console or API request of the break-glass account: a critical
  * line in the error log (its actions are audited as anyone's). One LMDB
  * read. */
@@ -423,8 +449,8 @@ gh_admin_gate(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 
 /* A query argument, percent-decoded, at most max bytes, printable ASCII
  * only (emails, ids, tenant names). NGX_DECLINED when absent or empty,
- * NGX_ERROR when malformed. */
-static ngx_int_t
+ * NGX_ERROR when malformed. Shared with the API. */
+ngx_int_t
 gh_admin_arg(ngx_http_request_t *r, const char *name, size_t max,
     char *out)
 {
@@ -1171,19 +1197,8 @@ gh_admin_body(ngx_http_request_t *r)
     }
     /* allowed, or refused: the thread decides again and audits either */
     aj->actor = a;
-    aj->session = ctx->session;
-    gh_audit_session_ref(ctx->key, aj->session_ref);
-    job->ext = aj;
-    job->request = r;
-    gh_job_who(job, ctx);
-    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
-                sizeof(job->uid));
-    job->finish = gh_admin_finish;
-    if (gh_job_post(r, job, gh_admin_thread) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                          "the gateway is busy, try again"));
-    }
+    gh_admin_post(r, ctx, job, aj, &aj->session, aj->session_ref,
+                  gh_admin_thread, gh_admin_finish);
 }
 
 
@@ -1640,19 +1655,8 @@ gh_inv_body(ngx_http_request_t *r)
     }
 
     ij->actor = a;
-    ij->session = ctx->session;
-    gh_audit_session_ref(ctx->key, ij->session_ref);
-    job->ext = ij;
-    job->request = r;
-    gh_job_who(job, ctx);
-    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
-                sizeof(job->uid));
-    job->finish = gh_inv_finish;
-    if (gh_job_post(r, job, gh_inv_thread) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                          "the gateway is busy, try again"));
-    }
+    gh_admin_post(r, ctx, job, ij, &ij->session, ij->session_ref,
+                  gh_inv_thread, gh_inv_finish);
 }
 
 
@@ -2590,19 +2594,8 @@ gh_rev_body(ngx_http_request_t *r)
         return;
     }
     rj->actor = a;
-    rj->session = ctx->session;
-    gh_audit_session_ref(ctx->key, rj->session_ref);
-    job->ext = rj;
-    job->request = r;
-    gh_job_who(job, ctx);
-    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
-                sizeof(job->uid));
-    job->finish = gh_rev_finish;
-    if (gh_job_post(r, job, gh_rev_thread) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                          "the gateway is busy, try again"));
-    }
+    gh_admin_post(r, ctx, job, rj, &rj->session, rj->session_ref,
+                  gh_rev_thread, gh_rev_finish);
 }
 
 
@@ -2842,19 +2835,8 @@ gh_bg_body(ngx_http_request_t *r)
     }
     bj->op = (int) i;
     bj->actor = a;
-    bj->session = ctx->session;
-    gh_audit_session_ref(ctx->key, bj->session_ref);
-    job->ext = bj;
-    job->request = r;
-    gh_job_who(job, ctx);
-    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
-                sizeof(job->uid));
-    job->finish = gh_bg_finish;
-    if (gh_job_post(r, job, gh_bg_thread) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                          "the gateway is busy, try again"));
-    }
+    gh_admin_post(r, ctx, job, bj, &bj->session, bj->session_ref,
+                  gh_bg_thread, gh_bg_finish);
 }
 
 
@@ -3476,19 +3458,8 @@ gh_ten_body(ngx_http_request_t *r)
         return;
     }
     tj->actor = a;
-    tj->session = ctx->session;
-    gh_audit_session_ref(ctx->key, tj->session_ref);
-    job->ext = tj;
-    job->request = r;
-    gh_job_who(job, ctx);
-    ngx_cpystrn((u_char *) job->uid, (u_char *) ctx->user.id,
-                sizeof(job->uid));
-    job->finish = gh_ten_finish;
-    if (gh_job_post(r, job, gh_ten_thread) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                          "the gateway is busy, try again"));
-    }
+    gh_admin_post(r, ctx, job, tj, &tj->session, tj->session_ref,
+                  gh_ten_thread, gh_ten_finish);
 }
 
 

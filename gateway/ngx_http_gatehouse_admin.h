@@ -59,6 +59,12 @@ typedef struct {
 int gh_inv_roles_check(const gh_adm_actor_t *a, gh_adm_action_t action,
     const char *tenant, const char *roles, const char **why);
 
+/* A query argument, percent-decoded and lower-cased into out (at most
+ * max bytes, printable ASCII; max <= GH_EMAIL_MAX). NGX_DECLINED when
+ * absent or empty, NGX_ERROR when malformed. */
+ngx_int_t gh_admin_arg(ngx_http_request_t *r, const char *name, size_t max,
+    char *out);
+
 /* A critical log line when uid is the break-glass account. */
 void gh_admin_breakglass_use(ngx_http_request_t *r, const char *uid,
     const char *email);

@@ -274,39 +274,6 @@ gh_api_collect_user(const gh_user_t *u, void *arg)
 
 
 static ngx_int_t
-gh_api_arg(ngx_http_request_t *r, const char *name, size_t max, char *out)
-{
-    ngx_str_t  v;
-    u_char     buf[GH_EMAIL_MAX + 1], *dst, *src;
-    size_t     n, i;
-
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) != NGX_OK
-        || v.len == 0)
-    {
-        return NGX_DECLINED;
-    }
-    if (v.len > 3 * max || max > GH_EMAIL_MAX) {
-        return NGX_ERROR;
-    }
-    dst = buf;
-    src = v.data;
-    ngx_unescape_uri(&dst, &src, v.len, 0);
-    n = dst - buf;
-    if (n == 0 || n > max) {
-        return NGX_ERROR;
-    }
-    for (i = 0; i < n; i++) {
-        if (buf[i] <= 0x20 || buf[i] >= 0x7f) {
-            return NGX_ERROR;
-        }
-        out[i] = (char) ngx_tolower(buf[i]);
-    }
-    out[n] = '\0';
-    return NGX_OK;
-}
-
-
-static ngx_int_t
 gh_api_users(ngx_http_request_t *r, gh_api_who_t *w)
 {
     gh_user_page_t  pg;
@@ -318,10 +285,10 @@ gh_api_users(ngx_http_request_t *r, gh_api_who_t *w)
     ngx_int_t       hq, ha, ht, hl, limit = GH_API_PAGE_DFLT;
     int             d, rc;
 
-    hq = gh_api_arg(r, "q", GH_EMAIL_MAX, q);
-    ha = gh_api_arg(r, "after", GH_EMAIL_MAX, after);
-    ht = gh_api_arg(r, "tenant", GH_TENANT_MAX, tenant);
-    hl = gh_api_arg(r, "limit", 4, l);
+    hq = gh_admin_arg(r, "q", GH_EMAIL_MAX, q);
+    ha = gh_admin_arg(r, "after", GH_EMAIL_MAX, after);
+    ht = gh_admin_arg(r, "tenant", GH_TENANT_MAX, tenant);
+    hl = gh_admin_arg(r, "limit", 4, l);
     if (hq == NGX_ERROR || ha == NGX_ERROR || ht == NGX_ERROR
         || hl == NGX_ERROR)
     {

@@ -76,6 +76,21 @@ def test_member_token_is_403(gateway):
     assert r.status_code == 403 and r.json()["status"] == 403
 
 
+def test_member_token_cannot_act_on_a_person_of_its_own_tenant(gateway):
+    tok = token_for(gateway, new_user(gateway, tag="mem"))
+    person = new_user(gateway, tag="victim")
+    pid = user_row(gateway, person)[2]
+    for path in ("disable", "logout", "pwreset", "mfareset"):
+        r = call(gateway, "POST", "users/%s/%s" % (pid, path), token=tok)
+        assert r.status_code == 403, (path, r.status_code)
+    r = call(gateway, "POST", "users/%s/roles" % pid, token=tok,
+             body={"role": "manager"})
+    assert r.status_code == 403
+    r = call(gateway, "DELETE", "users/%s/roles/member" % pid, token=tok)
+    assert r.status_code == 403
+    assert user_row(gateway, person)[3:5] == ["member", "enabled"]
+
+
 def test_manager_of_tenant_a_gets_404_for_tenant_b(gateway):
     mgr = new_user(gateway, roles="manager", tag="mgr")
     mine = new_user(gateway, tag="mine")
