@@ -602,6 +602,19 @@ def test_malformed_response_is_400_or_403_never_a_session(gateway, forge):
         assert SESSION_COOKIE not in r.headers.get("Set-Cookie", "")
 
 
+def test_oversized_response_is_413_before_parsing(gateway, forge):
+    """The ACS body is bounded (GH_SAML_POST_MAX) before lasso sees it: a
+    genuinely signed response padded past the limit opens no session."""
+    s, rid = forge.start("forge")
+    b64 = forge.response("forge", rid)
+    r = forge.post("forge", s, b64 + "A" * (300 * 1024))
+    assert r.status_code == 413, (r.status_code, r.text)
+    assert r.json()["error"] == "too_large", r.text
+    assert SESSION_COOKIE not in r.headers.get("Set-Cookie", "")
+    who = gateway.get(WHOAMI, s, headers=API)
+    assert who.status_code == 401, who.text
+
+
 def test_certificate_rollover_by_re_adding_the_idp(gateway, forge, tmp_path):
     """Metadata listing the old and the new certificate accepts both; once
     only the new one is registered, the old key is refused."""
