@@ -179,6 +179,24 @@ def test_password_login_refused_for_a_saml_tenant(gateway, ssp):
     assert not s.cookies.get(SESSION_COOKIE)
 
 
+def test_saml_tenant_password_refusal_looks_like_a_wrong_password(gateway, ssp):
+    """The refusal of a correct local password (gh_saml_password_guard)
+    gives the same answer as a wrong one: no oracle in status or text."""
+    p = run_cli(["user", "passwd", "--email", "alice@acme.test",
+                 "--password-stdin"], data=gateway.data,
+                input="another long local password 78\n")
+    assert p.returncode == 0, p.stderr
+    _, right = gateway.login(email="alice@acme.test",
+                             password="another long local password 78")
+    _, wrong = gateway.login(email="alice@acme.test",
+                             password="not the password at all 79")
+    assert right.status_code == wrong.status_code == 401, \
+        (right.status_code, wrong.status_code)
+    assert "Incorrect email or password." in right.text
+    assert "Incorrect email or password." in wrong.text
+    assert SESSION_COOKIE not in right.headers.get("Set-Cookie", "")
+
+
 # ---- part two: crafted responses --------------------------------------------
 
 def iso(dt):
