@@ -179,6 +179,24 @@ def test_password_login_refused_for_a_saml_tenant(gateway, ssp):
     assert not s.cookies.get(SESSION_COOKIE)
 
 
+def test_saml_tenant_password_refusal_looks_like_a_wrong_password(gateway, ssp):
+    """The refusal of a correct local password (gh_saml_password_guard)
+    gives the same answer as a wrong one: no oracle in status or text."""
+    p = run_cli(["user", "passwd", "--email", "alice@acme.test",
+                 "--password-stdin"], data=gateway.data,
+                input="another long local password 78\n")
+    assert p.returncode == 0, p.stderr
+    _, right = gateway.login(email="alice@acme.test",
+                             password="another long local password 78")
+    _, wrong = gateway.login(email="alice@acme.test",
+                             password="not the password at all 79")
+    assert right.status_code == wrong.status_code == 401, \
+        (right.status_code, wrong.status_code)
+    assert "Incorrect email or password." in right.text
+    assert "Incorrect email or password." in wrong.text
+    assert SESSION_COOKIE not in right.headers.get("Set-Cookie", "")
+
+
 # ---- part two: crafted responses --------------------------------------------
 
 def iso(dt):
@@ -600,6 +618,19 @@ def test_malformed_response_is_400_or_403_never_a_session(gateway, forge):
                          data={"SAMLResponse": junk})
         assert r.status_code in (400, 403), (junk, r.status_code, r.text)
         assert SESSION_COOKIE not in r.headers.get("Set-Cookie", "")
+
+
+def test_oversized_response_is_413_before_parsing(gateway, forge):
+    """The ACS body is bounded (GH_SAML_POST_MAX) before lasso sees it: a
+    genuinely signed response padded past the limit opens no session."""
+    s, rid = forge.start("forge")
+    b64 = forge.response("forge", rid)
+    r = forge.post("forge", s, b64 + "A" * (300 * 1024))
+    assert r.status_code == 413, (r.status_code, r.text)
+    assert r.json()["error"] == "too_large", r.text
+    assert SESSION_COOKIE not in r.headers.get("Set-Cookie", "")
+    who = gateway.get(WHOAMI, s, headers=API)
+    assert who.status_code == 401, who.text
 
 
 def test_certificate_rollover_by_re_adding_the_idp(gateway, forge, tmp_path):
