@@ -3151,19 +3151,8 @@ gh_password_finish(ngx_http_request_t *r, gh_job_t *job)
         return;
     }
 
-    if (job->rc == GH_EDISABLED || job->rc == GH_ENOTFOUND) {
-        ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
-                          "no valid session"));
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "gatehouse: password change could not be made: %s",
-                  gh_strerror(job->rc));
-    ngx_http_finalize_request(r,
-        gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
-                      "the password could not be changed, try again later"));
+    gh_job_failed(r, job->rc, "password change could not be made",
+                  "the password could not be changed, try again later");
 }
 
 
