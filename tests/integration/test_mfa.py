@@ -400,6 +400,25 @@ def test_no_session_no_second_factor_pages(gateway):
         assert r.status_code == 401
 
 
+def test_user_disabled_while_waiting_for_the_code_cannot_finish(gateway):
+    email = new_user(gateway)
+    s = gateway.logged_in(email=email, password=PW)
+    otp, _, _, _ = enrol(gateway, s)
+    logout(gateway, s)
+    s, _ = password_step(gateway, email)
+    r = gateway.get(MFA, s, headers=BROWSER)
+    assert r.status_code == 200
+    form = {"code": future_code(otp), "csrf": input_value(r.text, "csrf"),
+            "rd": input_value(r.text, "rd")}
+    p = gateway.cli("user", "disable", "--email", email)
+    assert p.returncode == 0, p.stderr
+    # a valid, unused code is not enough once the account is disabled
+    r = gateway.post(MFA, s, data=form, headers=BROWSER)
+    assert r.status_code == 302, (r.status_code, r.headers.get("Location"))
+    assert r.headers["Location"].startswith("/.gatehouse/login")
+    assert whoami(gateway, s)[0] == 401
+
+
 # ---- throttling ---------------------------------------------------------------
 
 def test_wrong_codes_are_throttled_per_account(gateway):
