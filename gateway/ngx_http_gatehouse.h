@@ -243,6 +243,13 @@ ngx_int_t gh_send_json(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t gh_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *reason);
 
+/* The failure tail of a thread-pool job run for a signed-in user: the
+ * account was disabled or deleted meanwhile (GH_EDISABLED, GH_ENOTFOUND) ->
+ * 401 "no valid session"; any other code is logged as "gatehouse: <what>:
+ * <error>" and answered 503 with reason. Finalizes the request. */
+void gh_job_failed(ngx_http_request_t *r, int jrc, const char *what,
+    const char *reason);
+
 /* The 403 page (HTML for browsers, JSON otherwise): reason code and
  * request id, never the policy. */
 ngx_int_t gh_send_forbidden(ngx_http_request_t *r,

@@ -547,18 +547,8 @@ gh_mfa_finish(ngx_http_request_t *r, gh_job_t *job)
         return;
     }
 
-    if (job->rc == GH_EDISABLED || job->rc == GH_ENOTFOUND) {
-        ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
-                          "no valid session"));
-        return;
-    }
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "gatehouse: second factor could not be checked: %s",
-                  gh_strerror(job->rc));
-    ngx_http_finalize_request(r,
-        gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
-                      "the second factor cannot be checked now, try again"));
+    gh_job_failed(r, job->rc, "second factor could not be checked",
+                  "the second factor cannot be checked now, try again");
 }
 
 

@@ -1767,6 +1767,7 @@ gh_decide(ngx_http_request_t *r, ngx_http_gatehouse_loc_conf_t *lcf,
 static ngx_int_t
 ngx_http_gatehouse_access(ngx_http_request_t *r)
 {
+    ngx_http_core_loc_conf_t        *clcf;
     ngx_http_gatehouse_loc_conf_t   *lcf;
     ngx_http_gatehouse_main_conf_t  *mcf;
     ngx_http_gatehouse_ctx_t        *ctx;
@@ -1802,12 +1803,8 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
     /* 3. session: cookie -> LMDB read -> live session of an enabled user,
      *    within its tenant's lifetimes (a session that must change its
      *    password first stays unauthenticated: ctx->pwchange). */
-    if (gh_store == NULL) {
-        ctx->store_failed = 1;
-    } else {
-        gh_resolve_session(r, mcf, ctx);
-        gh_tenant_session_check(mcf, ctx);
-    }
+    gh_resolve_session(r, mcf, ctx);        /* no store: store_failed */
+    gh_tenant_session_check(mcf, ctx);
 
     /* 4. our own endpoints answer for themselves, whatever the location's
      *    content handler (proxy_pass) would have been. */
@@ -1855,13 +1852,8 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
     if (gh_strip_own_cookies(r, mcf) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    r->content_handler = NULL;
-    {
-        ngx_http_core_loc_conf_t  *clcf;
-
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-        r->content_handler = clcf->handler;
-    }
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    r->content_handler = clcf->handler;
     return NGX_OK;
 }
 
@@ -3151,19 +3143,8 @@ gh_password_finish(ngx_http_request_t *r, gh_job_t *job)
         return;
     }
 
-    if (job->rc == GH_EDISABLED || job->rc == GH_ENOTFOUND) {
-        ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
-                          "no valid session"));
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "gatehouse: password change could not be made: %s",
-                  gh_strerror(job->rc));
-    ngx_http_finalize_request(r,
-        gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
-                      "the password could not be changed, try again later"));
+    gh_job_failed(r, job->rc, "password change could not be made",
+                  "the password could not be changed, try again later");
 }
 
 

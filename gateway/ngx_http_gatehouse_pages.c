@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "gatehouse/error.h"
 #include "gatehouse/util.h"
 
 /* Headers on every page gatehouse itself serves. The CSP allows nothing but
@@ -187,6 +188,23 @@ gh_send_error(ngx_http_request_t *r, ngx_uint_t status, const char *code,
     return gh_send_json(r, status,
                         json_pack("{s:s, s:s}", "error", code,
                                   "reason", reason));
+}
+
+
+void
+gh_job_failed(ngx_http_request_t *r, int jrc, const char *what,
+    const char *reason)
+{
+    if (jrc == GH_EDISABLED || jrc == GH_ENOTFOUND) {
+        ngx_http_finalize_request(r,
+            gh_send_error(r, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+                          "no valid session"));
+        return;
+    }
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "gatehouse: %s: %s",
+                  what, gh_strerror(jrc));
+    ngx_http_finalize_request(r,
+        gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable", reason));
 }
 
 

@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -17,8 +18,8 @@ import jwt
 import pyotp
 import pytest
 
-from conftest import (API, BROWSER, CSRF_COOKIE, LOGOUT, SESSION_COOKIE,
-                      WHOAMI, assert_hsts, input_value)
+from conftest import (API, BROWSER, CSRF_COOKIE, LIBASAN, LOGOUT, NGINX,
+                      SESSION_COOKIE, WHOAMI, assert_hsts, input_value)
 
 PW = "mfa test password 2026!"
 MFA = "/.gatehouse/mfa"
@@ -400,6 +401,25 @@ def test_no_session_no_second_factor_pages(gateway):
         assert r.status_code == 401
 
 
+def test_user_disabled_while_waiting_for_the_code_cannot_finish(gateway):
+    email = new_user(gateway)
+    s = gateway.logged_in(email=email, password=PW)
+    otp, _, _, _ = enrol(gateway, s)
+    logout(gateway, s)
+    s, _ = password_step(gateway, email)
+    r = gateway.get(MFA, s, headers=BROWSER)
+    assert r.status_code == 200
+    form = {"code": future_code(otp), "csrf": input_value(r.text, "csrf"),
+            "rd": input_value(r.text, "rd")}
+    p = gateway.cli("user", "disable", "--email", email)
+    assert p.returncode == 0, p.stderr
+    # a valid, unused code is not enough once the account is disabled
+    r = gateway.post(MFA, s, data=form, headers=BROWSER)
+    assert r.status_code == 302, (r.status_code, r.headers.get("Location"))
+    assert r.headers["Location"].startswith("/.gatehouse/login")
+    assert whoami(gateway, s)[0] == 401
+
+
 # ---- throttling ---------------------------------------------------------------
 
 def test_wrong_codes_are_throttled_per_account(gateway):
@@ -522,6 +542,31 @@ def test_policy_file_level_is_copied_into_the_tenant(gateway):
     p = gateway.cli("policy", "apply", os.path.join(gateway.base,
                                                      "mfa-policy.yaml"))
     assert p.returncode == 0
+
+
+@pytest.mark.parametrize("directive,message", [
+    ("gatehouse_mfa_totp_window 11;", "gatehouse_mfa_totp_window must be 0 to 10"),
+    ("gatehouse_mfa_totp_window -1;", "directive invalid number"),
+    ("gatehouse_mfa_hotp_window 0;", "gatehouse_mfa_hotp_window must be 1 to 100"),
+    ("gatehouse_mfa_hotp_window 101;", "gatehouse_mfa_hotp_window must be 1 to 100"),
+])
+def test_code_windows_out_of_range_stop_nginx(gateway, tmp_path, directive,
+                                               message):
+    with open(gateway.conf) as f:
+        text = f.read()
+    throttle = "gatehouse_login_throttle address=1000/10m;"
+    assert text.count(throttle) == 1 and text.count(gateway.errlog) == 1
+    conf = str(tmp_path / "window.conf")
+    with open(conf, "w") as f:      # its [emerg] goes to a log of its own
+        f.write(text.replace(throttle, throttle + "\n    " + directive)
+                .replace(gateway.errlog, str(tmp_path / "t.log")))
+    env = dict(os.environ, LD_PRELOAD=LIBASAN,
+               ASAN_OPTIONS="detect_leaks=0:abort_on_error=0")
+    p = subprocess.run([NGINX, "-t", "-p", os.path.join(gateway.data, "nginx"),
+                        "-c", conf, "-e", str(tmp_path / "t.log")],
+                       capture_output=True, text=True, timeout=30, env=env)
+    assert p.returncode != 0, p.stderr
+    assert message in p.stderr, p.stderr
 
 
 # ---- administration -------------------------------------------------------------
