@@ -17,6 +17,7 @@
 #include "gatehouse/error.h"
 #include "gatehouse/login.h"
 #include "gatehouse/mfa.h"
+#include "gatehouse/saml.h"
 
 #define DUMMY_PW_BYTES 32
 #define DUMMY_PW_TEXT  (4 * ((DUMMY_PW_BYTES + 2) / 3) + 1)
@@ -164,6 +165,22 @@ gh_login_password(gh_store_t *st, const gh_login_ctx_t *ctx,
         if (rc == 0 && cred->hash[0] != '\0') {
             target = cred->hash;
             real = 1;
+        }
+        /* A tenant that signs in with SAML has no password sign-in: its
+         * users' stored passwords are never checked (the dummy hash keeps
+         * the timing), so the answer — and the throttle, which counts the
+         * attempt as a failure — says nothing about a guess. */
+        if (rc == 0) {
+            int signin;
+
+            rc = gh_saml_signin_get(st, user.tenant, &signin);
+            if (rc != 0)
+                goto out;
+            if (signin == GH_SIGNIN_SAML) {
+                target = ctx->dummy_hash;
+                real = 0;
+                res->reason = "saml_tenant";
+            }
         }
     }
     verified = gh_password_verify(target, canon, canon_len) == 0;

@@ -194,8 +194,6 @@ ngx_int_t gh_mfa_enrol_endpoint(ngx_http_request_t *r,
 /* /.gatehouse/saml/<tenant>/...; ep: the path after /.gatehouse/. */
 ngx_int_t gh_saml_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx, ngx_str_t *ep);
-/* In the password-login thread: refuse a tenant that signs in with SAML. */
-void gh_saml_password_guard(gh_job_t *job);
 /* The login form's home-realm discovery: NGX_OK with *status when it
  * answered (to the IdP, or asking for the password), NGX_DECLINED
  * otherwise. */

@@ -2313,7 +2313,6 @@ gh_job_thread_login(void *data, ngx_log_t *log)
     }
     gh_wipe(job->password.data, job->password.len);
 
-    gh_saml_password_guard(job);
     if (job->rc == 0 && job->drop_old) {
         (void) gh_session_del(gh_store, job->old_key);
     }

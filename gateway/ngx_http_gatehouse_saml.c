@@ -810,38 +810,6 @@ not_found:
 }
 
 
-/* After a password login succeeded (thread): a tenant that signs in with
- * SAML takes no passwords — the session just made is deleted and the
- * login refused like any other failure. A store error refuses too. */
-void
-gh_saml_password_guard(gh_job_t *job)
-{
-    gh_login_result_t  *res = &job->result;
-    uint8_t             key[32];
-    int                 signin;
-
-    if (job->rc != 0) {
-        return;
-    }
-    if (gh_saml_signin_get(gh_store, res->user.tenant, &signin) == 0
-        && signin != GH_SIGNIN_SAML)
-    {
-        return;
-    }
-    if (gh_token_key(res->token, GH_TOKEN_LEN, key) == 0) {
-        (void) gh_session_del(gh_store, key);
-    }
-    gh_wipe(res->token, sizeof(res->token));
-    gh_wipe(key, sizeof(key));
-    ngx_cpystrn((u_char *) res->tenant, (u_char *) res->user.tenant,
-                sizeof(res->tenant));
-    ngx_memzero(&res->user, sizeof(res->user));
-    res->reason = "saml_tenant";
-    res->retry_after = 0;
-    job->rc = GH_EDENIED;
-}
-
-
 /* Home-realm discovery at the login form (event loop: one LMDB read).
  * The email's domain names a tenant: a SAML tenant's user goes to its
  * IdP (a password typed along is never checked); a password tenant's user

@@ -180,8 +180,8 @@ def test_password_login_refused_for_a_saml_tenant(gateway, ssp):
 
 
 def test_saml_tenant_password_refusal_looks_like_a_wrong_password(gateway, ssp):
-    """The refusal of a correct local password (gh_saml_password_guard)
-    gives the same answer as a wrong one: no oracle in status or text."""
+    """The refusal of a correct local password gives the same answer as a
+    wrong one: no oracle in status or text."""
     p = run_cli(["user", "passwd", "--email", "alice@acme.test",
                  "--password-stdin"], data=gateway.data,
                 input="another long local password 78\n")
@@ -195,6 +195,26 @@ def test_saml_tenant_password_refusal_looks_like_a_wrong_password(gateway, ssp):
     assert "Incorrect email or password." in right.text
     assert "Incorrect email or password." in wrong.text
     assert SESSION_COOKIE not in right.headers.get("Set-Cookie", "")
+
+
+def test_saml_tenant_correct_password_counts_as_a_failure(gateway, ssp):
+    """The throttle is no oracle either: a correct local password of a SAML
+    tenant's user is a failed attempt like any other, so repeating it runs
+    into the back-off (were it checked, each success would reset the count
+    and it never would)."""
+    pw = "carol's own long local password 80"
+    p = run_cli(["user", "add", "--tenant", "acme", "--email",
+                 "carol@acme.test", "--password-stdin"], data=gateway.data,
+                input=pw + "\n")
+    assert p.returncode == 0, p.stderr
+    statuses = []
+    for _ in range(8):
+        s, r = gateway.login(email="carol@acme.test", password=pw)
+        statuses.append(r.status_code)
+        assert not s.cookies.get(SESSION_COOKIE)
+        if r.status_code == 429:
+            break
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses
 
 
 # ---- part two: crafted responses --------------------------------------------
