@@ -36,6 +36,8 @@
 
 typedef struct {
     ngx_str_t            data;            /* gatehouse_data */
+    ngx_str_t            master_key;      /* DATA/master.key, NUL-terminated:
+                                             made once at configuration */
     ngx_str_t            pool_name;       /* gatehouse_thread_pool */
     ngx_thread_pool_t   *pool;
     time_t               idle;            /* gatehouse_session_idle */
@@ -298,9 +300,10 @@ ngx_int_t gh_urlencode(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out);
 
 /* ---- jwt.c ---- */
 
-/* Reload the signing keys when the store's key-set version changed. */
+/* Reload the signing keys (unsealed with the master key at keypath) when
+ * the store's key-set version changed. */
 ngx_int_t gh_jwt_keys_refresh(gh_store_t *st, uint64_t ver,
-    ngx_str_t *datadir, ngx_log_t *log);
+    const char *keypath, ngx_log_t *log);
 void gh_jwt_exit(void);
 /* $gatehouse_assertion for an allowed request. */
 ngx_int_t gh_jwt_variable(ngx_http_request_t *r,

@@ -130,11 +130,10 @@ gh_load_key(const gh_jwtkey_t *k, void *arg)
 
 
 ngx_int_t
-gh_jwt_keys_refresh(gh_store_t *st, uint64_t ver, ngx_str_t *datadir,
+gh_jwt_keys_refresh(gh_store_t *st, uint64_t ver, const char *keypath,
     ngx_log_t *log)
 {
     uint8_t    mk[GH_MASTER_KEY_BYTES];
-    char       path[NGX_MAX_PATH];
     gh_load_t  ld;
     int        rc;
 
@@ -147,12 +146,7 @@ gh_jwt_keys_refresh(gh_store_t *st, uint64_t ver, ngx_str_t *datadir,
             return NGX_ERROR;
         }
     }
-    if (datadir->len + sizeof(GH_MASTER_KEY_FILE) + 2 > sizeof(path)) {
-        return NGX_ERROR;
-    }
-    ngx_snprintf((u_char *) path, sizeof(path), "%V/%s%Z", datadir,
-                 GH_MASTER_KEY_FILE);
-    rc = gh_master_key_load(path, mk);
+    rc = gh_master_key_load(keypath, mk);
     if (rc != 0) {
         ngx_log_error(NGX_LOG_ALERT, log, 0,
                       "gatehouse: cannot load the master key: %s; no "

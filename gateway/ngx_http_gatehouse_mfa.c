@@ -347,7 +347,7 @@ typedef struct {
     gh_otp_params_t      params;          /* start */
     int                  replace;         /* start: the session has otp */
     int                  totp_window, hotp_window;
-    char                 keypath[NGX_MAX_PATH];
+    const char          *keypath;         /* mcf->master_key */
     gh_mfa_res_t         res;
     gh_mfa_enrolment_t   enrol;
     char                *svg;             /* malloc'd by the thread */
@@ -601,9 +601,7 @@ gh_mfa_job(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
     job = ngx_pcalloc(r->pool, sizeof(*job));
     mj = ngx_pcalloc(r->pool, sizeof(*mj));
-    if (job == NULL || mj == NULL
-        || mcf->data.len + sizeof("/" GH_MASTER_KEY_FILE) > sizeof(mj->keypath))
-    {
+    if (job == NULL || mj == NULL) {
         return NULL;
     }
     job->ext = mj;
@@ -619,8 +617,7 @@ gh_mfa_job(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     mj->old = ctx->session;
     mj->totp_window = (int) mcf->totp_window;
     mj->hotp_window = (int) mcf->hotp_window;
-    ngx_sprintf((u_char *) mj->keypath, "%V/%s%Z", &mcf->data,
-                GH_MASTER_KEY_FILE);
+    mj->keypath = (const char *) mcf->master_key.data;
     return job;
 }
 

@@ -12,6 +12,7 @@
  * thread pool; the event loop only reads the LMDB map.
  */
 #include "ngx_http_gatehouse.h"
+#include "gatehouse/keys.h"
 #include "gatehouse/saml.h"
 
 #include <sys/resource.h>
@@ -853,6 +854,21 @@ ngx_http_gatehouse_postconf(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    /* The master key's path, for the jobs and the key reload that unseal
+     * with it (each reads the file when it needs the key, then wipes it). */
+    mcf->master_key.len = mcf->data.len + sizeof("/" GH_MASTER_KEY_FILE) - 1;
+    if (mcf->master_key.len >= NGX_MAX_PATH) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "gatehouse: \"gatehouse_data\" is too long");
+        return NGX_ERROR;
+    }
+    mcf->master_key.data = ngx_pnalloc(cf->pool, mcf->master_key.len + 1);
+    if (mcf->master_key.data == NULL) {
+        return NGX_ERROR;
+    }
+    ngx_sprintf(mcf->master_key.data, "%V/%s%Z", &mcf->data,
+                GH_MASTER_KEY_FILE);
+
     /* The password blocklist, loaded once here in the master: the workers
      * share its pages; a list that cannot be read stops the start. */
     {
@@ -1592,7 +1608,9 @@ gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, uint64_t ver,
     size_t        len;
     int           rc;
 
-    if (gh_jwt_keys_refresh(gh_store, keys_ver, &mcf->data, log) != NGX_OK
+    if (gh_jwt_keys_refresh(gh_store, keys_ver,
+                            (const char *) mcf->master_key.data, log)
+        != NGX_OK
         || gh_mfa_levels_refresh(gh_store, ver, log) != NGX_OK)
     {
         return NGX_ERROR;

@@ -30,7 +30,7 @@ typedef struct {
     char                 base[GH_SAML_BASE_MAX + 1];
     char                 rd[GH_SAML_RD_MAX + 1];
     char                 nonce[GH_SAML_NONCE + 1];
-    char                 keypath[NGX_MAX_PATH];
+    const char          *keypath;         /* mcf->master_key */
     ngx_str_t            response;        /* acs: SAMLResponse, decoded */
     char                *url;             /* login: malloc'd by the thread */
     char                 token[GH_TOKEN_LEN + 1];
@@ -78,7 +78,6 @@ gh_saml_job(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     job = ngx_pcalloc(r->pool, sizeof(*job));
     sj = ngx_pcalloc(r->pool, sizeof(*sj));
     if (job == NULL || sj == NULL || tenant->len > GH_TENANT_MAX
-        || mcf->data.len + sizeof("/" GH_MASTER_KEY_FILE) > sizeof(sj->keypath)
         || gh_saml_base(r, sj->base) != NGX_OK)
     {
         return NULL;
@@ -88,8 +87,7 @@ gh_saml_job(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_job_who(job, ctx);
     ngx_memcpy(job->tenant, tenant->data, tenant->len);
     job->tenant[tenant->len] = '\0';
-    ngx_sprintf((u_char *) sj->keypath, "%V/%s%Z", &mcf->data,
-                GH_MASTER_KEY_FILE);
+    sj->keypath = (const char *) mcf->master_key.data;
     return job;
 }
 
