@@ -186,8 +186,8 @@ gh_login_password(gh_store_t *st, const gh_login_ctx_t *ctx,
     verified = gh_password_verify(target, canon, canon_len) == 0;
     if (real)
         res->reason = !verified ? "bad_password"
-                      : user.disabled ? "disabled_account" : "ok";
-    if (!real || !verified || user.disabled) {
+                      : gh_user_off(&user, now) ? "disabled_account" : "ok";
+    if (!real || !verified || gh_user_off(&user, now)) {
         rc = GH_EDENIED;
         goto fail;
     }
@@ -274,7 +274,7 @@ gh_login_change_password(gh_store_t *st, const gh_login_ctx_t *ctx,
     rc = gh_user_get(st, rq->uid, &res->user);
     if (rc != 0)
         goto out;
-    if (res->user.disabled) {
+    if (gh_user_off(&res->user, now)) {
         rc = GH_EDISABLED;
         goto out;
     }

@@ -96,7 +96,7 @@ int gh_mfa_enrol_start(gh_store_t *st, const uint8_t mk[32], const char *uid,
     rc = gh_user_get(st, uid, &u);
     if (rc != 0)
         return rc;
-    if (u.disabled)
+    if (gh_user_off(&u, now))
         return GH_EDISABLED;
     rc = gh_tenant_get(st, u.tenant, &t);
     if (rc != 0)
@@ -390,7 +390,7 @@ int gh_mfa_verify(gh_store_t *st, const uint8_t mk[32], const gh_mfa_req_t *rq,
     rc = gh_user_get(st, rq->uid, &res->user);
     if (rc != 0)
         return rc;
-    if (res->user.disabled)
+    if (gh_user_off(&res->user, rq->now_ms / 1000))
         return GH_EDISABLED;
 
     /* 1. the throttle, on the account's and the address's counters */

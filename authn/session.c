@@ -215,7 +215,7 @@ resolve_key(gh_store_t *st, const uint8_t key[32],
         rc = GH_ENOTFOUND;
         goto out;
     }
-    if (u->disabled) {
+    if (gh_user_off(u, now)) {
         rc = GH_EDISABLED;
         goto out;
     }

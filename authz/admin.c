@@ -94,7 +94,7 @@ unsigned gh_adm_roles(const gh_user_t *u, int64_t now)
     size_t n, i;
     unsigned bits = 0;
 
-    if (u == NULL || u->disabled)
+    if (u == NULL || gh_user_off(u, now))
         return 0;
     n = gh_user_active_roles(u, now, act);
     for (i = 0; i < n; i++)

@@ -110,7 +110,7 @@ int cmd_apitoken(const char *dir, int argc, char **argv)
     }
     if (find_user(st, email, NULL, &u) != 0)
         goto out;
-    if (u.disabled) {
+    if (gh_user_off(&u, gh_now())) {
         rc = fail(1, "%s is disabled", email);
         goto out;
     }

@@ -736,7 +736,8 @@ static int print_user(const gh_user_t *u, void *arg)
     (void)arg;
     printf("%s\t%s\t%s\t%s\t%s\n", u->email, u->tenant, u->id,
            u->roles[0] != '\0' ? u->roles : "-",
-           u->disabled ? "disabled" : "enabled");
+           u->disabled ? "disabled"
+           : gh_user_off(u, gh_now()) ? "expired" : "enabled");
     return 0;
 }
 

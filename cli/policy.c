@@ -372,7 +372,7 @@ static int policy_explain(gh_store_t *st, int argc, char **argv)
     printf("]\nrequest: %s %s app %s from %s, second factor: %s\n", method,
            url, app, addr_text, mfa ? "yes" : "no");
 
-    if (u.disabled) {
+    if (gh_user_off(&u, gh_now())) {
         printf("  the account is disabled: no session can exist\n"
                "decision: deny (account_disabled)\n");
         rc = 0;

@@ -9,6 +9,9 @@
  *   credentials     user id           -> credential record (hash, when set,
  *                                        must-change flag, earlier hashes)
  *   sessions        SHA-256(token)    -> session record
+ *   user_sessions   user id (32 hex) ‖ SHA-256(token) -> "" (schema 7: the
+ *                   sessions of a user, kept in the same transaction as
+ *                   every session write)
  *   throttle        'a:' email        -> login failure counter of an account
  *                   'n:' 16 bytes     -> login failure counter of an address
  *
@@ -57,6 +60,7 @@ struct gh_store {
     MDB_dbi  by_email;
     MDB_dbi  creds;
     MDB_dbi  sessions;
+    MDB_dbi  usess;      /* user_sessions (schema 7) */
     MDB_dbi  throttle;
     MDB_dbi  policy;
     MDB_dbi  jwtkeys;
@@ -537,10 +541,11 @@ static void user_roles_text(gh_user_t *u)
 }
 
 /* user: {"i":id,"t":tenant,"e":email,"n":name,"b":[[role,until],...],
- *        "x":disabled,"c":created,"u":updated} */
+ *        "x":disabled,"c":created,"u":updated[,"z":expires]} ("z" only
+ *        when set: records without it are unchanged) */
 static int user_encode(const gh_user_t *u, char **buf, size_t *len)
 {
-    json_t *b = json_array();
+    json_t *o, *b = json_array();
     unsigned i;
 
     if (b == NULL)
@@ -552,13 +557,16 @@ static int user_encode(const gh_user_t *u, char **buf, size_t *len)
             return GH_ENOMEM;
         }
     }
-    return json_finish(json_pack("{s:s,s:s,s:s,s:s,s:o,s:b,s:I,s:I}",
-                                 "i", u->id, "t", u->tenant, "e", u->email,
-                                 "n", u->name, "b", b,
-                                 "x", u->disabled ? 1 : 0,
-                                 "c", (json_int_t)u->created,
-                                 "u", (json_int_t)u->updated),
-                       buf, len);
+    o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:b,s:I,s:I}",
+                  "i", u->id, "t", u->tenant, "e", u->email,
+                  "n", u->name, "b", b, "x", u->disabled ? 1 : 0,
+                  "c", (json_int_t)u->created, "u", (json_int_t)u->updated);
+    if (o != NULL && u->expires > 0 &&
+        json_object_set_new(o, "z", json_integer(u->expires)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return json_finish(o, buf, len);
 }
 
 static int user_decode(const MDB_val *v, gh_user_t *u)
@@ -604,6 +612,11 @@ static int user_decode(const MDB_val *v, gh_user_t *u)
         u->nbindings++;
     }
     u->disabled = json_is_true(x);
+    if (json_object_get(o, "z") != NULL &&
+        (jget_int(o, "z", &u->expires) != 0 || u->expires <= 0)) {
+        rc = GH_ESTORE;   /* an end we cannot read fails closed */
+        goto out;
+    }
     user_roles_text(u);
 out:
     json_decref(o);
@@ -775,6 +788,98 @@ static int schema_check(MDB_txn *txn, MDB_dbi meta)
     return schema_read(txn, meta, NULL);
 }
 
+/* ---- the index of a user's sessions ---- */
+
+#define USESS_KEY  (GH_ID_HEXLEN + 32)
+
+static MDB_val usess_key(uint8_t buf[USESS_KEY], const char *uid,
+                         const uint8_t key[32])
+{
+    memcpy(buf, uid, GH_ID_HEXLEN);
+    memcpy(buf + GH_ID_HEXLEN, key, 32);
+    return mval(buf, USESS_KEY);
+}
+
+/* Index (add 1) or unindex (add 0) the session under key of uid. */
+static int usess_set(gh_store_t *st, MDB_txn *txn, const char *uid,
+                     const uint8_t key[32], int add)
+{
+    uint8_t buf[USESS_KEY];
+    MDB_val k = usess_key(buf, uid, key), v = mval("", 0);
+    int rc;
+
+    if (strnlen(uid, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN)
+        return GH_ESTORE;
+    rc = add ? mdb_put(txn, st->usess, &k, &v, 0)
+             : mdb_del(txn, st->usess, &k, NULL);
+    return rc == MDB_NOTFOUND && !add ? 0 : mdb_err(rc);
+}
+
+static int session_decode(const MDB_val *v, gh_session_t *s);
+
+/* Write the session record v under key in txn and index it; a record it
+ * replaces loses its index entry (it may name another user). */
+static int session_write(gh_store_t *st, MDB_txn *txn, const uint8_t key[32],
+                         const gh_session_t *s, MDB_val *v, unsigned flags)
+{
+    MDB_val k = mval(key, 32), old;
+    gh_session_t prev;
+    int rc;
+
+    rc = mdb_get(txn, st->sessions, &k, &old);
+    if (rc == 0) {
+        if (session_decode(&old, &prev) == 0 &&
+            strcmp(prev.uid, s->uid) != 0 &&
+            (rc = usess_set(st, txn, prev.uid, key, 0)) != 0)
+            return rc;
+    } else if (rc != MDB_NOTFOUND) {
+        return mdb_err(rc);
+    }
+    rc = mdb_err(mdb_put(txn, st->sessions, &k, v, flags));
+    return rc != 0 ? rc : usess_set(st, txn, s->uid, key, 1);
+}
+
+/* Delete the session under key in txn with its index entry; GH_ENOTFOUND
+ * when absent. */
+static int session_remove(gh_store_t *st, MDB_txn *txn, const uint8_t key[32])
+{
+    MDB_val k = mval(key, 32), v;
+    gh_session_t s;
+    int rc;
+
+    rc = mdb_err(mdb_get(txn, st->sessions, &k, &v));
+    if (rc != 0)
+        return rc;
+    if (session_decode(&v, &s) == 0 &&
+        (rc = usess_set(st, txn, s.uid, key, 0)) != 0)
+        return rc;
+    return mdb_err(mdb_del(txn, st->sessions, &k, NULL));
+}
+
+/* Upgrade to schema 7: index every session there is. */
+static int usess_rebuild(gh_store_t *st, MDB_txn *txn)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_FIRST;
+    gh_session_t s;
+    int rc = 0, mrc;
+
+    mrc = mdb_cursor_open(txn, st->sessions, &cur);
+    if (mrc != 0)
+        return mdb_err(mrc);
+    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 32 || session_decode(&v, &s) != 0)
+            continue;   /* grants nothing: nothing to index */
+        rc = usess_set(st, txn, s.uid, k.mv_data, 1);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc != 0 ? rc : mrc == MDB_NOTFOUND ? 0 : mdb_err(mrc);
+}
+
 /* Open (creating when asked) the named databases and check or write the
  * schema, all in one transaction so a half-created store is never visible. */
 static int open_dbs(gh_store_t *st, int create)
@@ -788,6 +893,7 @@ static int open_dbs(gh_store_t *st, int create)
         { "users_by_email", offsetof(gh_store_t, by_email) },
         { "credentials",    offsetof(gh_store_t, creds) },
         { "sessions",       offsetof(gh_store_t, sessions) },
+        { "user_sessions",  offsetof(gh_store_t, usess) },
         { "throttle",       offsetof(gh_store_t, throttle) },
         { "policy",         offsetof(gh_store_t, policy) },
         { "jwtkeys",        offsetof(gh_store_t, jwtkeys) },
@@ -839,6 +945,11 @@ again:
             rc = rc == MDB_NOTFOUND ? GH_ESCHEMA : mdb_err(rc);
             goto out;
         }
+    }
+    if (upgrade && found < 7) {
+        rc = usess_rebuild(st, txn);
+        if (rc != 0)
+            goto out;
     }
     if (fresh) {
         char v[16];
@@ -1265,35 +1376,62 @@ static int email_index_get(gh_store_t *st, MDB_txn *txn, const char *email,
     return index_decode(&v, id);
 }
 
+static int sessions_del_some(gh_store_t *st, MDB_txn *txn, const char *uid,
+                             const uint8_t *keep,
+                             int (*dead)(const gh_session_t *, void *),
+                             void *arg);
+
 /* Delete every session of uid inside the write transaction txn, except
- * the one stored under keep (when not NULL); returns the count. Sessions
- * whose record cannot be decoded are left alone: they cannot be resolved
- * either, so they grant nothing. */
+ * the one stored under keep (when not NULL); returns the count. The
+ * user's index names them: the work is the user's sessions, not the
+ * store's. */
 static int sessions_del_uid(gh_store_t *st, MDB_txn *txn, const char *uid,
                             const uint8_t *keep)
 {
+    return sessions_del_some(st, txn, uid, keep, NULL, NULL);
+}
+
+/* The same for those of uid's sessions that dead() condemns (NULL: all). */
+static int sessions_del_some(gh_store_t *st, MDB_txn *txn, const char *uid,
+                             const uint8_t *keep,
+                             int (*dead)(const gh_session_t *, void *),
+                             void *arg)
+{
     MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    MDB_cursor_op op = MDB_FIRST;
+    MDB_val k, v, sk, sv;
     gh_session_t s;
+    uint8_t start[USESS_KEY];
     int rc, mrc, count = 0;
 
-    rc = mdb_err(mdb_cursor_open(txn, st->sessions, &cur));
+    if (strnlen(uid, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN)
+        return 0;
+    rc = mdb_err(mdb_cursor_open(txn, st->usess, &cur));
     if (rc != 0)
         return rc;
-    while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT;   /* after mdb_cursor_del, NEXT yields the follower */
-        if (session_decode(&v, &s) != 0 || strcmp(s.uid, uid) != 0)
-            continue;
-        if (keep != NULL && k.mv_size == 32 && memcmp(k.mv_data, keep, 32) == 0)
-            continue;
-        mrc = mdb_cursor_del(cur, 0);
-        if (mrc != 0)
+    memset(start, 0, sizeof start);
+    k = usess_key(start, uid, start + GH_ID_HEXLEN);
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (mrc == 0) {
+        if (k.mv_size != USESS_KEY || memcmp(k.mv_data, uid, GH_ID_HEXLEN) != 0)
             break;
-        if (count < INT_MAX)
+        sk = mval((const uint8_t *)k.mv_data + GH_ID_HEXLEN, 32);
+        if ((keep != NULL && memcmp(sk.mv_data, keep, 32) == 0) ||
+            (dead != NULL && mdb_get(txn, st->sessions, &sk, &sv) == 0 &&
+             (session_decode(&sv, &s) != 0 || !dead(&s, arg)))) {
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        mrc = mdb_del(txn, st->sessions, &sk, NULL);
+        if (mrc == 0 && count < INT_MAX)
             count++;
+        else if (mrc != MDB_NOTFOUND)
+            break;
+        /* after mdb_cursor_del, NEXT yields the follower */
+        mrc = mdb_cursor_del(cur, 0);
+        if (mrc == 0)
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
-    rc = mrc == MDB_NOTFOUND ? count : mdb_err(mrc);
+    rc = mrc == MDB_NOTFOUND || mrc == 0 ? count : mdb_err(mrc);
     mdb_cursor_close(cur);
     return rc;
 }
@@ -1618,10 +1756,17 @@ int gh_store_int_err(int rc)
     return mdb_err(rc);
 }
 
-/* Disable or enable a user. Disabling also deletes all the user's sessions
- * in the same transaction (and does so even when the user was already
- * disabled, so a retry always leaves no session behind). */
-int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled)
+int gh_user_off(const gh_user_t *u, int64_t now)
+{
+    return u == NULL || u->disabled || (u->expires > 0 && now >= u->expires);
+}
+
+/* Set a user's state: disabled, or enabled until expires (0: no end).
+ * Disabling also deletes all the user's sessions in the same transaction
+ * (and does so even when the user was already disabled, so a retry always
+ * leaves no session behind). */
+static int user_set_state(gh_store_t *st, const char *id, int disabled,
+                          int64_t expires)
 {
     gh_user_t u;
     MDB_txn *txn = NULL;
@@ -1630,19 +1775,22 @@ int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled)
     size_t len;
     int rc;
 
-    if (st == NULL || id == NULL)
+    if (st == NULL || id == NULL || expires < 0)
         return GH_EINVAL;
     if (strnlen(id, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(id))
         return GH_ENOTFOUND;
     disabled = disabled ? 1 : 0;
+    if (disabled)
+        expires = 0;
     rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         goto out;
     rc = user_get_txn(st, txn, id, &u);
     if (rc != 0)
         goto out;
-    if (u.disabled != disabled) {
+    if (u.disabled != disabled || u.expires != expires) {
         u.disabled = disabled;
+        u.expires = expires;
         u.updated = gh_now();
         rc = user_encode(&u, &buf, &len);
         if (rc != 0)
@@ -1653,7 +1801,7 @@ int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled)
         if (rc != 0)
             goto out;
     } else if (!disabled) {
-        goto out;   /* already enabled: nothing to write */
+        goto out;   /* already so: nothing to write */
     }
     if (disabled) {
         rc = sessions_del_uid(st, txn, id, NULL);
@@ -1665,6 +1813,16 @@ out:
     txn_abort(&txn);
     free(buf);
     return rc;
+}
+
+int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled)
+{
+    return user_set_state(st, id, disabled, 0);
+}
+
+int gh_user_enable_until(gh_store_t *st, const char *id, int64_t expires)
+{
+    return expires > 0 ? user_set_state(st, id, 0, expires) : GH_EINVAL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2131,7 +2289,7 @@ int gh_credential_change(gh_store_t *st, const char *uid,
     gh_credential_t *cur = NULL;
     gh_user_t u;
     MDB_txn *txn = NULL;
-    MDB_val k, v;
+    MDB_val v;
     char *buf = NULL;
     size_t len = 0;
     unsigned i, n;
@@ -2200,9 +2358,8 @@ int gh_credential_change(gh_store_t *st, const char *uid,
         goto out;
     }
     if (c->new_key != NULL) {
-        k = mval(c->new_key, 32);
         v = mval(buf, len);
-        rc = mdb_err(mdb_put(txn, st->sessions, &k, &v, 0));
+        rc = session_write(st, txn, c->new_key, c->new_session, &v, 0);
         if (rc != 0)
             goto out;
     }
@@ -2303,7 +2460,7 @@ static int session_in_ok(const gh_session_t *s)
 int gh_session_put(gh_store_t *st, const uint8_t key[32], const gh_session_t *s)
 {
     MDB_txn *txn = NULL;
-    MDB_val k, v;
+    MDB_val v;
     char *buf = NULL;
     size_t len;
     int rc;
@@ -2313,12 +2470,11 @@ int gh_session_put(gh_store_t *st, const uint8_t key[32], const gh_session_t *s)
     rc = session_encode(s, &buf, &len);
     if (rc != 0)
         goto out;
-    k = mval(key, 32);
     v = mval(buf, len);
     rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         goto out;
-    rc = mdb_err(mdb_put(txn, st->sessions, &k, &v, 0));
+    rc = session_write(st, txn, key, s, &v, 0);
     if (rc != 0)
         goto out;
     rc = txn_commit(&txn);
@@ -2348,16 +2504,14 @@ int gh_session_get(gh_store_t *st, const uint8_t key[32], gh_session_t *s)
 int gh_session_del(gh_store_t *st, const uint8_t key[32])
 {
     MDB_txn *txn = NULL;
-    MDB_val k;
     int rc;
 
     if (st == NULL || key == NULL)
         return GH_EINVAL;
-    k = mval(key, 32);
     rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         goto out;
-    rc = mdb_err(mdb_del(txn, st->sessions, &k, NULL));
+    rc = session_remove(st, txn, key);
     if (rc != 0)
         goto out;
     rc = txn_commit(&txn);
@@ -2558,6 +2712,72 @@ int gh_request_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
 out:
     mdb_txn_reset(txn);
     return rc;
+}
+
+int gh_session_list_user(gh_store_t *st, const char *uid,
+                         int (*cb)(const uint8_t key[32],
+                                   const gh_session_t *s, void *arg),
+                         void *arg)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v, sk, sv;
+    uint8_t start[USESS_KEY];
+    gh_session_t s;
+    int rc, mrc;
+
+    if (st == NULL || uid == NULL || cb == NULL)
+        return GH_EINVAL;
+    if (strnlen(uid, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(uid))
+        return 0;
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        return rc;
+    rc = mdb_err(mdb_cursor_open(txn, st->usess, &cur));
+    if (rc != 0)
+        goto out;
+    memset(start, 0, sizeof start);
+    k = usess_key(start, uid, start + GH_ID_HEXLEN);
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != USESS_KEY ||
+            memcmp(k.mv_data, uid, GH_ID_HEXLEN) != 0)
+            break;
+        sk = mval((const uint8_t *)k.mv_data + GH_ID_HEXLEN, 32);
+        if (mdb_get(txn, st->sessions, &sk, &sv) != 0 ||
+            session_decode(&sv, &s) != 0 || strcmp(s.uid, uid) != 0)
+            continue;   /* no such session: it grants nothing */
+        rc = cb(sk.mv_data, &s, arg);
+        if (rc != 0)
+            goto out;
+    }
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = mdb_err(mrc);
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    txn_abort(&txn);
+    return rc;
+}
+
+int gh_session_prune_user(gh_store_t *st, const char *uid,
+                          int (*dead)(const gh_session_t *s, void *arg),
+                          void *arg)
+{
+    MDB_txn *txn = NULL;
+    int rc, n;
+
+    if (st == NULL || uid == NULL || dead == NULL)
+        return GH_EINVAL;
+    if (strnlen(uid, GH_ID_HEXLEN + 1) != GH_ID_HEXLEN || !id_ok(uid))
+        return 0;
+    rc = txn_begin(st, 0, &txn);
+    if (rc != 0)
+        return rc;
+    n = sessions_del_some(st, txn, uid, NULL, dead, arg);
+    rc = n <= 0 ? n : txn_commit(&txn);   /* nothing to drop: no write */
+    txn_abort(&txn);
+    return rc == 0 ? n : rc;
 }
 
 /* Delete every session of uid; returns how many went. */
@@ -3235,23 +3455,21 @@ int gh_mfa_update(gh_store_t *st, const char *uid,
         goto out;
     if (verdict == 0 && op != NULL) {
         if (op->del_key != NULL) {
-            MDB_val sk = mval(op->del_key, 32);
-
-            rc = mdb_err(mdb_del(txn, st->sessions, &sk, NULL));
+            rc = session_remove(st, txn, op->del_key);
             if (rc != 0)
                 goto out;
         }
         if (op->new_key != NULL) {
             char *sbuf = NULL;
             size_t slen;
-            MDB_val sk = mval(op->new_key, 32), sv;
+            MDB_val sv;
 
             rc = session_encode(op->new_session, &sbuf, &slen);
             if (rc != 0)
                 goto out;
             sv = mval(sbuf, slen);
-            rc = mdb_err(mdb_put(txn, st->sessions, &sk, &sv,
-                                 MDB_NOOVERWRITE));
+            rc = session_write(st, txn, op->new_key, op->new_session, &sv,
+                               MDB_NOOVERWRITE);
             free(sbuf);
             if (rc != 0)
                 goto out;

@@ -690,6 +690,93 @@ gh_ab_form_start(gh_ab_t *b, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
+/* ---- a person's sessions (through the store's index by user) ---- */
+
+#define GH_ADMIN_SESS_ROWS  20     /* sessions listed; all are counted */
+
+typedef struct {
+    gh_ab_t             *b;
+    gh_session_policy_t  pol;
+    int64_t              now;
+    ngx_uint_t           live, pending;
+} gh_sess_list_t;
+
+
+static int
+gh_sess_row(const uint8_t key[32], const gh_session_t *s, void *arg)
+{
+    gh_sess_list_t  *l = arg;
+
+    if (gh_session_live(s, &l->pol, l->now) != 0) {
+        return 0;                        /* over: grants nothing */
+    }
+    if (s->flags & (GH_SESSION_PWCHANGE | GH_SESSION_MFA)) {
+        l->pending++;                    /* half a sign-in */
+        return 0;
+    }
+    if (l->live++ >= GH_ADMIN_SESS_ROWS) {
+        return 0;
+    }
+    gh_ab_raw(l->b, "<tr><td>");
+    gh_ab_date(l->b, s->created);
+    gh_ab_raw(l->b, "</td><td>");
+    gh_ab_date(l->b, s->last_seen);
+    gh_ab_raw(l->b, "</td><td>");
+    gh_ab_esc(l->b, s->amr);
+    gh_ab_raw(l->b, "</td><td>");
+    gh_ab_date(l->b, s->mfa_at);
+    gh_ab_raw(l->b, "</td></tr>");
+    return 0;
+}
+
+
+/* The person's sessions in force: a count, and the first rows. */
+static ngx_int_t
+gh_admin_sessions(ngx_http_request_t *r, gh_ab_t *b, const gh_user_t *u,
+    int64_t now)
+{
+    gh_sess_list_t  l;
+    gh_ab_t         rows;
+
+    if (gh_ab_init(&rows, r->pool, 2048) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    ngx_memzero(&l, sizeof(l));
+    l.b = &rows;
+    l.now = now;
+    gh_session_policy_of(ngx_http_get_module_main_conf(r,
+                             ngx_http_gatehouse_module), u->tenant, &l.pol);
+    if (gh_session_list_user(gh_store, u->id, gh_sess_row, &l) != 0
+        || rows.failed)
+    {
+        return NGX_ERROR;
+    }
+    gh_ab_raw(b, "<h2>Sessions</h2><p id=\"sessions\">");
+    gh_ab_int(b, (int64_t) l.live);
+    gh_ab_raw(b, l.live == 1 ? " active session" : " active sessions");
+    if (l.pending) {
+        gh_ab_raw(b, ", ");
+        gh_ab_int(b, (int64_t) l.pending);
+        gh_ab_raw(b, " waiting for a second factor or a password change");
+    }
+    if (l.live > GH_ADMIN_SESS_ROWS) {
+        gh_ab_raw(b, " (the first 20 are listed)");
+    }
+    gh_ab_raw(b, ".</p>");
+    if (l.live == 0) {
+        return NGX_OK;
+    }
+    gh_ab_raw(b, "<table id=\"session-list\"><thead><tr><th>Signed in</th>"
+              "<th>Last seen</th><th>Method</th><th>Second factor</th></tr>"
+              "</thead><tbody>");
+    if (gh_ab_room(b, rows.p - rows.start)) {
+        b->p = ngx_cpymem(b->p, rows.start, rows.p - rows.start);
+    }
+    gh_ab_raw(b, "</tbody></table>");
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 gh_admin_person(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_adm_actor_t *a)
@@ -754,8 +841,16 @@ gh_admin_person(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_ab_raw(&b, "</td></tr><tr><th>Tenant</th><td>");
     gh_ab_esc(&b, u->tenant);
     gh_ab_raw(&b, "</td></tr><tr><th>State</th><td id=\"state\">");
-    gh_ab_raw(&b, u->disabled ? "<span class=\"off\">disabled</span>"
-                              : "enabled");
+    if (u->disabled || gh_user_off(u, now)) {
+        gh_ab_raw(&b, u->disabled ? "<span class=\"off\">disabled</span>"
+                                  : "<span class=\"off\">ended</span> ");
+    } else {
+        gh_ab_raw(&b, "enabled");
+    }
+    if (!u->disabled && u->expires != 0) {
+        gh_ab_raw(&b, u->expires > now ? " until " : "");
+        gh_ab_date(&b, u->expires);
+    }
     gh_ab_raw(&b, "</td></tr><tr><th>Second factor</th><td id=\"mfa\">");
     gh_ab_raw(&b, mfa_on ? "enrolled" : "none");
     gh_ab_raw(&b, "</td></tr><tr><th>Created</th><td>");
@@ -799,6 +894,11 @@ gh_admin_person(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
               "<p class=\"hint\">Granting manager or gatehouse-admin asks "
               "for your second factor again when it is older than 15 "
               "minutes. Changes apply to the person's next request.</p>");
+
+    if (gh_admin_sessions(r, &b, u, now) != NGX_OK) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
 
     gh_ab_raw(&b, "<h2>Account</h2>");
     if (u->disabled) {
@@ -2705,7 +2805,8 @@ gh_bg_thread(void *data, ngx_log_t *log)
         rc = gh_role_grant(gh_store, bj->bg.uid, "gatehouse-admin",
                            bj->bg.until);
         if (rc == 0) {
-            rc = gh_user_set_disabled(gh_store, bj->bg.uid, 0);
+            /* the account itself ends at the deadline too */
+            rc = gh_user_enable_until(gh_store, bj->bg.uid, bj->bg.until);
         }
     } else if (rc == 0 && (bj->op == 2 || bj->expired)) {
         rc = gh_user_set_disabled(gh_store, bj->bg.uid, 1);

@@ -148,7 +148,7 @@ gh_api_who(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
         if (grc == 0) {
             grc = gh_user_get(gh_store, t.uid, &w->user);
         }
-        if (grc == 0 && w->user.disabled) {
+        if (grc == 0 && gh_user_off(&w->user, now)) {
             grc = GH_EDISABLED;
         }
         if (grc != 0) {

@@ -12,6 +12,7 @@
  * thread pool; the event loop only reads the LMDB map.
  */
 #include "ngx_http_gatehouse.h"
+#include "ngx_http_gatehouse_admin.h"
 #include "gatehouse/keys.h"
 #include "gatehouse/saml.h"
 
@@ -72,6 +73,9 @@ gh_login_ctx_t          gh_login;
 ngx_uint_t              gh_login_ready;
 static ngx_uint_t       gh_touch_pending;
 static gh_policy_t     *gh_policy;          /* compiled live policy */
+/* sessions over by the gateway's own lifetimes (a tenant only shortens
+ * them) are refused anyway; they go at the user's next sign-in */
+static gh_session_policy_t  gh_prune_pol;
 static uint64_t         gh_policy_ver;      /* its store version */
 static uint64_t         gh_policy_bad_ver;  /* a version that failed to compile */
 
@@ -1097,6 +1101,8 @@ ngx_http_gatehouse_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
     gh_login.throttle = mcf->throttle;
+    gh_prune_pol.idle = mcf->idle;
+    gh_prune_pol.lifetime = mcf->lifetime;
     gh_login_ready = 1;
     return NGX_OK;
 }
@@ -1656,27 +1662,41 @@ gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, uint64_t ver,
 }
 
 
+/* The session lifetimes in force for a tenant: the gateway's, or the
+ * tenant's where its policy section sets them. */
+void
+gh_session_policy_of(ngx_http_gatehouse_main_conf_t *mcf, const char *tenant,
+    gh_session_policy_t *pol)
+{
+    const gh_policy_tenant_t  *t;
+
+    pol->idle = mcf->idle;
+    pol->lifetime = mcf->lifetime;
+    t = gh_policy != NULL ? gh_policy_tenant(gh_policy, tenant) : NULL;
+    if (t != NULL) {
+        pol->idle = t->idle ? t->idle : mcf->idle;
+        pol->lifetime = t->lifetime ? t->lifetime : mcf->lifetime;
+    }
+}
+
+
 /* A tenant may shorten the gateway's session lifetimes (the gateway's own
  * limits were already applied when the session was resolved). */
 static void
 gh_tenant_session_check(ngx_http_gatehouse_main_conf_t *mcf,
     ngx_http_gatehouse_ctx_t *ctx)
 {
-    const gh_policy_tenant_t  *t;
-    gh_session_policy_t        pol;
+    gh_session_policy_t  pol;
 
     if ((!ctx->authenticated && !ctx->pwchange && !ctx->mfa_pending)
         || gh_policy == NULL)
     {
         return;
     }
-    t = gh_policy_tenant(gh_policy, ctx->user.tenant);
-    if (t == NULL || (t->idle == 0 && t->lifetime == 0)) {
-        return;
-    }
-    pol.idle = t->idle ? t->idle : mcf->idle;
-    pol.lifetime = t->lifetime ? t->lifetime : mcf->lifetime;
-    if (gh_session_live(&ctx->session, &pol, ngx_time()) != 0) {
+    gh_session_policy_of(mcf, ctx->user.tenant, &pol);
+    if ((pol.idle != mcf->idle || pol.lifetime != mcf->lifetime)
+        && gh_session_live(&ctx->session, &pol, ngx_time()) != 0)
+    {
         ctx->authenticated = 0;
         ctx->pwchange = 0;
         ctx->mfa_pending = 0;
@@ -1853,6 +1873,12 @@ ngx_http_gatehouse_access(ngx_http_request_t *r)
         ctx->status = NGX_HTTP_BAD_REQUEST;
         ctx->reason = "ambiguous_path";
         return NGX_OK;
+    }
+
+    /* Only an account with an end can be the break-glass one: every
+     * request it makes is a critical line (one more read, for it alone). */
+    if (ctx->user.expires != 0) {
+        gh_admin_breakglass_use(r, ctx->user.id, ctx->user.email);
     }
 
     /* 6. decision: tenant, networks, roles, rules. Default deny. */
@@ -2310,6 +2336,13 @@ gh_job_audit(gh_job_t *job, const char *actor, const char *tenant,
 }
 
 
+static int
+gh_session_dead(const gh_session_t *s, void *arg)
+{
+    return gh_session_live(s, &gh_prune_pol, gh_now()) != 0;
+}
+
+
 static void
 gh_job_thread_login(void *data, ngx_log_t *log)
 {
@@ -2337,6 +2370,8 @@ gh_job_thread_login(void *data, ngx_log_t *log)
     if (job->rc == 0) {
         /* for access reviews; a failure only leaves it older */
         (void) gh_lastlogin_set(gh_store, res->user.id, gh_now());
+        (void) gh_session_prune_user(gh_store, res->user.id,
+                                     gh_session_dead, NULL);
         gh_admin_breakglass_login(log, res->user.id, res->user.email);
     }
 

@@ -268,7 +268,7 @@ gh_saml_thread_acs(void *data, ngx_log_t *log)
                 job->rc = GH_EDENIED;
             } else if (rc != 0) {
                 job->rc = rc;
-            } else if (u.disabled) {
+            } else if (gh_user_off(&u, gh_now())) {
                 res->reason = "disabled";
                 job->rc = GH_EDENIED;
             } else {

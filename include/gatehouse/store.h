@@ -17,10 +17,11 @@
 #include <stdint.h>
 #include "gatehouse/util.h"
 
-#define GH_STORE_SCHEMA   6   /* 3: password lifecycle and throttling;
+#define GH_STORE_SCHEMA   7   /* 3: password lifecycle and throttling;
                                  4: second factors; 5: SAML records;
                                  6: admin records (invitations, API
-                                 tokens, reviews, break-glass).
+                                 tokens, reviews, break-glass);
+                                 7: an index of each user's sessions.
                                  An older store (from schema 2) is
                                  upgraded in place when opened writable */
 #define GH_STORE_FILE     "gatehouse.mdb"   /* directory under the data dir */
@@ -139,6 +140,9 @@ typedef struct {
     gh_binding_t bindings[GH_BINDINGS_MAX];
     unsigned     nbindings;
     int     disabled;
+    int64_t expires;                     /* 0: never; from this second on
+                                            the account counts as disabled
+                                            (a break-glass approval) */
     int64_t created;
     int64_t updated;
 } gh_user_t;
@@ -170,8 +174,14 @@ int gh_user_page(gh_store_t *st, const gh_user_page_t *pg,
                  int (*cb)(const gh_user_t *, void *), void *arg,
                  char next[GH_EMAIL_MAX + 1]);
 /* Disable or enable. Disabling deletes every session of the user in the same
- * transaction, so the user's next request is refused. */
+ * transaction, so the user's next request is refused. Enabling clears an
+ * end (expires). */
 int gh_user_set_disabled(gh_store_t *st, const char *id, int disabled);
+/* Enable until `expires` (epoch seconds, > 0): from then on the account
+ * counts as disabled everywhere (gh_user_off) with nothing left to run. */
+int gh_user_enable_until(gh_store_t *st, const char *id, int64_t expires);
+/* 1 when u may not act at now: disabled, or past its end. */
+int gh_user_off(const gh_user_t *u, int64_t now);
 
 /* Grant role to the user until `until` (0 = no end); granting a role the
  * user holds replaces its end date. GH_EINVAL for a bad role name,
@@ -309,6 +319,20 @@ int gh_session_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
  * versions read; any other error is the store's. */
 int gh_request_read(gh_store_t *st, const uint8_t key[32], gh_session_t *s,
                     gh_user_t *u, uint64_t *policy, uint64_t *keys);
+/* Calls cb for each session of uid (key, record) in one read transaction,
+ * expired or not; non-zero from cb stops and is returned. Through the
+ * user's index: the cost is the user's sessions, not the store's. */
+int gh_session_list_user(gh_store_t *st, const char *uid,
+                         int (*cb)(const uint8_t key[32],
+                                   const gh_session_t *s, void *arg),
+                         void *arg);
+/* Delete those sessions of uid for which dead() says 1 (sessions past
+ * their lifetime: they are refused anyway, this reclaims their room); a
+ * record that cannot be decoded is left alone. Returns the count; nothing
+ * is written when it is 0. */
+int gh_session_prune_user(gh_store_t *st, const char *uid,
+                          int (*dead)(const gh_session_t *s, void *arg),
+                          void *arg);
 /* Delete every session of uid; returns the number deleted or an error. */
 int gh_session_del_user(gh_store_t *st, const char *uid);
 /* The same but for the session stored under keep (NULL: none kept). */

@@ -3,11 +3,13 @@ requests it and a second, different administrator approves — each with a
 fresh second factor; it then holds gatehouse-admin for 4 hours; every step
 and every console request of the account is logged at critical level."""
 import json
+import os
 import time
 
+import lmdb
 import pytest
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, BROWSER, input_value
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER, input_value
 from test_admin_console import enrol_totp
 
 PW = "break glass test password 4242"
@@ -30,6 +32,24 @@ def act(gw, s, action):
     return gw.post(BG, s, data={"action": action,
                                 "csrf": input_value(page.text, "csrf")},
                    headers={"Origin": gw.origin, **BROWSER})
+
+
+def set_user_end(gw, email, end):
+    """Move the account's end (its "z" member) behind the gateway's back:
+    the clock cannot be moved under a running gateway."""
+    uid = user_row(gw, email)[2]
+    env = lmdb.open(os.path.join(gw.data, "gatehouse.mdb"), max_dbs=32,
+                    subdir=True, lock=True)
+    try:
+        db = env.open_db(b"users", create=False)
+        with env.begin(write=True, db=db) as txn:
+            rec = json.loads(txn.get(uid.encode()))
+            assert rec["z"] > time.time() + 3 * 3600   # 4 h from approval
+            rec["z"] = end
+            txn.put(uid.encode(), json.dumps(rec, separators=(",", ":"))
+                    .encode())
+    finally:
+        env.close()
 
 
 def audit_records(gw):
@@ -90,9 +110,43 @@ def test_break_glass_needs_two_different_administrators(gateway):
         ("breakglass.approve", "success"), ("breakglass.use", "success")]
     assert all(x["details"].get("text", "").startswith("critical")
                for x in recs[1:])
+    # its requests to the apps are critical lines too, allowed or not
+    assert gateway.get("/app", e, headers=API).status_code in (200, 403)
+    time.sleep(0.2)
+    assert "break-glass account %s in use: GET /app" % ACCOUNT in \
+        open(gateway.errlog).read()
     # ended: disabled at once
     r = act(gateway, b, "end")
     assert r.status_code == 303
     assert user_row(gateway, ACCOUNT)[4] == "disabled"
     assert gateway.get("/.gatehouse/admin/", e, headers=BROWSER
                        ).status_code in (303, 401)
+
+
+def test_break_glass_account_ends_by_itself_at_the_deadline(gateway, backend):
+    """Not only the role: at the deadline the account itself stops — its
+    session is refused and it cannot sign in — with no job run then."""
+    acct, adm3, adm4 = ("emergency2@demo.example", "third-admin@demo.example",
+                        "fourth-admin@demo.example")
+    gateway.add_user(acct, PW, roles="member")
+    gateway.add_user(adm3, PW, roles="gatehouse-admin")
+    gateway.add_user(adm4, PW, roles="gatehouse-admin")
+    assert gateway.cli("breakglass", "setup", "--email", acct
+                       ).returncode == 0
+    a = gateway.logged_in(adm3, PW)
+    enrol_totp(gateway, a)
+    assert act(gateway, a, "request").status_code == 303
+    b = gateway.logged_in(adm4, PW)
+    enrol_totp(gateway, b)
+    assert act(gateway, b, "approve").status_code == 303
+    e = gateway.logged_in(acct, PW)
+    assert gateway.get("/app", e, headers=API).status_code == 200
+    set_user_end(gateway, acct, int(time.time()) + 2)
+    assert gateway.get("/app", e, headers=API).status_code == 200
+    time.sleep(3)
+    assert gateway.get("/app", e, headers=API).status_code == 401
+    assert gateway.get("/.gatehouse/admin/", e, headers=API
+                       ).status_code == 401
+    _, r = gateway.login(email=acct, password=PW)
+    assert r.status_code == 401
+    assert user_row(gateway, acct)[4] == "expired"

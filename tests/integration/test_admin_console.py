@@ -325,6 +325,36 @@ def test_end_sessions_and_force_password_change(gateway, backend):
     assert r.headers["Location"].startswith("/.gatehouse/account/password")
 
 
+def test_person_page_counts_and_lists_active_sessions(gateway, backend):
+    email = new_user(gateway, tag="sess")
+    uid = uid_of(gateway, email)
+    s = gateway.logged_in()
+
+    def sessions():
+        r = person(gateway, s, uid)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        m = re.search(r'<p id="sessions">(\d+) active session', r.text)
+        assert m, r.text[:2000]
+        return int(m.group(1)), r.text
+
+    assert sessions()[0] == 0
+    ps = [gateway.logged_in(email, PW) for _ in range(3)]
+    n, page = sessions()
+    assert n == 3
+    assert len(re.findall(r"<td>pwd</td>", page)) == 3
+    # a signed-out session is gone from the count at once
+    gateway.post("/.gatehouse/logout", ps[0], data={
+        "csrf": ps[0].cookies.get("__Host-gatehouse-csrf")},
+        headers={"Origin": gateway.origin, **BROWSER})
+    assert gateway.get("/app", ps[0], headers=API).status_code == 401
+    assert sessions()[0] == 2
+    # other people's sessions are not counted here
+    assert gateway.get("/app", ps[1], headers=API).status_code == 200
+    assert act(gateway, s, uid, "logout").status_code == 303
+    assert sessions()[0] == 0
+    assert gateway.get("/app", ps[2], headers=API).status_code == 401
+
+
 # ---- pagination ------------------------------------------------------------------------
 
 def test_people_list_pages_with_a_cursor(gateway):

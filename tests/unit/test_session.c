@@ -386,6 +386,25 @@ session_of_user_disabled_behind_our_back_is_refused(void **state)
 }
 
 static void
+session_of_account_past_its_end_is_refused(void **state)
+{
+    /* An account enabled until a deadline (break-glass) loses its session
+     * at the deadline, with nothing run then. */
+    fixture_t *f = *state;
+    char tok[GH_TOKEN_LEN + 1];
+    gh_session_t s;
+    gh_user_t u;
+
+    assert_int_equal(gh_user_enable_until(f->st, f->user.id, T0 + 60), 0);
+    assert_int_equal(gh_session_create(f->st, &f->user, "pwd", T0, tok), 0);
+    assert_int_equal(gh_session_resolve(f->st, tok, GH_TOKEN_LEN, &pol,
+                                        T0 + 59, &s, &u, NULL), 0);
+    assert_int_equal(u.expires, T0 + 60);
+    assert_int_equal(gh_session_resolve(f->st, tok, GH_TOKEN_LEN, &pol,
+                                        T0 + 60, &s, &u, NULL), GH_EDISABLED);
+}
+
+static void
 session_whose_tenant_differs_from_user_is_refused(void **state)
 {
     fixture_t *f = *state;
@@ -537,6 +556,7 @@ main(void)
         STORE_TEST(resolve_refuses_idle_and_lifetime_expired_sessions),
         STORE_TEST(disabled_users_session_is_refused_on_next_request),
         STORE_TEST(session_of_user_disabled_behind_our_back_is_refused),
+        STORE_TEST(session_of_account_past_its_end_is_refused),
         STORE_TEST(session_whose_tenant_differs_from_user_is_refused),
         STORE_TEST(kept_read_transaction_sees_each_write_on_the_next_request),
         STORE_TEST(resolve_key_refuses_an_expired_session_and_zeroes_the_outputs),

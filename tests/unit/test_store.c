@@ -798,6 +798,177 @@ static void schema_2_store_is_upgraded_in_place(void **state)
     free(c);
 }
 
+/* ---- the index of a user's sessions (schema 7) ---- */
+
+static int count_cb(const uint8_t key[32], const gh_session_t *s, void *arg)
+{
+    (void)key;
+    (void)s;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int user_sessions(gh_store_t *st, const char *uid)
+{
+    int n = 0;
+
+    assert_int_equal(gh_session_list_user(st, uid, count_cb, &n), 0);
+    return n;
+}
+
+static void sessions_are_listed_and_ended_per_user(void **state)
+{
+    fx_t *fx = *state;
+    char alice[GH_ID_HEXLEN + 1], bob[GH_ID_HEXLEN + 1];
+    gh_session_t s;
+    uint8_t key[32], keep[32];
+    int i;
+
+    add_user(fx->st, "alice@example.com", alice);
+    add_user(fx->st, "bob@example.com", bob);
+    for (i = 0; i < 10; i++) {
+        key_n(key, i);
+        make_session(&s, i < 7 ? alice : bob, 1000 + i);
+        assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    }
+    assert_int_equal(user_sessions(fx->st, alice), 7);
+    assert_int_equal(user_sessions(fx->st, bob), 3);
+    /* a logout leaves the index with the record */
+    key_n(key, 0);
+    assert_int_equal(gh_session_del(fx->st, key), 0);
+    assert_int_equal(user_sessions(fx->st, alice), 6);
+    /* a key reused by another user moves in the index */
+    key_n(key, 1);
+    make_session(&s, bob, 2000);
+    assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    assert_int_equal(user_sessions(fx->st, alice), 5);
+    assert_int_equal(user_sessions(fx->st, bob), 4);
+    /* all but one of alice's; bob's untouched */
+    key_n(keep, 2);
+    assert_int_equal(gh_session_del_user_except(fx->st, alice, keep), 4);
+    assert_int_equal(user_sessions(fx->st, alice), 1);
+    assert_int_equal(gh_session_get(fx->st, keep, &s), 0);
+    assert_int_equal(user_sessions(fx->st, bob), 4);
+    for (i = 7; i < 10; i++) {
+        key_n(key, i);
+        assert_int_equal(gh_session_get(fx->st, key, &s), 0);
+    }
+    /* disabling ends the rest, through the index */
+    assert_int_equal(gh_user_set_disabled(fx->st, bob, 1), 0);
+    assert_int_equal(user_sessions(fx->st, bob), 0);
+    for (i = 7; i < 10; i++) {
+        key_n(key, i);
+        assert_int_equal(gh_session_get(fx->st, key, &s), GH_ENOTFOUND);
+    }
+    assert_int_equal(gh_session_get(fx->st, keep, &s), 0);
+    /* a malformed id lists nothing */
+    assert_int_equal(gh_session_list_user(fx->st, "nope", count_cb, &i), 0);
+}
+
+static int older_than_1005(const gh_session_t *s, void *arg)
+{
+    (void)arg;
+    return s->created < 1005;
+}
+
+static void dead_sessions_of_a_user_are_pruned(void **state)
+{
+    fx_t *fx = *state;
+    char alice[GH_ID_HEXLEN + 1], bob[GH_ID_HEXLEN + 1];
+    gh_session_t s;
+    uint8_t key[32];
+    int i;
+
+    add_user(fx->st, "alice@example.com", alice);
+    add_user(fx->st, "bob@example.com", bob);
+    for (i = 0; i < 10; i++) {
+        key_n(key, i);
+        make_session(&s, i % 2 ? alice : bob, 1000 + i);
+        assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    }
+    /* alice's 1001 and 1003 go; bob's old ones stay (not his sign-in) */
+    assert_int_equal(gh_session_prune_user(fx->st, alice, older_than_1005,
+                                           NULL), 2);
+    assert_int_equal(user_sessions(fx->st, alice), 3);
+    assert_int_equal(user_sessions(fx->st, bob), 5);
+    key_n(key, 1);
+    assert_int_equal(gh_session_get(fx->st, key, &s), GH_ENOTFOUND);
+    key_n(key, 5);
+    assert_int_equal(gh_session_get(fx->st, key, &s), 0);
+    key_n(key, 0);
+    assert_int_equal(gh_session_get(fx->st, key, &s), 0);
+    assert_int_equal(gh_session_prune_user(fx->st, alice, older_than_1005,
+                                           NULL), 0);
+    assert_int_equal(gh_session_prune_user(fx->st, alice, NULL, NULL),
+                     GH_EINVAL);
+}
+
+static void schema_6_store_gets_its_session_index(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1];
+    gh_session_t s;
+    uint8_t key[32];
+    int i;
+
+    add_user(fx->st, "ann@example.com", id);
+    for (i = 0; i < 3; i++) {
+        key_n(key, i);
+        make_session(&s, id, 1000 + i);
+        assert_int_equal(gh_session_put(fx->st, key, &s), 0);
+    }
+    gh_store_close(fx->st);
+    fx->st = NULL;
+    raw_drop(fx->dir, "user_sessions");
+    raw_put(fx->dir, "meta", "schema", 6, "6", 1);
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, GH_STORE_RDONLY),
+                     GH_ESCHEMA);
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(user_sessions(fx->st, id), 3);
+    assert_int_equal(gh_session_del_user(fx->st, id), 3);
+    key_n(key, 2);
+    assert_int_equal(gh_session_get(fx->st, key, &s), GH_ENOTFOUND);
+}
+
+static void account_with_an_end_is_off_from_then_on(void **state)
+{
+    fx_t *fx = *state;
+    char id[GH_ID_HEXLEN + 1];
+    gh_user_t u;
+    static const char bad[] =
+        "{\"i\":\"00000000000000000000000000000001\",\"t\":\"demo\","
+        "\"e\":\"z@example.com\",\"n\":\"Z\",\"b\":[],\"x\":false,"
+        "\"c\":1,\"u\":1,\"z\":-5}";
+
+    add_user(fx->st, "ann@example.com", id);
+    assert_int_equal(gh_user_set_disabled(fx->st, id, 1), 0);
+    assert_int_equal(gh_user_enable_until(fx->st, id, 5000), 0);
+    assert_int_equal(gh_user_get(fx->st, id, &u), 0);
+    assert_int_equal(u.disabled, 0);
+    assert_int_equal(u.expires, 5000);
+    assert_int_equal(gh_user_off(&u, 4999), 0);
+    assert_int_equal(gh_user_off(&u, 5000), 1);
+    assert_int_equal(gh_user_off(NULL, 0), 1);
+    assert_int_equal(gh_user_enable_until(fx->st, id, 0), GH_EINVAL);
+    /* a plain enable clears the end; a disable too */
+    assert_int_equal(gh_user_set_disabled(fx->st, id, 0), 0);
+    assert_int_equal(gh_user_get(fx->st, id, &u), 0);
+    assert_int_equal(u.expires, 0);
+    assert_int_equal(gh_user_off(&u, INT64_MAX), 0);
+    assert_int_equal(gh_user_enable_until(fx->st, id, 5000), 0);
+    assert_int_equal(gh_user_set_disabled(fx->st, id, 1), 0);
+    assert_int_equal(gh_user_get(fx->st, id, &u), 0);
+    assert_int_equal(u.expires, 0);
+    assert_int_equal(u.disabled, 1);
+    /* an end that cannot be read fails closed */
+    gh_store_close(fx->st);
+    fx->st = NULL;
+    RAWS(fx->dir, "users", "00000000000000000000000000000001", bad);
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_user_get(fx->st, "00000000000000000000000000000001",
+                                 &u), GH_ESTORE);
+}
+
 static void tenant_password_settings_roundtrip_and_refusals(void **state)
 {
     fx_t *fx = *state;
@@ -1111,6 +1282,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(user_lookup_by_email_normalises_and_id_roundtrips, setup, teardown),
         cmocka_unit_test_setup_teardown(user_list_filters_by_tenant_in_email_order, setup, teardown),
         cmocka_unit_test_setup_teardown(disabling_user_deletes_their_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(sessions_are_listed_and_ended_per_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(schema_6_store_gets_its_session_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_sessions_of_a_user_are_pruned, setup, teardown),
+        cmocka_unit_test_setup_teardown(account_with_an_end_is_off_from_then_on, setup, teardown),
         cmocka_unit_test_setup_teardown(credential_roundtrip_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(session_put_get_del_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(session_of_vanished_user_reads_as_notfound, setup, teardown),
