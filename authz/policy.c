@@ -1269,6 +1269,16 @@ int gh_policy_apps(const gh_policy_t *p, int (*cb)(const char *app, void *),
     return 0;
 }
 
+int gh_policy_app_visitors(const gh_policy_t *p, const char *app)
+{
+    const struct app *a;
+
+    if (p == NULL || app == NULL)
+        return 0;
+    a = find_app(p, app);
+    return a != NULL && a->visitors;
+}
+
 /* A token (RFC 9110 tchar) naming the method; case matters. */
 unsigned gh_method_bit(const char *name, size_t len)
 {

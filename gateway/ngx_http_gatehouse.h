@@ -213,6 +213,8 @@ ngx_int_t gh_api_endpoint(ngx_http_request_t *r,
 /* /.gatehouse/join: an invitee sets a password with a one-time link. */
 ngx_int_t gh_join_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx);
+/* The worker's compiled live policy (module.c; event loop only). */
+const gh_policy_t *gh_policy_live(void);
 /* The session lifetimes in force for a tenant (module.c). */
 void gh_session_policy_of(ngx_http_gatehouse_main_conf_t *mcf,
     const char *tenant, gh_session_policy_t *pol);

@@ -512,6 +512,49 @@ gh_ab_roles(gh_ab_t *b, const gh_user_t *u, int64_t now)
 }
 
 
+/* The visitors view's header: what visitors reach, from the live policy. */
+typedef struct {
+    gh_ab_t            *b;
+    const gh_policy_t  *p;
+    ngx_uint_t          n;
+} gh_vis_apps_t;
+
+
+static int
+gh_vis_app(const char *app, void *arg)
+{
+    gh_vis_apps_t  *v = arg;
+
+    if (gh_policy_app_visitors(v->p, app)) {
+        gh_ab_raw(v->b, v->n++ ? ", <code>" : "<code>");
+        gh_ab_esc(v->b, app);
+        gh_ab_raw(v->b, "</code>");
+    }
+    return 0;
+}
+
+
+static void
+gh_admin_visitor_apps(gh_ab_t *b)
+{
+    gh_vis_apps_t  v;
+
+    v.b = b;
+    v.p = gh_policy_live();
+    v.n = 0;
+    gh_ab_raw(b, "<p class=\"hint\" id=\"visitors\">Visitors: people "
+              "with no role but <code>visitor</code>, or none. They reach "
+              "only the apps open to visitors: <span id=\"visitor-apps\">");
+    if (v.p != NULL) {
+        (void) gh_policy_apps(v.p, gh_vis_app, &v);
+    }
+    if (v.n == 0) {
+        gh_ab_raw(b, "none in the live policy, so they reach no app");
+    }
+    gh_ab_raw(b, "</span>. Give someone a role to let them further.</p>");
+}
+
+
 static int
 gh_list_row(const gh_user_t *u, void *arg)
 {
@@ -618,9 +661,7 @@ gh_admin_people(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     l.n = 0;
     l.now = gh_now();
     if (l.visitors) {
-        gh_ab_raw(&b, "<p class=\"hint\" id=\"visitors\">Visitors: people "
-                  "with no role but <code>visitor</code> (they reach only "
-                  "apps open to visitors).</p>");
+        gh_admin_visitor_apps(&b);
     }
     rc = gh_user_page(gh_store, &pg, gh_list_row, &l, next);
     if (rc == GH_EBADTENANT) {

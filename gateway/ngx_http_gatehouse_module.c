@@ -1662,6 +1662,15 @@ gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, uint64_t ver,
 }
 
 
+/* The compiled live policy of this worker (NULL before the first), for
+ * event-loop readers only: it is replaced on the event loop. */
+const gh_policy_t *
+gh_policy_live(void)
+{
+    return gh_policy;
+}
+
+
 /* The session lifetimes in force for a tenant: the gateway's, or the
  * tenant's where its policy section sets them. */
 void

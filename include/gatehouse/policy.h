@@ -104,6 +104,9 @@ int gh_policy_role_known(const gh_policy_t *p, const char *role);
 /* The tenant section, or NULL when the policy does not mention it. */
 const gh_policy_tenant_t *gh_policy_tenant(const gh_policy_t *p,
                                            const char *name);
+/* 1 when app admits people who hold no role but visitor (`visitors:
+ * true`); 0 otherwise, an unknown app included. */
+int gh_policy_app_visitors(const gh_policy_t *p, const char *app);
 /* Walk tenant sections / app names in file order; non-zero from cb stops. */
 int gh_policy_tenants(const gh_policy_t *p,
                       int (*cb)(const gh_policy_tenant_t *, void *), void *arg);

@@ -78,3 +78,37 @@ def test_visitors_view_lists_only_visitors(gateway):
                     headers=BROWSER)
     assert r.status_code == 200
     assert v in r.text and m not in r.text
+    # and says which apps they reach: the live policy's apps open to
+    # visitors (none in the test policy)
+    apps = re.search(r'<span id="visitor-apps">(.*?)</span>', r.text)
+    assert apps and "they reach no app" in apps.group(1)
+
+
+def test_visitors_view_names_the_apps_open_to_visitors(gateway):
+    """The live policy decides; the view follows an apply at once."""
+    path = "%s/visitors-policy.yaml" % gateway.base
+    with open(path, "w") as f:
+        f.write("""\
+version: 1
+apps:
+  demo:
+    tenants: [demo, other]
+    rules:
+      - {name: staff, effect: allow, roles: [member]}
+  lobby:
+    tenants: [demo]
+    visitors: true
+    rules:
+      - {name: look, effect: allow, methods: [GET]}
+  back-office:
+    tenants: [demo]
+    rules:
+      - {name: staff, effect: allow, roles: [member]}
+""")
+    p = gateway.cli("policy", "apply", path)
+    assert p.returncode == 0, p.stderr
+    s = gateway.logged_in()
+    r = gateway.get("/.gatehouse/admin/", s, params={"visitors": "1"},
+                    headers=BROWSER)
+    apps = re.search(r'<span id="visitor-apps">(.*?)</span>', r.text)
+    assert apps and apps.group(1) == "<code>lobby</code>", r.text[:2000]

@@ -498,6 +498,13 @@ static void lookups_report_roles_tenants_and_apps(void **state)
     assert_int_equal(t->idle, 0);
     assert_null(gh_policy_tenant(p, "b"));
     assert_int_equal(gh_netset_count(gh_policy_tenant(p, "netted")->networks), 1);
+
+    /* which apps admit visitors (the console's visitors view) */
+    assert_int_equal(gh_policy_app_visitors(p, "open"), 1);
+    assert_int_equal(gh_policy_app_visitors(p, "closed"), 0);
+    assert_int_equal(gh_policy_app_visitors(p, "ghost"), 0);
+    assert_int_equal(gh_policy_app_visitors(p, NULL), 0);
+    assert_int_equal(gh_policy_app_visitors(NULL, "open"), 0);
 }
 
 static int count_cb(const gh_policy_tenant_t *t, void *arg)
