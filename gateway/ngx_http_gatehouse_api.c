@@ -1038,7 +1038,7 @@ gh_api_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     if (rc == NGX_OK) {
         aj->to = gh_api_until(d);
     }
-    if (rc == NGX_ERROR || aj->from < 0 || aj->to < 0 || aj->from > aj->to) {
+    if (rc == NGX_ERROR || aj->from < 0 || aj->to < 0 || aj->from >= aj->to) {
         return gh_api_error(r, NGX_HTTP_BAD_REQUEST,
                             "dates: YYYY-MM-DD, from not after to");
     }
