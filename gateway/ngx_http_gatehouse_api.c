@@ -11,6 +11,16 @@
  *   GET    invitations
  *   POST   invitations                        {"email","name","roles","tenant"}
  *   POST   invitations/{id}/{approve|reject}
+ *   GET    tenants/{name}
+ *   POST   tenants                            {"name","display"}
+ *   GET    reviews?tenant=&days=&after=&limit=
+ *   POST   reviews/{tenant}/{complete|disable-flagged}?days=
+ *   GET    audit?actor=&target=&action=&from=&to=&limit=&before=
+ *   GET    breakglass
+ *   POST   breakglass/{request|approve|end}
+ *   GET    tokens
+ *   POST   tokens                             {"email","name","days"}
+ *   DELETE tokens/{id}
  *
  * Who: "Authorization: Bearer ghk_..." (an API token, `gatehouse api-token
  * create`), or the console's session cookie; a cookie-authenticated write
