@@ -869,6 +869,88 @@ gh_admin_state(const gh_user_t *u, int mfa, char *out, size_t cap)
 }
 
 
+/* In a job's thread: the actor (job->uid) as stored now, and the decision
+ * for action on tenant taken again on it. A store error is job->rc, with
+ * GH_ADM_DENY and "error". */
+int
+gh_admin_redecide(gh_job_t *job, const gh_adm_actor_t *asked,
+    const gh_session_t *s, gh_adm_action_t action, const char *tenant,
+    gh_user_t *actor, int64_t now, const char **why)
+{
+    gh_adm_actor_t  a;
+    gh_adm_req_t    rq;
+
+    *why = "error";
+    job->rc = gh_store == NULL ? GH_ESTORE
+              : gh_user_get(gh_store, job->uid, actor);
+    if (job->rc != 0) {
+        return GH_ADM_DENY;
+    }
+    gh_adm_actor(&a, actor, s, asked->tenant_mfa, now);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = action;
+    rq.tenant = tenant;
+    return gh_adm_decide(&a, &rq, now, why);
+}
+
+
+/* The audit record of a job's administrative step: rc 0 success,
+ * GH_EDENIED denied (why), anything else a failure. */
+void
+gh_admin_record(gh_job_t *job, const gh_user_t *actor,
+    const char *session_ref, const char *action, const char *target, int rc,
+    const char *why, const char *detail, const char *before,
+    const char *after)
+{
+    gh_audit_event_t  ev;
+
+    ngx_memzero(&ev, sizeof(ev));
+    ev.user = actor->email;
+    ev.tenant = actor->tenant;
+    ev.addr = (const char *) job->addr_text;
+    ev.session = session_ref;
+    ev.request_id = (const char *) job->request_id;
+    ev.action = action;
+    ev.target = target;
+    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
+                                                       : "failure";
+    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? why : gh_strerror(rc);
+    ev.detail = detail;
+    ev.before = before;
+    ev.after = after;
+    (void) gh_audit_event(&ev);
+}
+
+
+/* A console form's body, once its CSRF token and Origin are checked; the
+ * request is finalized otherwise. */
+static ngx_http_gatehouse_ctx_t *
+gh_admin_form(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    ngx_int_t                  rc;
+
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+    if (gh_form_body(r, body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return NULL;
+    }
+    if (gh_csrf_check(r, ctx, body) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "gatehouse: admin form refused: csrf check failed");
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                            "This form expired or came from another site. "
+                            "Reload the page and try again."));
+        return NULL;
+    }
+    return ctx;
+}
+
+
 void
 gh_admin_thread(void *data, ngx_log_t *log)
 {
@@ -2334,23 +2416,8 @@ gh_rev_audit(gh_job_t *job, gh_rev_job_t *rj, const gh_user_t *actor,
     const char *action, const char *target, int rc, const char *why,
     const char *before, const char *after)
 {
-    gh_audit_event_t  ev;
-
-    ngx_memzero(&ev, sizeof(ev));
-    ev.user = actor->email;
-    ev.tenant = actor->tenant;
-    ev.addr = job->addr_text;
-    ev.session = rj->session_ref;
-    ev.request_id = job->request_id;
-    ev.action = action;
-    ev.target = target;
-    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
-                                                       : "failure";
-    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? why : gh_strerror(rc);
-    ev.detail = rj->via ? rj->via : "access review";
-    ev.before = before;
-    ev.after = after;
-    (void) gh_audit_event(&ev);
+    gh_admin_record(job, actor, rj->session_ref, action, target, rc, why,
+                   rj->via ? rj->via : "access review", before, after);
 }
 
 
@@ -2503,24 +2570,12 @@ gh_rev_body(ngx_http_request_t *r)
     gh_job_t                  *job;
     gh_rev_job_t              *rj;
     u_char                    *p, *end, *amp;
-    ngx_int_t                  rc, answer, n;
+    ngx_int_t                  answer, n;
     ngx_uint_t                 i;
     int64_t                    days;
 
-    ctx = gh_ctx(r);
+    ctx = gh_admin_form(r, &body);
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    if (gh_form_body(r, &body, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
-                            "This form expired or came from another site. "
-                            "Reload the page and try again."));
         return;
     }
     job = ngx_pcalloc(r->pool, sizeof(*job));
@@ -2650,24 +2705,16 @@ gh_bg_thread(void *data, ngx_log_t *log)
     gh_job_t          *job = data;
     gh_bg_job_t       *bj = job->ext;
     gh_user_t          actor, acct;
-    gh_adm_actor_t     a;
-    gh_adm_req_t       rq;
-    gh_audit_event_t   ev;
     char               after[96];
     int                rc;
 
-    bj->decision = GH_ADM_DENY;
-    bj->why = "error";
     bj->now = gh_now();
-    job->rc = gh_store == NULL ? GH_ESTORE
-              : gh_user_get(gh_store, job->uid, &actor);
+    bj->decision = gh_admin_redecide(job, &bj->actor, &bj->session,
+                                     GH_ADM_BREAKGLASS, NULL, &actor,
+                                     bj->now, &bj->why);
     if (job->rc != 0) {
         return;
     }
-    gh_adm_actor(&a, &actor, &bj->session, bj->actor.tenant_mfa, bj->now);
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_BREAKGLASS;
-    bj->decision = gh_adm_decide(&a, &rq, bj->now, &bj->why);
     bj->actor_uid = actor.id;
     bj->actor_email = actor.email;
     rc = bj->decision == GH_ADM_ALLOW
@@ -2702,21 +2749,9 @@ gh_bg_thread(void *data, ngx_log_t *log)
                   "%s", actions[bj->op] + 11, actor.email,
                   rc == 0 ? "done" : rc == GH_EDENIED ? bj->why
                                    : gh_strerror(rc));
-    ngx_memzero(&ev, sizeof(ev));
-    ev.user = actor.email;
-    ev.tenant = actor.tenant;
-    ev.addr = job->addr_text;
-    ev.session = bj->session_ref;
-    ev.request_id = job->request_id;
-    ev.action = actions[bj->op];
-    ev.target = bj->email[0] ? bj->email : "break-glass account";
-    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
-                                                       : "failure";
-    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? bj->why
-                                                  : gh_strerror(rc);
-    ev.detail = bj->via ? bj->via : "critical";
-    ev.after = after;
-    (void) gh_audit_event(&ev);
+    gh_admin_record(job, &actor, bj->session_ref, actions[bj->op],
+                   bj->email[0] ? bj->email : "break-glass account", rc,
+                   bj->why, bj->via ? bj->via : "critical", NULL, after);
 }
 
 
@@ -2754,30 +2789,18 @@ static void
 gh_bg_body(ngx_http_request_t *r)
 {
     static const char *const ops[] = { "request", "approve", "end" };
-    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    ngx_http_gatehouse_ctx_t  *ctx;
     ngx_str_t                  body, v;
     gh_adm_actor_t             a;
     gh_adm_req_t               rq;
     gh_job_t                  *job;
     gh_bg_job_t               *bj;
     const char                *why;
-    ngx_int_t                  rc;
     ngx_uint_t                 i;
     int                        d;
 
+    ctx = gh_admin_form(r, &body);
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    if (gh_form_body(r, &body, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
-                            "This form expired or came from another site. "
-                            "Reload the page and try again."));
         return;
     }
     if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
@@ -3647,25 +3670,18 @@ gh_tok_thread(void *data, ngx_log_t *log)
     gh_job_t          *job = data;
     gh_tok_job_t      *tj = job->ext;
     gh_user_t          actor, owner;
-    gh_adm_actor_t     a;
-    gh_adm_req_t       rq;
-    gh_audit_event_t   ev;
     gh_apitoken_t      t;
     char               before[GH_EMAIL_MAX + 96], after[96];
     int64_t            now = gh_now();
     int                rc;
 
-    tj->decision = GH_ADM_DENY;
-    tj->why = "error";
-    job->rc = gh_store == NULL ? GH_ESTORE
-              : gh_user_get(gh_store, job->uid, &actor);
+    tj->decision = gh_admin_redecide(job, &tj->actor, &tj->session,
+                                     tj->op == 0 ? GH_ADM_TOKEN_CREATE
+                                                 : GH_ADM_TOKEN_MANAGE,
+                                     NULL, &actor, now, &tj->why);
     if (job->rc != 0) {
         return;
     }
-    gh_adm_actor(&a, &actor, &tj->session, tj->actor.tenant_mfa, now);
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = tj->op == 0 ? GH_ADM_TOKEN_CREATE : GH_ADM_TOKEN_MANAGE;
-    tj->decision = gh_adm_decide(&a, &rq, now, &tj->why);
     rc = tj->decision == GH_ADM_ALLOW ? 0 : GH_EDENIED;
     before[0] = '\0';
     if (rc == 0 && tj->op == 0) {
@@ -3701,22 +3717,10 @@ gh_tok_thread(void *data, ngx_log_t *log)
                   "%s", tj->op == 0 ? "create" : "revoke", actor.email,
                   rc == 0 ? "done" : rc == GH_EDENIED ? tj->why
                                    : gh_strerror(rc));
-    ngx_memzero(&ev, sizeof(ev));
-    ev.user = actor.email;
-    ev.tenant = actor.tenant;
-    ev.addr = job->addr_text;
-    ev.session = tj->session_ref;
-    ev.request_id = job->request_id;
-    ev.action = tj->op == 0 ? "apitoken.create" : "apitoken.revoke";
-    ev.target = tj->op == 0 ? tj->email : tj->id;
-    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
-                                                       : "failure";
-    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? tj->why
-                                                  : gh_strerror(rc);
-    ev.detail = tj->via;
-    ev.before = before;
-    ev.after = after;
-    (void) gh_audit_event(&ev);
+    gh_admin_record(job, &actor, tj->session_ref,
+                   tj->op == 0 ? "apitoken.create" : "apitoken.revoke",
+                   tj->op == 0 ? tj->email : tj->id, rc, tj->why, tj->via,
+                   before, after);
 }
 
 
@@ -3807,29 +3811,17 @@ static void
 gh_tok_body(ngx_http_request_t *r)
 {
     static const char *const ops[] = { "create", "revoke" };
-    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    ngx_http_gatehouse_ctx_t  *ctx;
     ngx_str_t                  body, e, n, d, v;
     gh_adm_actor_t             a;
     gh_adm_req_t               rq;
     gh_job_t                  *job;
     gh_tok_job_t              *tj;
     const char                *why;
-    ngx_int_t                  rc;
     int                        op, dec;
 
+    ctx = gh_admin_form(r, &body);
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    if (gh_form_body(r, &body, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
-                            "This form expired or came from another site. "
-                            "Reload the page and try again."));
         return;
     }
     op = gh_admin_choice(r, &body, "action", ops, 2, -1);

@@ -150,6 +150,20 @@ ngx_int_t gh_admin_arg(ngx_http_request_t *r, const char *name, size_t max,
 void gh_admin_breakglass_use(ngx_http_request_t *r, const char *uid,
     const char *email);
 
+/* In a job's thread: the actor (job->uid) as stored now and the decision
+ * for action on tenant (NULL: none), taken again. A store error is
+ * job->rc, with GH_ADM_DENY and "error". */
+int gh_admin_redecide(gh_job_t *job, const gh_adm_actor_t *asked,
+    const gh_session_t *s, gh_adm_action_t action, const char *tenant,
+    gh_user_t *actor, int64_t now, const char **why);
+
+/* The audit record of a job's administrative step by actor: rc 0
+ * success, GH_EDENIED denied (why), anything else a failure. */
+void gh_admin_record(gh_job_t *job, const gh_user_t *actor,
+    const char *session_ref, const char *action, const char *target, int rc,
+    const char *why, const char *detail, const char *before,
+    const char *after);
+
 /* Flagged in a review: enabled, and no sign-in for `days` (never signed
  * in: an account older than that). */
 int gh_review_flag(const gh_user_t *u, int64_t last, int64_t now,

@@ -244,6 +244,28 @@ gh_api_csrf(ngx_http_request_t *r, gh_api_who_t *w)
 }
 
 
+/* The decision for action on tenant (NULL: none): NGX_OK, or NGX_DECLINED
+ * with the refusal sent into *answer. */
+static ngx_int_t
+gh_api_allowed(ngx_http_request_t *r, gh_api_who_t *w,
+    gh_adm_action_t action, const char *tenant, ngx_int_t *answer)
+{
+    gh_adm_req_t  rq;
+    const char   *why;
+    int           d;
+
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = action;
+    rq.tenant = tenant;
+    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
+    if (d != GH_ADM_ALLOW) {
+        *answer = gh_api_refuse(r, d, why);
+        return NGX_DECLINED;
+    }
+    return NGX_OK;
+}
+
+
 /* ---- reads ---- */
 
 static json_t *
@@ -287,13 +309,11 @@ static ngx_int_t
 gh_api_users(ngx_http_request_t *r, gh_api_who_t *w)
 {
     gh_user_page_t  pg;
-    gh_adm_req_t    rq;
     json_t         *arr;
-    const char     *why;
     char            q[GH_EMAIL_MAX + 1], after[GH_EMAIL_MAX + 1];
     char            tenant[GH_TENANT_MAX + 1], next[GH_EMAIL_MAX + 1], l[8];
     ngx_int_t       hq, ha, ht, hl, limit = GH_API_PAGE_DFLT;
-    int             d, rc;
+    int             rc;
 
     hq = gh_admin_arg(r, "q", GH_EMAIL_MAX, q);
     ha = gh_admin_arg(r, "after", GH_EMAIL_MAX, after);
@@ -318,12 +338,10 @@ gh_api_users(ngx_http_request_t *r, gh_api_who_t *w)
                     sizeof(tenant));
         ht = NGX_OK;
     }
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_USER_VIEW;
-    rq.tenant = ht == NGX_OK ? tenant : NULL;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_allowed(r, w, GH_ADM_USER_VIEW, ht == NGX_OK ? tenant : NULL,
+                       &hl) != NGX_OK)
+    {
+        return hl;
     }
     arr = json_array();
     if (arr == NULL) {
@@ -449,22 +467,17 @@ static ngx_int_t
 gh_api_tenant(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *name)
 {
     gh_tenant_t   t;
-    gh_adm_req_t  rq;
-    const char   *why;
     char          n[GH_TENANT_MAX + 1];
-    int           d, rc;
+    ngx_int_t     answer;
+    int           rc;
 
     if (name->len > GH_TENANT_MAX) {
         return gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found");
     }
     ngx_memcpy(n, name->data, name->len);
     n[name->len] = '\0';
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_USER_VIEW;
-    rq.tenant = n;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_allowed(r, w, GH_ADM_USER_VIEW, n, &answer) != NGX_OK) {
+        return answer;
     }
     rc = gh_tenant_get(gh_store, n, &t);
     if (rc != 0) {
@@ -519,18 +532,15 @@ gh_api_collect_invite(const gh_invite_t *iv, void *arg)
 static ngx_int_t
 gh_api_invitations(ngx_http_request_t *r, gh_api_who_t *w)
 {
-    gh_adm_req_t  rq;
-    json_t       *arr;
-    const char   *why;
-    int           all, d, rc;
+    json_t     *arr;
+    ngx_int_t   answer;
+    int         all, rc;
 
     all = (w->a.roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR)) != 0;
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_USER_VIEW;
-    rq.tenant = all ? NULL : w->user.tenant;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_allowed(r, w, GH_ADM_USER_VIEW, all ? NULL : w->user.tenant,
+                       &answer) != NGX_OK)
+    {
+        return answer;
     }
     arr = json_array();
     if (arr == NULL) {
@@ -572,6 +582,21 @@ gh_api_job(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
                             "the gateway is busy, try again");
     }
     return NGX_DONE;
+}
+
+
+/* gh_api_job for a job that carries the caller: their decision inputs,
+ * session and audit reference are copied into it first. */
+static ngx_int_t
+gh_api_post(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w, void *ext, gh_adm_actor_t *actor, gh_session_t *session,
+    char *ref, size_t ref_size, void (*thread)(void *, ngx_log_t *),
+    void (*finish)(ngx_http_request_t *, gh_job_t *))
+{
+    *actor = w->a;
+    *session = w->session;
+    ngx_cpystrn((u_char *) ref, (u_char *) w->ref, ref_size);
+    return gh_api_job(r, ctx, w, ext, thread, finish);
 }
 
 
@@ -753,10 +778,7 @@ static ngx_int_t
 gh_api_review_args(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *path,
     gh_adm_action_t action, char *tenant, int64_t *days, ngx_int_t *answer)
 {
-    gh_adm_req_t  rq;
-    const char   *why;
     ngx_int_t     n;
-    int           d;
 
     if (path != NULL) {
         if (path->len == 0 || path->len > GH_TENANT_MAX) {
@@ -781,15 +803,7 @@ gh_api_review_args(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *path,
         return NGX_DECLINED;
     }
     *days = n;
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = action;
-    rq.tenant = tenant;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        *answer = gh_api_refuse(r, d, why);
-        return NGX_DECLINED;
-    }
-    return NGX_OK;
+    return gh_api_allowed(r, w, action, tenant, answer);
 }
 
 
@@ -995,21 +1009,16 @@ gh_api_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_api_who_t *w)
 {
     ngx_http_gatehouse_main_conf_t  *mcf;
-    gh_adm_req_t                     rq;
     gh_aud_job_t                    *aj;
-    const char                      *why;
+    const char                      *tenant;
     char                             d[16];
     ngx_int_t                        limit, before, rc;
     int64_t                          now = gh_now();
-    int                              dec;
 
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_AUDIT_VIEW;
-    rq.tenant = (w->a.roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR))
-                ? NULL : w->user.tenant;
-    dec = gh_adm_decide(&w->a, &rq, now, &why);
-    if (dec != GH_ADM_ALLOW) {
-        return gh_api_refuse(r, dec, why);
+    tenant = (w->a.roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR))
+             ? NULL : w->user.tenant;
+    if (gh_api_allowed(r, w, GH_ADM_AUDIT_VIEW, tenant, &rc) != NGX_OK) {
+        return rc;
     }
     mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
     aj = ngx_pcalloc(r->pool, sizeof(*aj));
@@ -1017,8 +1026,8 @@ gh_api_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     ngx_memcpy(aj->datadir, mcf->data.data, mcf->data.len);
-    if (rq.tenant != NULL) {
-        ngx_cpystrn((u_char *) aj->tenant, (u_char *) w->user.tenant,
+    if (tenant != NULL) {
+        ngx_cpystrn((u_char *) aj->tenant, (u_char *) tenant,
                     sizeof(aj->tenant));
     }
     if (gh_aud_arg(r, "actor", aj->actor) != NGX_OK
@@ -1147,42 +1156,18 @@ gh_api_ten_thread(void *data, ngx_log_t *log)
     gh_job_t          *job = data;
     gh_api_ten_job_t  *tj = job->ext;
     gh_user_t          actor;
-    gh_adm_actor_t     a;
-    gh_adm_req_t       rq;
-    gh_audit_event_t   ev;
-    int64_t            now = gh_now();
-    int                rc;
 
-    tj->decision = GH_ADM_DENY;
-    tj->why = "error";
-    job->rc = gh_store == NULL ? GH_ESTORE
-              : gh_user_get(gh_store, job->uid, &actor);
+    tj->decision = gh_admin_redecide(job, &tj->actor, &tj->session,
+                                     GH_ADM_TENANT_CREATE, NULL, &actor,
+                                     gh_now(), &tj->why);
     if (job->rc != 0) {
         return;
     }
-    gh_adm_actor(&a, &actor, &tj->session, tj->actor.tenant_mfa, now);
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_TENANT_CREATE;
-    tj->decision = gh_adm_decide(&a, &rq, now, &tj->why);
-    rc = tj->decision == GH_ADM_ALLOW
-         ? gh_tenant_add(gh_store, tj->name, tj->display) : GH_EDENIED;
-    job->rc = rc;
-    ngx_memzero(&ev, sizeof(ev));
-    ev.user = actor.email;
-    ev.tenant = actor.tenant;
-    ev.addr = job->addr_text;
-    ev.session = tj->session_ref;
-    ev.request_id = job->request_id;
-    ev.action = "tenant.add";
-    ev.target = tj->name;
-    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
-                                                       : "failure";
-    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? tj->why
-                                                  : gh_strerror(rc);
-    ev.detail = "admin api";
-    ev.before = "";
-    ev.after = rc == 0 ? "created" : "";
-    (void) gh_audit_event(&ev);
+    job->rc = tj->decision == GH_ADM_ALLOW
+              ? gh_tenant_add(gh_store, tj->name, tj->display) : GH_EDENIED;
+    gh_admin_record(job, &actor, tj->session_ref, "tenant.add", tj->name,
+                   job->rc, tj->why, "admin api", "",
+                   job->rc == 0 ? "created" : "");
 }
 
 
@@ -1229,16 +1214,11 @@ gh_api_collect_token(const gh_apitoken_t *t, void *arg)
 static ngx_int_t
 gh_api_tokens(ngx_http_request_t *r, gh_api_who_t *w)
 {
-    gh_adm_req_t  rq;
-    json_t       *arr;
-    const char   *why;
-    int           d;
+    json_t     *arr;
+    ngx_int_t   answer;
 
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_TOKEN_MANAGE;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_allowed(r, w, GH_ADM_TOKEN_MANAGE, NULL, &answer) != NGX_OK) {
+        return answer;
     }
     arr = json_array();
     if (arr == NULL) {
@@ -1434,11 +1414,10 @@ gh_api_review_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
                            "skipped", (json_int_t) rv->refused,
                            "more", rv->more));
     }
-    rj->actor = w->a;
-    rj->session = w->session;
     rj->via = "access review; admin api";
-    ngx_memcpy(rj->session_ref, w->ref, sizeof(rj->session_ref) - 1);
-    return gh_api_job(r, ctx, w, rj, gh_rev_thread, gh_api_rev_finish);
+    return gh_api_post(r, ctx, w, rj, &rj->actor, &rj->session,
+                       rj->session_ref, sizeof(rj->session_ref),
+                       gh_rev_thread, gh_api_rev_finish);
 }
 
 
@@ -1471,11 +1450,10 @@ gh_api_bg_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     }
     /* a plain refusal goes on to the thread, which audits it */
     bj->op = (int) i;
-    bj->actor = w->a;
-    bj->session = w->session;
     bj->via = "critical; admin api";
-    ngx_memcpy(bj->session_ref, w->ref, sizeof(bj->session_ref) - 1);
-    return gh_api_job(r, ctx, w, bj, gh_bg_thread, gh_api_bg_finish);
+    return gh_api_post(r, ctx, w, bj, &bj->actor, &bj->session,
+                       bj->session_ref, sizeof(bj->session_ref),
+                       gh_bg_thread, gh_api_bg_finish);
 }
 
 
@@ -1485,9 +1463,7 @@ gh_api_tenant_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_api_who_t *w, json_t *o)
 {
     gh_api_ten_job_t  *tj;
-    gh_adm_req_t       rq;
-    const char        *why;
-    int                d;
+    ngx_int_t          answer;
 
     tj = ngx_pcalloc(r->pool, sizeof(*tj));
     if (tj == NULL) {
@@ -1501,16 +1477,13 @@ gh_api_tenant_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
                             "expected {\"name\": \"a-z0-9-\", "
                             "\"display\": \"...\"}");
     }
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_TENANT_CREATE;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_allowed(r, w, GH_ADM_TENANT_CREATE, NULL, &answer) != NGX_OK)
+    {
+        return answer;
     }
-    tj->actor = w->a;
-    tj->session = w->session;
-    ngx_memcpy(tj->session_ref, w->ref, sizeof(tj->session_ref) - 1);
-    return gh_api_job(r, ctx, w, tj, gh_api_ten_thread, gh_api_ten_finish);
+    return gh_api_post(r, ctx, w, tj, &tj->actor, &tj->session,
+                       tj->session_ref, sizeof(tj->session_ref),
+                       gh_api_ten_thread, gh_api_ten_finish);
 }
 
 
@@ -1521,13 +1494,12 @@ gh_api_token_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_api_who_t *w, json_t *o, ngx_str_t *id)
 {
     gh_tok_job_t  *tj;
-    gh_adm_req_t   rq;
     json_t        *v;
     const char    *why;
     char           email[GH_EMAIL_MAX + 1], name[GH_APITOKEN_NAME_MAX + 1];
     char           days[24];
+    ngx_int_t      answer;
     ngx_uint_t     i;
-    int            d;
 
     tj = ngx_pcalloc(r->pool, sizeof(*tj));
     if (tj == NULL) {
@@ -1569,17 +1541,16 @@ gh_api_token_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
         tj->op = 1;
         ngx_memcpy(tj->id, id->data, 16);
     }
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = o != NULL ? GH_ADM_TOKEN_CREATE : GH_ADM_TOKEN_MANAGE;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_allowed(r, w, o != NULL ? GH_ADM_TOKEN_CREATE
+                                       : GH_ADM_TOKEN_MANAGE, NULL, &answer)
+        != NGX_OK)
+    {
+        return answer;
     }
-    tj->actor = w->a;
-    tj->session = w->session;
     tj->via = "admin api";
-    ngx_memcpy(tj->session_ref, w->ref, sizeof(tj->session_ref) - 1);
-    return gh_api_job(r, ctx, w, tj, gh_tok_thread, gh_api_tok_finish);
+    return gh_api_post(r, ctx, w, tj, &tj->actor, &tj->session,
+                       tj->session_ref, sizeof(tj->session_ref),
+                       gh_tok_thread, gh_api_tok_finish);
 }
 
 

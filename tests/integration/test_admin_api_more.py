@@ -3,32 +3,16 @@ audit log with cursor pagination, break-glass (two administrators, each
 with a fresh second factor: never an API token), tenant creation, and API
 tokens made over the API and the console (administrators only, step-up,
 stored hashed, shown once) — with the console's authorisation and audit."""
-import itertools
 import json
 import re
 
-import pytest
-
 from conftest import ADMIN_EMAIL, BROWSER, input_value
-from test_admin_api import call, token_for, user_row, audit_records
+from test_admin_api import (PW, audit_records, call, new_user,  # noqa: F401
+                            tenants, token_for, user_row)
 from test_admin_console import enrol_totp
 from test_admin_review import plant_last_login
 
-PW = "admin api more test password 77"
 TOKENS_PAGE = "/.gatehouse/admin/tokens"
-_seq = itertools.count(1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tenants(gateway):
-    p = gateway.cli("tenant", "add", "other")
-    assert p.returncode == 0, p.stderr
-
-
-def new_user(gw, tenant="demo", roles="member", tag="u"):
-    email = "%s%d@%s.example" % (tag, next(_seq), tenant)
-    gw.add_user(email, PW, tenant=tenant, roles=roles)
-    return email
 
 
 def fresh_session(gw, email):
