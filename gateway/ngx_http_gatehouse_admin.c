@@ -2991,6 +2991,9 @@ gh_aud_thread(void *data, ngx_log_t *log)
     gh_aud_job_t  *aj = job->ext;
     int            rc;
 
+    if (aj->limit == 0 || aj->limit > GH_AUDIT_VIEW_ROWS) {
+        aj->limit = GH_AUDIT_VIEW_ROWS;  /* the ring's size */
+    }
     rc = gh_audit_export(aj->datadir, aj->from, gh_aud_line, aj);
     job->rc = rc == 1 ? 0 : rc;
 }

@@ -315,6 +315,7 @@ def test_tokens_admin_only_step_up_shown_once_and_revocable(gateway):
     new = r.json()
     assert new["token"].startswith("ghk_") and len(new["token"]) == 47
     assert new["email"] == owner and new["name"] == "ci"
+    assert r.headers["Cache-Control"] == "no-store"
     r = call(gateway, "GET", "users", token=new["token"])
     assert r.status_code == 200
     lst = call(gateway, "GET", "tokens", token=atok)
