@@ -25,6 +25,8 @@ static const char *const action_names[GH_ADM_NACTIONS] = {
     [GH_ADM_TENANT_SETTINGS] = "tenant.settings",
     [GH_ADM_TENANT_SIGNIN]   = "tenant.signin",
     [GH_ADM_BREAKGLASS]      = "breakglass",
+    [GH_ADM_TOKEN_MANAGE]    = "apitoken.manage",
+    [GH_ADM_TOKEN_CREATE]    = "apitoken.create",
 };
 
 /* Which roles may ask for each action at all (before tenant scope,
@@ -54,6 +56,8 @@ static const unsigned action_roles[GH_ADM_NACTIONS] = {
     [GH_ADM_TENANT_SETTINGS] = R_MGR,
     [GH_ADM_TENANT_SIGNIN]   = R_MGR,
     [GH_ADM_BREAKGLASS]      = GH_ADM_R_ADMIN,
+    [GH_ADM_TOKEN_MANAGE]    = GH_ADM_R_ADMIN,
+    [GH_ADM_TOKEN_CREATE]    = GH_ADM_R_ADMIN,
 };
 
 static int is_view(gh_adm_action_t a)
@@ -127,6 +131,7 @@ static int sensitive(const gh_adm_req_t *rq)
         return (rq->target_roles & (GH_ADM_R_MANAGER | GH_ADM_R_ADMIN)) != 0;
     case GH_ADM_TENANT_SIGNIN:
     case GH_ADM_BREAKGLASS:
+    case GH_ADM_TOKEN_CREATE:
         return 1;
     default:
         return 0;

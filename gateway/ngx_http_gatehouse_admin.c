@@ -38,6 +38,11 @@
 #define GH_HTTP_GONE         410    /* a used or expired link */
 #define GH_ADMIN_PAGE_SIZE   50     /* people on one page */
 #define GH_ADMIN_SCAN        2000   /* index entries one page may read */
+#define GH_ADMIN_TOKENS      GH_PREFIX "admin/tokens"
+
+
+static ngx_int_t gh_tok_endpoint(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx, gh_adm_actor_t *a);
 
 
 /* ---- a growing HTML buffer in the request pool ---- */
@@ -230,8 +235,12 @@ gh_admin_send(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
               GH_ADMIN_HOME "breakglass\" id=\"nav-bg\">Break-glass</a>"
               " &middot; <a href=\"" GH_ADMIN_HOME "audit\" "
               "id=\"nav-audit\">Audit log</a> &middot; <a href=\""
-              GH_ADMIN_HOME "tenants\" id=\"nav-tenants\">Tenants</a>"
-              "</nav><span class=\"who\">");
+              GH_ADMIN_HOME "tenants\" id=\"nav-tenants\">Tenants</a>");
+    if (gh_adm_roles(&ctx->user, gh_now()) & GH_ADM_R_ADMIN) {
+        gh_ab_raw(&b, " &middot; <a href=\"" GH_ADMIN_TOKENS "\" "
+                  "id=\"nav-tokens\">API tokens</a>");
+    }
+    gh_ab_raw(&b, "</nav><span class=\"who\">");
     gh_ab_esc(&b, ctx->user.email);
     gh_ab_raw(&b, " &middot; ");
     gh_ab_esc(&b, ctx->user.tenant);
@@ -998,6 +1007,88 @@ gh_admin_state(const gh_user_t *u, int mfa, char *out, size_t cap)
         p = ngx_slprintf(p, end, "; mfa: %s", mfa ? "enrolled" : "none");
     }
     *p = '\0';
+}
+
+
+/* In a job's thread: the actor (job->uid) as stored now, and the decision
+ * for action on tenant taken again on it. A store error is job->rc, with
+ * GH_ADM_DENY and "error". */
+int
+gh_admin_redecide(gh_job_t *job, const gh_adm_actor_t *asked,
+    const gh_session_t *s, gh_adm_action_t action, const char *tenant,
+    gh_user_t *actor, int64_t now, const char **why)
+{
+    gh_adm_actor_t  a;
+    gh_adm_req_t    rq;
+
+    *why = "error";
+    job->rc = gh_store == NULL ? GH_ESTORE
+              : gh_user_get(gh_store, job->uid, actor);
+    if (job->rc != 0) {
+        return GH_ADM_DENY;
+    }
+    gh_adm_actor(&a, actor, s, asked->tenant_mfa, now);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = action;
+    rq.tenant = tenant;
+    return gh_adm_decide(&a, &rq, now, why);
+}
+
+
+/* The audit record of a job's administrative step: rc 0 success,
+ * GH_EDENIED denied (why), anything else a failure. */
+void
+gh_admin_record(gh_job_t *job, const gh_user_t *actor,
+    const char *session_ref, const char *action, const char *target, int rc,
+    const char *why, const char *detail, const char *before,
+    const char *after)
+{
+    gh_audit_event_t  ev;
+
+    ngx_memzero(&ev, sizeof(ev));
+    ev.user = actor->email;
+    ev.tenant = actor->tenant;
+    ev.addr = (const char *) job->addr_text;
+    ev.session = session_ref;
+    ev.request_id = (const char *) job->request_id;
+    ev.action = action;
+    ev.target = target;
+    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
+                                                       : "failure";
+    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? why : gh_strerror(rc);
+    ev.detail = detail;
+    ev.before = before;
+    ev.after = after;
+    (void) gh_audit_event(&ev);
+}
+
+
+/* A console form's body, once its CSRF token and Origin are checked; the
+ * request is finalized otherwise. */
+static ngx_http_gatehouse_ctx_t *
+gh_admin_form(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    ngx_int_t                  rc;
+
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+    if (gh_form_body(r, body, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return NULL;
+    }
+    if (gh_csrf_check(r, ctx, body) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "gatehouse: admin form refused: csrf check failed");
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
+                            "This form expired or came from another site. "
+                            "Reload the page and try again."));
+        return NULL;
+    }
+    return ctx;
 }
 
 
@@ -2139,8 +2230,6 @@ gh_join_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
 
 /* ---- access review: /.gatehouse/admin/review (and review.csv) ---- */
 
-#define GH_REVIEW_DAYS      90     /* inactive after N days: flagged */
-#define GH_REVIEW_PAGE      50     /* people a page (and a bulk action) */
 #define GH_REVIEW_CSV_PAGE  500
 
 typedef struct {
@@ -2154,8 +2243,8 @@ typedef struct {
 
 
 /* Flagged: enabled, and no sign-in for `days` (or, never signed in, an
- * account older than that). */
-static int
+ * account older than that). Shared with the API. */
+int
 gh_review_flag(const gh_user_t *u, int64_t last, int64_t now, int64_t days)
 {
     int64_t  since = last ? last : u->created;
@@ -2463,47 +2552,17 @@ gh_admin_review(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
-typedef struct {
-    int              complete;
-    gh_adm_actor_t   actor;
-    gh_session_t     session;
-    char             session_ref[33];
-    char             tenant[GH_TENANT_MAX + 1];
-    char             ids[GH_REVIEW_PAGE][GH_ID_HEXLEN + 1];
-    ngx_uint_t       nids, disabled, skipped;
-    unsigned         flagged;
-    int64_t          days;
-    int              decision;
-    const char      *why;
-} gh_rev_job_t;
-
-
 static void
 gh_rev_audit(gh_job_t *job, gh_rev_job_t *rj, const gh_user_t *actor,
     const char *action, const char *target, int rc, const char *why,
     const char *before, const char *after)
 {
-    gh_audit_event_t  ev;
-
-    ngx_memzero(&ev, sizeof(ev));
-    ev.user = actor->email;
-    ev.tenant = actor->tenant;
-    ev.addr = job->addr_text;
-    ev.session = rj->session_ref;
-    ev.request_id = job->request_id;
-    ev.action = action;
-    ev.target = target;
-    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
-                                                       : "failure";
-    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? why : gh_strerror(rc);
-    ev.detail = "access review";
-    ev.before = before;
-    ev.after = after;
-    (void) gh_audit_event(&ev);
+    gh_admin_record(job, actor, rj->session_ref, action, target, rc, why,
+                   rj->via ? rj->via : "access review", before, after);
 }
 
 
-static void
+void
 gh_rev_thread(void *data, ngx_log_t *log)
 {
     gh_job_t        *job = data;
@@ -2652,24 +2711,12 @@ gh_rev_body(ngx_http_request_t *r)
     gh_job_t                  *job;
     gh_rev_job_t              *rj;
     u_char                    *p, *end, *amp;
-    ngx_int_t                  rc, answer, n;
+    ngx_int_t                  answer, n;
     ngx_uint_t                 i;
     int64_t                    days;
 
-    ctx = gh_ctx(r);
+    ctx = gh_admin_form(r, &body);
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    if (gh_form_body(r, &body, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
-                            "This form expired or came from another site. "
-                            "Reload the page and try again."));
         return;
     }
     job = ngx_pcalloc(r->pool, sizeof(*job));
@@ -2744,21 +2791,6 @@ gh_rev_body(ngx_http_request_t *r)
 
 #define GH_BG_PAGE  GH_ADMIN_HOME "breakglass"
 
-typedef struct {
-    int              op;                 /* 0 request, 1 approve, 2 end */
-    gh_adm_actor_t   actor;
-    gh_session_t     session;
-    char             session_ref[33];
-    int              decision;
-    const char      *why;
-    gh_breakglass_t  bg;
-    char             email[GH_EMAIL_MAX + 1];   /* the emergency account */
-    int64_t          now;
-    int              expired;            /* an approval had run out */
-    const char      *actor_uid, *actor_email;
-} gh_bg_job_t;
-
-
 static int
 gh_bg_fn(gh_breakglass_t *b, int have, void *arg)
 {
@@ -2805,7 +2837,7 @@ gh_bg_fn(gh_breakglass_t *b, int have, void *arg)
 }
 
 
-static void
+void
 gh_bg_thread(void *data, ngx_log_t *log)
 {
     static const char *const actions[] = {
@@ -2814,24 +2846,16 @@ gh_bg_thread(void *data, ngx_log_t *log)
     gh_job_t          *job = data;
     gh_bg_job_t       *bj = job->ext;
     gh_user_t          actor, acct;
-    gh_adm_actor_t     a;
-    gh_adm_req_t       rq;
-    gh_audit_event_t   ev;
     char               after[96];
     int                rc;
 
-    bj->decision = GH_ADM_DENY;
-    bj->why = "error";
     bj->now = gh_now();
-    job->rc = gh_store == NULL ? GH_ESTORE
-              : gh_user_get(gh_store, job->uid, &actor);
+    bj->decision = gh_admin_redecide(job, &bj->actor, &bj->session,
+                                     GH_ADM_BREAKGLASS, NULL, &actor,
+                                     bj->now, &bj->why);
     if (job->rc != 0) {
         return;
     }
-    gh_adm_actor(&a, &actor, &bj->session, bj->actor.tenant_mfa, bj->now);
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_BREAKGLASS;
-    bj->decision = gh_adm_decide(&a, &rq, bj->now, &bj->why);
     bj->actor_uid = actor.id;
     bj->actor_email = actor.email;
     rc = bj->decision == GH_ADM_ALLOW
@@ -2867,21 +2891,9 @@ gh_bg_thread(void *data, ngx_log_t *log)
                   "%s", actions[bj->op] + 11, actor.email,
                   rc == 0 ? "done" : rc == GH_EDENIED ? bj->why
                                    : gh_strerror(rc));
-    ngx_memzero(&ev, sizeof(ev));
-    ev.user = actor.email;
-    ev.tenant = actor.tenant;
-    ev.addr = job->addr_text;
-    ev.session = bj->session_ref;
-    ev.request_id = job->request_id;
-    ev.action = actions[bj->op];
-    ev.target = bj->email[0] ? bj->email : "break-glass account";
-    ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
-                                                       : "failure";
-    ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? bj->why
-                                                  : gh_strerror(rc);
-    ev.detail = "critical";
-    ev.after = after;
-    (void) gh_audit_event(&ev);
+    gh_admin_record(job, &actor, bj->session_ref, actions[bj->op],
+                   bj->email[0] ? bj->email : "break-glass account", rc,
+                   bj->why, bj->via ? bj->via : "critical", NULL, after);
 }
 
 
@@ -2919,30 +2931,18 @@ static void
 gh_bg_body(ngx_http_request_t *r)
 {
     static const char *const ops[] = { "request", "approve", "end" };
-    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    ngx_http_gatehouse_ctx_t  *ctx;
     ngx_str_t                  body, v;
     gh_adm_actor_t             a;
     gh_adm_req_t               rq;
     gh_job_t                  *job;
     gh_bg_job_t               *bj;
     const char                *why;
-    ngx_int_t                  rc;
     ngx_uint_t                 i;
     int                        d;
 
+    ctx = gh_admin_form(r, &body);
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    if (gh_form_body(r, &body, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
-                            "This form expired or came from another site. "
-                            "Reload the page and try again."));
         return;
     }
     if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
@@ -3070,23 +3070,6 @@ gh_admin_breakglass(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
  * GH_AUDIT_VIEW_ROWS matches are shown. A manager sees the records of
  * actors of their own tenant. */
 
-#define GH_AUDIT_VIEW_ROWS   100
-#define GH_AUDIT_VIEW_SCAN   50000
-#define GH_AUDIT_FILTER_MAX  128
-
-typedef struct {
-    char        datadir[NGX_MAX_PATH];
-    char        actor[GH_AUDIT_FILTER_MAX + 1];
-    char        target[GH_AUDIT_FILTER_MAX + 1];
-    char        action[GH_AUDIT_FILTER_MAX + 1];
-    char        tenant[GH_TENANT_MAX + 1];  /* "": every tenant */
-    int64_t     from, to;
-    ngx_uint_t  scanned, matched, truncated;
-    json_t     *rows[GH_AUDIT_VIEW_ROWS];   /* a ring of the newest */
-    ngx_uint_t  next;
-} gh_aud_job_t;
-
-
 static const char *
 gh_aud_str(json_t *o, const char *k)
 {
@@ -3101,7 +3084,7 @@ gh_aud_line(const char *line, size_t len, void *arg)
 {
     gh_aud_job_t  *aj = arg;
     json_t        *o, *rec, *actor;
-    json_int_t     t;
+    json_int_t     t, seq;
 
     if (++aj->scanned > GH_AUDIT_VIEW_SCAN) {
         aj->truncated = 1;
@@ -3115,7 +3098,8 @@ gh_aud_line(const char *line, size_t len, void *arg)
     }
     actor = json_object_get(rec, "actor");
     t = json_integer_value(json_object_get(rec, "time"));
-    if (t > aj->to) {
+    seq = json_integer_value(json_object_get(rec, "seq"));
+    if (t > aj->to || (aj->before > 0 && seq >= aj->before)) {
         json_decref(o);
         return 1;                        /* in time order: done */
     }
@@ -3136,21 +3120,52 @@ gh_aud_line(const char *line, size_t len, void *arg)
     json_decref(o);
     json_decref(aj->rows[aj->next]);
     aj->rows[aj->next] = rec;
-    aj->next = (aj->next + 1) % GH_AUDIT_VIEW_ROWS;
+    aj->next = (aj->next + 1) % aj->limit;
     aj->matched++;
     return 0;
 }
 
 
-static void
+void
 gh_aud_thread(void *data, ngx_log_t *log)
 {
     gh_job_t      *job = data;
     gh_aud_job_t  *aj = job->ext;
     int            rc;
 
+    if (aj->limit == 0 || aj->limit > GH_AUDIT_VIEW_ROWS) {
+        aj->limit = GH_AUDIT_VIEW_ROWS;  /* the ring's size */
+    }
     rc = gh_audit_export(aj->datadir, aj->from, gh_aud_line, aj);
     job->rc = rc == 1 ? 0 : rc;
+}
+
+
+/* How many matches the ring holds, and the i-th newest (i < count). */
+ngx_uint_t
+gh_aud_count(const gh_aud_job_t *aj)
+{
+    return aj->matched < aj->limit ? aj->matched : aj->limit;
+}
+
+
+json_t *
+gh_aud_row(const gh_aud_job_t *aj, ngx_uint_t i)
+{
+    return aj->rows[(aj->next + aj->limit - 1 - i) % aj->limit];
+}
+
+
+/* Drop the ring's records (every finish, whatever it answered). */
+void
+gh_aud_free(gh_aud_job_t *aj)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < GH_AUDIT_VIEW_ROWS; i++) {
+        json_decref(aj->rows[i]);
+        aj->rows[i] = NULL;
+    }
 }
 
 
@@ -3161,7 +3176,7 @@ gh_aud_finish(ngx_http_request_t *r, gh_job_t *job)
     gh_aud_job_t              *aj = job->ext;
     json_t                    *rec, *actor, *det;
     gh_ab_t                    b;
-    ngx_uint_t                 i, n, k;
+    ngx_uint_t                 i, n;
     ngx_int_t                  rc;
 
     if (job->rc != 0 && job->rc != GH_ENOTINIT) {
@@ -3200,10 +3215,9 @@ gh_aud_finish(ngx_http_request_t *r, gh_job_t *job)
     gh_ab_raw(&b, "</p><table id=\"audit\"><thead><tr><th>Time</th><th>"
               "Actor</th><th>Action</th><th>Target</th><th>Result</th>"
               "<th>Before &rarr; after</th></tr></thead><tbody>");
-    n = aj->matched < GH_AUDIT_VIEW_ROWS ? aj->matched : GH_AUDIT_VIEW_ROWS;
+    n = gh_aud_count(aj);
     for (i = 0; i < n; i++) {
-        k = (aj->next + GH_AUDIT_VIEW_ROWS - 1 - i) % GH_AUDIT_VIEW_ROWS;
-        rec = aj->rows[k];
+        rec = gh_aud_row(aj, i);
         actor = json_object_get(rec, "actor");
         det = json_object_get(rec, "details");
         gh_ab_raw(&b, "<tr class=\"record\"><td>");
@@ -3236,17 +3250,14 @@ gh_aud_finish(ngx_http_request_t *r, gh_job_t *job)
     gh_ab_raw(&b, "</tbody></table>");
     rc = gh_admin_send(r, ctx, NGX_HTTP_OK, "Audit log", &b);
 out:
-    for (i = 0; i < GH_AUDIT_VIEW_ROWS; i++) {
-        json_decref(aj->rows[i]);
-        aj->rows[i] = NULL;
-    }
+    gh_aud_free(aj);
     ngx_http_finalize_request(r, rc);
 }
 
 
 /* A filter argument: printable, at most GH_AUDIT_FILTER_MAX bytes, kept
- * as typed (no case folding). */
-static ngx_int_t
+ * as typed (no case folding). Shared with the API. */
+ngx_int_t
 gh_aud_arg(ngx_http_request_t *r, const char *name, char *out)
 {
     ngx_str_t  v;
@@ -3310,6 +3321,7 @@ gh_admin_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     }
     ngx_memcpy(aj->datadir, mcf->data.data, mcf->data.len);
     aj->datadir[mcf->data.len] = '\0';
+    aj->limit = GH_AUDIT_VIEW_ROWS;
     if (gh_aud_arg(r, "actor", aj->actor) != NGX_OK
         || gh_aud_arg(r, "target", aj->target) != NGX_OK
         || gh_aud_arg(r, "action", aj->action) != NGX_OK)
@@ -3748,6 +3760,11 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     if (gh_admin_gate(r, ctx, &a, &answer) == NGX_OK) {
         return answer;
     }
+    if (r->uri.len == sizeof(GH_ADMIN_TOKENS) - 1
+        && ngx_strncmp(r->uri.data, GH_ADMIN_TOKENS, r->uri.len) == 0)
+    {
+        return gh_tok_endpoint(r, ctx, &a);
+    }
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         if (!(user_page || invites || review || bg || tenants)
             || r->method != NGX_HTTP_POST)
@@ -3782,4 +3799,325 @@ gh_admin_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     }
     return user_page ? gh_admin_person(r, ctx, &a)
                      : gh_admin_people(r, ctx, &a);
+}
+
+
+/* ---- API tokens: /.gatehouse/admin/tokens (administrators) ----
+ * List every token (never its secret: the store has only its hash), make
+ * one for a person (a fresh second factor; the token is shown once, in
+ * the answer), revoke one. The thread is the API's too. */
+
+#define GH_TOKENS_PAGE  GH_ADMIN_TOKENS
+
+void
+gh_tok_thread(void *data, ngx_log_t *log)
+{
+    gh_job_t          *job = data;
+    gh_tok_job_t      *tj = job->ext;
+    gh_user_t          actor, owner;
+    gh_apitoken_t      t;
+    char               before[GH_EMAIL_MAX + 96], after[96];
+    int64_t            now = gh_now();
+    int                rc;
+
+    tj->decision = gh_admin_redecide(job, &tj->actor, &tj->session,
+                                     tj->op == 0 ? GH_ADM_TOKEN_CREATE
+                                                 : GH_ADM_TOKEN_MANAGE,
+                                     NULL, &actor, now, &tj->why);
+    if (job->rc != 0) {
+        return;
+    }
+    rc = tj->decision == GH_ADM_ALLOW ? 0 : GH_EDENIED;
+    before[0] = '\0';
+    if (rc == 0 && tj->op == 0) {
+        rc = gh_user_by_email(gh_store, tj->email, &owner);
+        if (rc == 0 && owner.disabled) {
+            rc = GH_EDISABLED;
+        }
+        if (rc == 0) {
+            tj->expires = now + tj->days * 86400;
+            rc = gh_apitoken_create(gh_store, owner.id, tj->name, now,
+                                    tj->expires, tj->token, tj->id);
+        }
+    } else if (rc == 0) {
+        rc = gh_apitoken_revoke(gh_store, tj->id, &t);
+        if (rc == 0) {
+            ngx_snprintf((u_char *) before, sizeof(before) - 1,
+                         "active; %s, %s%Z",
+                         gh_user_get(gh_store, t.uid, &owner) == 0
+                         ? owner.email : "?", t.name[0] ? t.name : "-");
+        }
+    }
+    job->rc = rc;
+    if (rc != 0) {
+        ngx_cpystrn((u_char *) after, (u_char *) "unchanged", sizeof(after));
+    } else if (tj->op == 0) {
+        ngx_snprintf((u_char *) after, sizeof(after) - 1,
+                     "token %s, %s, %L days%Z", tj->id,
+                     tj->name[0] ? tj->name : "-", tj->days);
+    } else {
+        ngx_cpystrn((u_char *) after, (u_char *) "revoked", sizeof(after));
+    }
+    ngx_log_error(NGX_LOG_NOTICE, log, 0, "gatehouse: api token %s by %s: "
+                  "%s", tj->op == 0 ? "create" : "revoke", actor.email,
+                  rc == 0 ? "done" : rc == GH_EDENIED ? tj->why
+                                   : gh_strerror(rc));
+    gh_admin_record(job, &actor, tj->session_ref,
+                   tj->op == 0 ? "apitoken.create" : "apitoken.revoke",
+                   tj->op == 0 ? tj->email : tj->id, rc, tj->why, tj->via,
+                   before, after);
+}
+
+
+/* A token form's fields into tj: email, name (printable, at most
+ * GH_APITOKEN_NAME_MAX), days (1 to GH_TOKEN_DAYS_MAX, default 90). The
+ * API and the console both call it with already-decoded text. NULL, or
+ * what is wrong. */
+const char *
+gh_tok_fields(gh_tok_job_t *tj, const u_char *email, size_t elen,
+    const u_char *name, size_t nlen, const u_char *days, size_t dlen)
+{
+    ngx_int_t  n = 90;
+    size_t     i;
+
+    if (gh_email_normalize((const char *) email, elen, tj->email) != 0) {
+        return "a valid email address";
+    }
+    if (nlen > GH_APITOKEN_NAME_MAX) {
+        return "a name of at most 63 characters";
+    }
+    for (i = 0; i < nlen; i++) {
+        if (name[i] < 0x20 || name[i] == 0x7f) {
+            return "a name of printable characters";
+        }
+    }
+    ngx_memcpy(tj->name, name, nlen);
+    tj->name[nlen] = '\0';
+    if (dlen > 0) {
+        n = dlen <= 3 ? ngx_atoi((u_char *) days, dlen) : NGX_ERROR;
+        if (n < 1 || n > GH_TOKEN_DAYS_MAX) {
+            return "days: 1 to 365";
+        }
+    }
+    tj->days = n;
+    return NULL;
+}
+
+
+static void
+gh_tok_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    gh_tok_job_t              *tj = job->ext;
+    ngx_str_t                  loc;
+    gh_ab_t                    b;
+    ngx_int_t                  rc;
+
+    if (tj->decision != GH_ADM_ALLOW) {
+        rc = gh_admin_answer(r, ctx, tj->decision, tj->why, GH_TOKENS_PAGE);
+    } else if (job->rc == GH_ENOTFOUND || job->rc == GH_EDISABLED) {
+        rc = gh_admin_refuse(r, ctx, NGX_HTTP_NOT_FOUND,
+                             tj->op == 0 ? "No enabled account has that "
+                                           "email."
+                                         : "No such token.");
+    } else if (job->rc != 0) {
+        rc = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                           "the store is unavailable, try again");
+    } else if (tj->op == 1) {
+        ngx_str_set(&loc, GH_TOKENS_PAGE);
+        rc = gh_send(r, NGX_HTTP_SEE_OTHER, "text/plain", NULL, &loc, NULL,
+                     0);
+    } else if (gh_ab_init(&b, r->pool, 2048) != NGX_OK) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    } else {
+        /* shown once: the store keeps only its hash */
+        gh_ab_raw(&b, "<p class=\"ok\">Token ");
+        gh_ab_esc(&b, tj->id);
+        gh_ab_raw(&b, " for ");
+        gh_ab_esc(&b, tj->email);
+        gh_ab_raw(&b, ", until ");
+        gh_ab_date(&b, tj->expires);
+        gh_ab_raw(&b, ". Copy it now: it is not shown again.</p><p><code "
+                  "id=\"new-token\">");
+        gh_ab_esc(&b, tj->token);
+        gh_ab_raw(&b, "</code></p><p><a href=\"" GH_TOKENS_PAGE "\">Back to "
+                  "API tokens</a></p>");
+        rc = gh_admin_send(r, ctx, NGX_HTTP_OK, "API token", &b);
+        if (!b.failed) {
+            gh_wipe(b.start, b.p - b.start);
+        }
+    }
+    gh_wipe(tj->token, sizeof(tj->token));
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+gh_tok_body(ngx_http_request_t *r)
+{
+    static const char *const ops[] = { "create", "revoke" };
+    ngx_http_gatehouse_ctx_t  *ctx;
+    ngx_str_t                  body, e, n, d, v;
+    gh_adm_actor_t             a;
+    gh_adm_req_t               rq;
+    gh_job_t                  *job;
+    gh_tok_job_t              *tj;
+    const char                *why;
+    int                        op, dec;
+
+    ctx = gh_admin_form(r, &body);
+    if (ctx == NULL) {
+        return;
+    }
+    op = gh_admin_choice(r, &body, "action", ops, 2, -1);
+    job = ngx_pcalloc(r->pool, sizeof(*job));
+    tj = ngx_pcalloc(r->pool, sizeof(*tj));
+    if (job == NULL || tj == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    tj->op = op;
+    why = "a known action";
+    if (op == 0) {
+        if (gh_form_field(r->pool, &body, "email", GH_EMAIL_MAX, &e)
+            != NGX_OK)
+        {
+            e.len = 0;
+        }
+        if (gh_form_field(r->pool, &body, "name", GH_APITOKEN_NAME_MAX, &n)
+            != NGX_OK)
+        {
+            n.len = 0;
+        }
+        if (gh_form_field(r->pool, &body, "days", 3, &d) != NGX_OK) {
+            d.len = 0;
+        }
+        why = e.len ? gh_tok_fields(tj, e.data, e.len, n.data, n.len,
+                                    d.data, d.len)
+                    : "a valid email address";
+    } else if (op == 1) {
+        why = gh_form_field(r->pool, &body, "id", 16, &v) == NGX_OK
+              && v.len == 16 ? NULL : "a token id";
+        if (why == NULL) {
+            ngx_memcpy(tj->id, v.data, 16);
+        }
+    }
+    if (why != NULL) {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST, why));
+        return;
+    }
+    gh_admin_actor(ctx, &a);
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = op == 0 ? GH_ADM_TOKEN_CREATE : GH_ADM_TOKEN_MANAGE;
+    dec = gh_adm_decide(&a, &rq, gh_now(), &why);
+    if (dec != GH_ADM_ALLOW) {
+        ngx_http_finalize_request(r, gh_admin_answer(r, ctx, dec, why,
+                                                     GH_TOKENS_PAGE));
+        return;
+    }
+    tj->actor = a;
+    tj->via = "admin console";
+    gh_admin_post(r, ctx, job, tj, &tj->session, tj->session_ref,
+                  gh_tok_thread, gh_tok_finish);
+}
+
+
+typedef struct {
+    gh_ab_t                   *b;
+    ngx_http_gatehouse_ctx_t  *ctx;
+} gh_tok_list_t;
+
+
+static int
+gh_tok_row(const gh_apitoken_t *t, void *arg)
+{
+    gh_tok_list_t  *tl = arg;
+    gh_ab_t        *b = tl->b;
+    gh_user_t       u;
+
+    gh_ab_raw(b, "<tr class=\"token\"><td>");
+    gh_ab_esc(b, t->id);
+    gh_ab_raw(b, "</td><td>");
+    gh_ab_esc(b, gh_user_get(gh_store, t->uid, &u) == 0 ? u.email : "?");
+    gh_ab_raw(b, "</td><td>");
+    gh_ab_esc(b, t->name[0] ? t->name : "-");
+    gh_ab_raw(b, "</td><td>");
+    gh_ab_date(b, t->created);
+    gh_ab_raw(b, "</td><td>");
+    gh_ab_date(b, t->expires);
+    gh_ab_raw(b, "</td><td><form class=\"inline\" method=\"post\" action=\""
+              GH_TOKENS_PAGE "\"><input type=\"hidden\" name=\"csrf\" "
+              "value=\"");
+    gh_ab_escn(b, tl->ctx->csrf.data, tl->ctx->csrf.len);
+    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"action\" value=\"revoke\">"
+              "<input type=\"hidden\" name=\"id\" value=\"");
+    gh_ab_esc(b, t->id);
+    gh_ab_raw(b, "\"><button type=\"submit\" class=\"danger\">Revoke</button>"
+              "</form></td></tr>");
+    return b->failed ? GH_ENOMEM : 0;
+}
+
+
+static ngx_int_t
+gh_admin_tokens(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a)
+{
+    gh_adm_req_t   rq;
+    gh_tok_list_t  tl;
+    gh_ab_t        b;
+    const char    *why;
+    int            d;
+
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_TOKEN_MANAGE;
+    d = gh_adm_decide(a, &rq, gh_now(), &why);
+    if (d != GH_ADM_ALLOW) {
+        return gh_admin_answer(r, ctx, d, why, GH_TOKENS_PAGE);
+    }
+    if (gh_ab_init(&b, r->pool, 8192) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    gh_ab_raw(&b, "<p class=\"hint\">A token acts as its person, with their "
+              "roles at each request, on the admin API. Only its hash is "
+              "kept: it is shown once, when made. Making one needs a second "
+              "factor proven within 15 minutes.</p><table id=\"tokens\">"
+              "<thead><tr><th>Id</th><th>Person</th><th>Name</th><th>Made"
+              "</th><th>Expires</th><th></th></tr></thead><tbody>");
+    tl.b = &b;
+    tl.ctx = ctx;
+    if (gh_apitoken_list(gh_store, gh_tok_row, &tl) != 0) {
+        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "the store is unavailable");
+    }
+    gh_ab_raw(&b, "</tbody></table><h2>New token</h2><form method=\"post\" "
+              "action=\"" GH_TOKENS_PAGE "\" id=\"token-create\"><input "
+              "type=\"hidden\" name=\"csrf\" value=\"");
+    gh_ab_escn(&b, ctx->csrf.data, ctx->csrf.len);
+    gh_ab_raw(&b, "\"><input type=\"hidden\" name=\"action\" value=\"create\">"
+              "<label>Email <input name=\"email\" required></label> <label>"
+              "Name <input name=\"name\" maxlength=\"63\"></label> <label>"
+              "Days <input name=\"days\" value=\"90\" maxlength=\"3\">"
+              "</label> <button type=\"submit\">Make token</button></form>");
+    return gh_admin_send(r, ctx, NGX_HTTP_OK, "API tokens", &b);
+}
+
+
+/* The page's methods, after the console's gate. */
+static ngx_int_t
+gh_tok_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_adm_actor_t *a)
+{
+    ngx_int_t  rc;
+
+    if (r->method == NGX_HTTP_POST) {
+        return gh_read_form(r, gh_tok_body);
+    }
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        r->keepalive = 0;
+        return gh_admin_refuse(r, ctx, NGX_HTTP_NOT_ALLOWED,
+                               "Method not allowed here.");
+    }
+    rc = ngx_http_discard_request_body(r);
+    return rc != NGX_OK ? rc : gh_admin_tokens(r, ctx, a);
 }

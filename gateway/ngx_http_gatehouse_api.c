@@ -11,6 +11,16 @@
  *   GET    invitations
  *   POST   invitations                        {"email","name","roles","tenant"}
  *   POST   invitations/{id}/{approve|reject}
+ *   GET    tenants/{name}
+ *   POST   tenants                            {"name","display"}
+ *   GET    reviews?tenant=&days=&after=&limit=
+ *   POST   reviews/{tenant}/{complete|disable-flagged}?days=
+ *   GET    audit?actor=&target=&action=&from=&to=&limit=&before=
+ *   GET    breakglass
+ *   POST   breakglass/{request|approve|end}
+ *   GET    tokens
+ *   POST   tokens                             {"email","name","days"}
+ *   DELETE tokens/{id}
  *
  * Who: "Authorization: Bearer ghk_..." (an API token, `gatehouse api-token
  * create`), or the console's session cookie; a cookie-authenticated write
@@ -234,6 +244,28 @@ gh_api_csrf(ngx_http_request_t *r, gh_api_who_t *w)
 }
 
 
+/* The decision for action on tenant (NULL: none): NGX_OK, or NGX_DECLINED
+ * with the refusal sent into *answer. */
+static ngx_int_t
+gh_api_allowed(ngx_http_request_t *r, gh_api_who_t *w,
+    gh_adm_action_t action, const char *tenant, ngx_int_t *answer)
+{
+    gh_adm_req_t  rq;
+    const char   *why;
+    int           d;
+
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = action;
+    rq.tenant = tenant;
+    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
+    if (d != GH_ADM_ALLOW) {
+        *answer = gh_api_refuse(r, d, why);
+        return NGX_DECLINED;
+    }
+    return NGX_OK;
+}
+
+
 /* ---- reads ---- */
 
 static json_t *
@@ -277,13 +309,11 @@ static ngx_int_t
 gh_api_users(ngx_http_request_t *r, gh_api_who_t *w)
 {
     gh_user_page_t  pg;
-    gh_adm_req_t    rq;
     json_t         *arr;
-    const char     *why;
     char            q[GH_EMAIL_MAX + 1], after[GH_EMAIL_MAX + 1];
     char            tenant[GH_TENANT_MAX + 1], next[GH_EMAIL_MAX + 1], l[8];
     ngx_int_t       hq, ha, ht, hl, limit = GH_API_PAGE_DFLT;
-    int             d, rc;
+    int             rc;
 
     hq = gh_admin_arg(r, "q", GH_EMAIL_MAX, q);
     ha = gh_admin_arg(r, "after", GH_EMAIL_MAX, after);
@@ -308,12 +338,10 @@ gh_api_users(ngx_http_request_t *r, gh_api_who_t *w)
                     sizeof(tenant));
         ht = NGX_OK;
     }
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_USER_VIEW;
-    rq.tenant = ht == NGX_OK ? tenant : NULL;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_allowed(r, w, GH_ADM_USER_VIEW, ht == NGX_OK ? tenant : NULL,
+                       &hl) != NGX_OK)
+    {
+        return hl;
     }
     arr = json_array();
     if (arr == NULL) {
@@ -406,6 +434,16 @@ gh_api_user(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *id)
 }
 
 
+static json_t *
+gh_api_tenant_json(const gh_tenant_t *t)
+{
+    return json_pack("{s:s,s:s,s:s,s:s}", "name", t->name, "display",
+                     t->display, "mfa", gh_mfa_level_name(t->mfa),
+                     "password_profile", t->pw.profile == GH_PWPROFILE_CLASSES
+                                         ? "classes" : "nist");
+}
+
+
 static int
 gh_api_collect_tenant(const gh_tenant_t *t, void *arg)
 {
@@ -418,12 +456,37 @@ gh_api_collect_tenant(const gh_tenant_t *t, void *arg)
     {
         return 0;
     }
-    return json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}",
-               "name", t->name, "display", t->display,
-               "mfa", gh_mfa_level_name(t->mfa),
-               "password_profile", t->pw.profile == GH_PWPROFILE_CLASSES
-                                   ? "classes" : "nist"))
-           ? GH_ENOMEM : 0;
+    return json_array_append_new(arr, gh_api_tenant_json(t)) ? GH_ENOMEM
+                                                              : 0;
+}
+
+
+/* One tenant: the caller's own, or any for administrators and auditors
+ * (another tenant is 404 to everyone else). */
+static ngx_int_t
+gh_api_tenant(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *name)
+{
+    gh_tenant_t   t;
+    char          n[GH_TENANT_MAX + 1];
+    ngx_int_t     answer;
+    int           rc;
+
+    if (name->len > GH_TENANT_MAX) {
+        return gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found");
+    }
+    ngx_memcpy(n, name->data, name->len);
+    n[name->len] = '\0';
+    if (gh_api_allowed(r, w, GH_ADM_USER_VIEW, n, &answer) != NGX_OK) {
+        return answer;
+    }
+    rc = gh_tenant_get(gh_store, n, &t);
+    if (rc != 0) {
+        return rc == GH_ENOTFOUND || rc == GH_EINVAL
+               ? gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found")
+               : gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                              "the store is unavailable");
+    }
+    return gh_api_json(r, NGX_HTTP_OK, gh_api_tenant_json(&t));
 }
 
 
@@ -469,18 +532,15 @@ gh_api_collect_invite(const gh_invite_t *iv, void *arg)
 static ngx_int_t
 gh_api_invitations(ngx_http_request_t *r, gh_api_who_t *w)
 {
-    gh_adm_req_t  rq;
-    json_t       *arr;
-    const char   *why;
-    int           all, d, rc;
+    json_t     *arr;
+    ngx_int_t   answer;
+    int         all, rc;
 
     all = (w->a.roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR)) != 0;
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_USER_VIEW;
-    rq.tenant = all ? NULL : w->user.tenant;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_allowed(r, w, GH_ADM_USER_VIEW, all ? NULL : w->user.tenant,
+                       &answer) != NGX_OK)
+    {
+        return answer;
     }
     arr = json_array();
     if (arr == NULL) {
@@ -522,6 +582,21 @@ gh_api_job(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
                             "the gateway is busy, try again");
     }
     return NGX_DONE;
+}
+
+
+/* gh_api_job for a job that carries the caller: their decision inputs,
+ * session and audit reference are copied into it first. */
+static ngx_int_t
+gh_api_post(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w, void *ext, gh_adm_actor_t *actor, gh_session_t *session,
+    char *ref, size_t ref_size, void (*thread)(void *, ngx_log_t *),
+    void (*finish)(ngx_http_request_t *, gh_job_t *))
+{
+    *actor = w->a;
+    *session = w->session;
+    ngx_cpystrn((u_char *) ref, (u_char *) w->ref, ref_size);
+    return gh_api_job(r, ctx, w, ext, thread, finish);
 }
 
 
@@ -591,6 +666,599 @@ gh_api_inv_finish(ngx_http_request_t *r, gh_job_t *job)
                                    ij->op == 0 ? "pending" : "rejected"));
     }
     gh_wipe(ij->token, sizeof(ij->token));
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* ---- access reviews ---- */
+
+#define GH_API_REVIEW_PAGES  50          /* pages a flagged count reads */
+
+typedef struct {
+    gh_api_who_t    *w;
+    json_t          *arr;                /* the list, or NULL */
+    gh_rev_job_t    *rj;                 /* collecting flagged ids, or
+                                            NULL */
+    gh_mfa_t        *mfa;                /* scratch */
+    int64_t          now, days;
+    ngx_uint_t       rows, flagged, refused, more;
+} gh_api_rev_t;
+
+
+/* One person of the tenant: role holders only, with last sign-in, second
+ * factor and the flag; into the list, or (flagged, and the actor may
+ * disable them) into the bulk job's ids. */
+static int
+gh_api_review_row(const gh_user_t *u, void *arg)
+{
+    gh_api_rev_t  *rv = arg;
+    gh_adm_req_t   rq;
+    json_t        *roles;
+    const char    *act[GH_BINDINGS_MAX], *why;
+    int64_t        last = 0;
+    size_t         n, i;
+    int            rc, mfa, flag;
+
+    n = gh_user_active_roles(u, rv->now, act);
+    if (n == 0) {
+        return 0;                        /* the review covers role holders */
+    }
+    rc = gh_lastlogin_get(gh_store, u->id, &last);
+    if (rc != 0 && rc != GH_ENOTFOUND) {
+        return rc;
+    }
+    flag = gh_review_flag(u, last, rv->now, rv->days);
+    rv->rows++;
+    rv->flagged += flag;
+    if (rv->rj != NULL) {
+        if (!flag) {
+            return 0;
+        }
+        ngx_memzero(&rq, sizeof(rq));
+        rq.action = GH_ADM_USER_DISABLE;
+        rq.tenant = u->tenant;
+        rq.uid = u->id;
+        rq.target_roles = gh_adm_roles(u, rv->now);
+        if (gh_adm_decide(&rv->w->a, &rq, rv->now, &why) != GH_ADM_ALLOW) {
+            rv->refused++;               /* e.g. a manager, without a
+                                            fresh second factor */
+        } else if (rv->rj->nids == GH_REVIEW_PAGE) {
+            rv->more = 1;
+        } else {
+            ngx_memcpy(rv->rj->ids[rv->rj->nids++], u->id, GH_ID_HEXLEN + 1);
+        }
+        return 0;
+    }
+    rc = gh_mfa_get(gh_store, u->id, rv->mfa);
+    mfa = rc == 0 && rv->mfa->has_active;
+    gh_wipe(rv->mfa, sizeof(*rv->mfa));
+    if (rc != 0 && rc != GH_ENOTFOUND) {
+        return rc;
+    }
+    roles = json_array();
+    for (i = 0; roles != NULL && i < n; i++) {
+        json_array_append_new(roles, json_string(act[i]));
+    }
+    return json_array_append_new(rv->arr, json_pack(
+               "{s:s,s:s,s:s,s:o,s:o,s:b,s:b,s:b}", "id", u->id,
+               "email", u->email, "name", u->name,
+               "roles", roles ? roles : json_array(),
+               "last_login", last ? json_integer(last) : json_null(),
+               "mfa", mfa, "disabled", u->disabled, "flagged", flag))
+           ? GH_ENOMEM : 0;
+}
+
+
+/* A whole-number query argument in lo..hi (dflt when absent). NGX_OK or
+ * NGX_ERROR. */
+static ngx_int_t
+gh_api_num(ngx_http_request_t *r, const char *name, ngx_int_t lo,
+    ngx_int_t hi, ngx_int_t dflt, ngx_int_t *out)
+{
+    char       v[20];
+    ngx_int_t  rc;
+
+    *out = dflt;
+    rc = gh_admin_arg(r, name, sizeof(v) - 1, v);
+    if (rc == NGX_DECLINED) {
+        return NGX_OK;
+    }
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+    *out = ngx_atoi((u_char *) v, ngx_strlen(v));
+    return *out >= lo && *out <= hi ? NGX_OK : NGX_ERROR;
+}
+
+
+/* The review's tenant (the path's, or the query's, or the caller's own)
+ * and days, and the decision for action on it. NGX_OK, or NGX_DECLINED
+ * with *answer sent. */
+static ngx_int_t
+gh_api_review_args(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *path,
+    gh_adm_action_t action, char *tenant, int64_t *days, ngx_int_t *answer)
+{
+    ngx_int_t     n;
+
+    if (path != NULL) {
+        if (path->len == 0 || path->len > GH_TENANT_MAX) {
+            *answer = gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found");
+            return NGX_DECLINED;
+        }
+        ngx_memcpy(tenant, path->data, path->len);
+        tenant[path->len] = '\0';
+    } else {
+        n = gh_admin_arg(r, "tenant", GH_TENANT_MAX, tenant);
+        if (n == NGX_ERROR) {
+            *answer = gh_api_error(r, NGX_HTTP_BAD_REQUEST, "bad tenant");
+            return NGX_DECLINED;
+        }
+        if (n == NGX_DECLINED) {
+            ngx_cpystrn((u_char *) tenant, (u_char *) w->user.tenant,
+                        GH_TENANT_MAX + 1);
+        }
+    }
+    if (gh_api_num(r, "days", 1, 3650, GH_REVIEW_DAYS, &n) != NGX_OK) {
+        *answer = gh_api_error(r, NGX_HTTP_BAD_REQUEST, "days: 1 to 3650");
+        return NGX_DECLINED;
+    }
+    *days = n;
+    return gh_api_allowed(r, w, action, tenant, answer);
+}
+
+
+static ngx_int_t
+gh_api_store_error(ngx_http_request_t *r, int rc)
+{
+    return rc == GH_EBADTENANT || rc == GH_ENOTFOUND
+           ? gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found")
+           : gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                          "the store is unavailable");
+}
+
+
+/* GET reviews?tenant=&days=&after=&limit=: a page of the tenant's role
+ * holders, and the last completed review. */
+static ngx_int_t
+gh_api_reviews(ngx_http_request_t *r, gh_api_who_t *w)
+{
+    gh_api_rev_t    rv;
+    gh_user_page_t  pg;
+    json_t         *lastrev;
+    char            tenant[GH_TENANT_MAX + 1], after[GH_EMAIL_MAX + 1];
+    char            next[GH_EMAIL_MAX + 1], who[GH_EMAIL_MAX + 1];
+    int64_t         days, when;
+    ngx_int_t       answer, ha, limit;
+    int             rc;
+
+    if (gh_api_review_args(r, w, NULL, GH_ADM_REVIEW_VIEW, tenant, &days,
+                           &answer) != NGX_OK)
+    {
+        return answer;
+    }
+    ha = gh_admin_arg(r, "after", GH_EMAIL_MAX, after);
+    if (ha == NGX_ERROR
+        || gh_api_num(r, "limit", 1, GH_API_PAGE_MAX, GH_API_PAGE_DFLT,
+                      &limit) != NGX_OK)
+    {
+        return gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                            "malformed query (limit: 1 to 200)");
+    }
+    ngx_memzero(&rv, sizeof(rv));
+    rv.w = w;
+    rv.now = gh_now();
+    rv.days = days;
+    rv.mfa = ngx_palloc(r->pool, sizeof(*rv.mfa));
+    rv.arr = json_array();
+    if (rv.mfa == NULL || rv.arr == NULL) {
+        json_decref(rv.arr);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memzero(&pg, sizeof(pg));
+    pg.tenant = tenant;
+    pg.after = ha == NGX_OK ? after : NULL;
+    pg.limit = (unsigned) limit;
+    pg.scan = GH_API_SCAN;
+    rc = gh_user_page(gh_store, &pg, gh_api_review_row, &rv, next);
+    if (rc != 0) {
+        json_decref(rv.arr);
+        return gh_api_store_error(r, rc);
+    }
+    rc = gh_review_last(gh_store, tenant, who, sizeof(who), &when);
+    lastrev = rc == 0 ? json_pack("{s:s,s:I}", "by", who, "at",
+                                  (json_int_t) when)
+                      : json_null();
+    return gh_api_json(r, NGX_HTTP_OK, json_pack(
+               "{s:s,s:I,s:o,s:I,s:o,s:s?}", "tenant", tenant,
+               "days", (json_int_t) days, "people", rv.arr,
+               "flagged", (json_int_t) rv.flagged, "last_review", lastrev,
+               "next", next[0] ? next : NULL));
+}
+
+
+/* The tenant's flagged people, every page up to GH_API_REVIEW_PAGES: the
+ * count into rj->flagged and, when collecting, the first GH_REVIEW_PAGE
+ * the actor may disable into rj->ids (rv->more: call again). */
+static int
+gh_api_review_scan(gh_api_rev_t *rv, gh_rev_job_t *rj, int collect)
+{
+    gh_user_page_t  pg;
+    char            next[GH_EMAIL_MAX + 1], after[GH_EMAIL_MAX + 1];
+    ngx_uint_t      i;
+    int             rc;
+
+    rv->rj = rj;
+    rv->now = gh_now();
+    rv->days = rj->days;
+    ngx_memzero(&pg, sizeof(pg));
+    pg.tenant = rj->tenant;
+    pg.limit = GH_API_PAGE_MAX;
+    pg.scan = GH_API_SCAN;
+    for (i = 0; i < GH_API_REVIEW_PAGES; i++) {
+        rc = gh_user_page(gh_store, &pg, gh_api_review_row, rv, next);
+        if (rc != 0) {
+            return rc;
+        }
+        if (next[0] == '\0') {
+            break;
+        }
+        ngx_memcpy(after, next, sizeof(after));
+        pg.after = after;
+    }
+    if (i == GH_API_REVIEW_PAGES) {
+        rv->more = 1;
+    }
+    rj->flagged = (unsigned) rv->flagged;
+    if (!collect) {
+        rj->nids = 0;
+    }
+    return 0;
+}
+
+
+/* The console's review job, and what the event loop left out of it. */
+typedef struct {
+    gh_rev_job_t  rj;                    /* first: job->ext points here */
+    ngx_uint_t    refused, more;
+} gh_api_revjob_t;
+
+
+static void
+gh_api_rev_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    gh_rev_job_t     *rj = job->ext;
+    gh_api_revjob_t  *rv = (gh_api_revjob_t *) rj;
+    ngx_int_t         rc;
+
+    if (rj->decision != GH_ADM_ALLOW
+        && (rj->complete || rj->disabled == 0))
+    {
+        rc = gh_api_refuse(r, rj->decision, rj->why);
+    } else if (job->rc != 0 && (rj->complete || rj->disabled == 0)) {
+        rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                          "the store is unavailable, try again");
+    } else if (rj->complete) {
+        rc = gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s,s:s,s:I}",
+                         "tenant", rj->tenant, "state", "completed",
+                         "flagged", (json_int_t) rj->flagged));
+    } else {
+        rc = gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s,s:I,s:I,s:b}",
+                         "tenant", rj->tenant,
+                         "disabled", (json_int_t) rj->disabled,
+                         "skipped", (json_int_t) (rj->skipped + rv->refused),
+                         "more", rv->more));
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* ---- the audit log ---- */
+
+#define GH_API_AUDIT_DFLT   50
+#define GH_API_AUDIT_DAYS   30           /* default `from`: 30 days ago */
+
+static void
+gh_api_aud_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    gh_aud_job_t  *aj = job->ext;
+    json_t        *arr, *rec = NULL;
+    ngx_uint_t     i, n;
+    ngx_int_t      rc;
+
+    if (job->rc != 0 && job->rc != GH_ENOTINIT) {
+        rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                          "the audit log cannot be read now");
+        goto out;
+    }
+    arr = json_array();
+    n = gh_aud_count(aj);
+    for (i = 0; arr != NULL && i < n; i++) {
+        rec = gh_aud_row(aj, i);
+        json_array_append(arr, rec);
+    }
+    if (arr == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto out;
+    }
+    /* more matches than the page: continue below the oldest shown */
+    rc = gh_api_json(r, NGX_HTTP_OK, json_pack("{s:o,s:o,s:b}",
+             "records", arr,
+             "next", aj->matched > aj->limit && rec != NULL
+                     ? json_integer(json_integer_value(
+                           json_object_get(rec, "seq")))
+                     : json_null(),
+             "truncated", aj->truncated));
+out:
+    gh_aud_free(aj);
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t gh_api_job(ngx_http_request_t *r,
+    ngx_http_gatehouse_ctx_t *ctx, gh_api_who_t *w, void *ext,
+    void (*thread)(void *, ngx_log_t *),
+    void (*finish)(ngx_http_request_t *, gh_job_t *));
+static int64_t gh_api_until(const char *p);
+
+
+/* GET audit?actor=&target=&action=&from=&to=&limit=&before=: newest
+ * first, read in the thread pool like the console's viewer, with its
+ * visibility (a manager: records whose actor is of their tenant). */
+static ngx_int_t
+gh_api_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w)
+{
+    ngx_http_gatehouse_main_conf_t  *mcf;
+    gh_aud_job_t                    *aj;
+    const char                      *tenant;
+    char                             d[16];
+    ngx_int_t                        limit, before, rc;
+    int64_t                          now = gh_now();
+
+    tenant = (w->a.roles & (GH_ADM_R_ADMIN | GH_ADM_R_AUDITOR))
+             ? NULL : w->user.tenant;
+    if (gh_api_allowed(r, w, GH_ADM_AUDIT_VIEW, tenant, &rc) != NGX_OK) {
+        return rc;
+    }
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_gatehouse_module);
+    aj = ngx_pcalloc(r->pool, sizeof(*aj));
+    if (aj == NULL || mcf->data.len >= sizeof(aj->datadir)) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(aj->datadir, mcf->data.data, mcf->data.len);
+    if (tenant != NULL) {
+        ngx_cpystrn((u_char *) aj->tenant, (u_char *) tenant,
+                    sizeof(aj->tenant));
+    }
+    if (gh_aud_arg(r, "actor", aj->actor) != NGX_OK
+        || gh_aud_arg(r, "target", aj->target) != NGX_OK
+        || gh_aud_arg(r, "action", aj->action) != NGX_OK
+        || gh_api_num(r, "limit", 1, GH_AUDIT_VIEW_ROWS, GH_API_AUDIT_DFLT,
+                      &limit) != NGX_OK
+        || gh_api_num(r, "before", 1, NGX_MAX_INT_T_VALUE, 0, &before)
+           != NGX_OK)
+    {
+        return gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                            "malformed filter (limit: 1 to 100; before: a "
+                            "sequence number)");
+    }
+    aj->limit = (ngx_uint_t) limit;
+    aj->before = before;
+    aj->from = now - GH_API_AUDIT_DAYS * 86400;
+    aj->to = now + 60;
+    rc = gh_admin_arg(r, "from", 10, d);
+    if (rc == NGX_OK) {
+        aj->from = gh_api_until(d) - 86400;
+    }
+    if (rc == NGX_ERROR || (rc == NGX_OK && aj->from < 0)) {
+        aj->from = -1;
+    }
+    rc = gh_admin_arg(r, "to", 10, d);
+    if (rc == NGX_OK) {
+        aj->to = gh_api_until(d);
+    }
+    if (rc == NGX_ERROR || aj->from < 0 || aj->to < 0 || aj->from >= aj->to) {
+        return gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                            "dates: YYYY-MM-DD, from not after to");
+    }
+    rc = gh_api_job(r, ctx, w, aj, gh_aud_thread, gh_api_aud_finish);
+    if (rc == NGX_DONE) {
+        r->main->count++;       /* finalized by gh_api_aud_finish */
+    }
+    return rc;
+}
+
+
+/* ---- break-glass ---- */
+
+static ngx_int_t
+gh_api_breakglass(ngx_http_request_t *r, gh_api_who_t *w)
+{
+    gh_breakglass_t  bg;
+    gh_user_t        acct;
+    int64_t          now = gh_now();
+    int              rc, on;
+
+    if (!(w->a.roles & GH_ADM_R_ADMIN)) {
+        return gh_api_refuse(r, GH_ADM_DENY, "not_allowed");
+    }
+    rc = gh_breakglass_get(gh_store, &bg);
+    if (rc == GH_ENOTFOUND) {
+        return gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s}", "state",
+                                                     "not_set_up"));
+    }
+    if (rc != 0 || gh_user_get(gh_store, bg.uid, &acct) != 0) {
+        return gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "the store is unavailable");
+    }
+    on = bg.state == GH_BG_ON && bg.until > now;
+    return gh_api_json(r, NGX_HTTP_OK, json_pack(
+               "{s:s,s:s,s:s?,s:o,s:s?,s:o}", "state",
+               on ? "on" : bg.state == GH_BG_REQUESTED ? "requested" : "off",
+               "account", acct.email,
+               "requested_by", bg.state != GH_BG_OFF && bg.requester_email[0]
+                               ? bg.requester_email : NULL,
+               "requested_at", bg.state != GH_BG_OFF
+                               ? json_integer(bg.requested) : json_null(),
+               "approved_by", on ? bg.approver_email : NULL,
+               "until", on ? json_integer(bg.until) : json_null()));
+}
+
+
+static void
+gh_api_bg_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    static const char *const state[] = { "requested", "on", "off" };
+    gh_bg_job_t  *bj = job->ext;
+    ngx_int_t     rc;
+
+    if (bj->decision != GH_ADM_ALLOW) {
+        rc = gh_api_refuse(r, bj->decision, bj->why);
+    } else if (job->rc == GH_EDENIED) {
+        rc = gh_api_error(r, NGX_HTTP_FORBIDDEN,
+                          "forbidden: same_administrator: a second "
+                          "administrator must approve");
+    } else if (job->rc == GH_ENOTFOUND || job->rc == GH_EEXIST) {
+        rc = gh_api_error(r, NGX_HTTP_CONFLICT,
+                          "nothing to do in this state (no account set up, "
+                          "nothing requested, or already on)");
+    } else if (job->rc != 0) {
+        rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                          "the store is unavailable, try again");
+    } else {
+        rc = gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s,s:s,s:o}",
+                         "state", state[bj->op], "account", bj->email,
+                         "until", bj->op == 1 ? json_integer(bj->bg.until)
+                                              : json_null()));
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* ---- tenants and tokens ---- */
+
+/* Create a tenant: the API's own small job (the console's tenant job is
+ * left to the console); decided again in the thread and audited. */
+typedef struct {
+    gh_adm_actor_t   actor;
+    gh_session_t     session;
+    char             session_ref[40];
+    char             name[GH_TENANT_MAX + 1];
+    char             display[GH_NAME_MAX + 1];
+    int              decision;
+    const char      *why;
+} gh_api_ten_job_t;
+
+
+static void
+gh_api_ten_thread(void *data, ngx_log_t *log)
+{
+    gh_job_t          *job = data;
+    gh_api_ten_job_t  *tj = job->ext;
+    gh_user_t          actor;
+
+    tj->decision = gh_admin_redecide(job, &tj->actor, &tj->session,
+                                     GH_ADM_TENANT_CREATE, NULL, &actor,
+                                     gh_now(), &tj->why);
+    if (job->rc != 0) {
+        return;
+    }
+    job->rc = tj->decision == GH_ADM_ALLOW
+              ? gh_tenant_add(gh_store, tj->name, tj->display) : GH_EDENIED;
+    gh_admin_record(job, &actor, tj->session_ref, "tenant.add", tj->name,
+                   job->rc, tj->why, "admin api", "",
+                   job->rc == 0 ? "created" : "");
+}
+
+
+static void
+gh_api_ten_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    gh_api_ten_job_t  *tj = job->ext;
+    ngx_int_t          rc;
+
+    if (tj->decision != GH_ADM_ALLOW) {
+        rc = gh_api_refuse(r, tj->decision, tj->why);
+    } else if (job->rc == GH_EEXIST) {
+        rc = gh_api_error(r, NGX_HTTP_CONFLICT, "that tenant exists");
+    } else if (job->rc == GH_EINVAL || job->rc == GH_EBADTENANT) {
+        rc = gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                          "tenant names: 1 to 63 of a-z, 0-9 and -");
+    } else if (job->rc != 0) {
+        rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                          "the store is unavailable, try again");
+    } else {
+        rc = gh_api_json(r, NGX_HTTP_CREATED, json_pack("{s:s,s:s}",
+                         "name", tj->name, "display", tj->display));
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static int
+gh_api_collect_token(const gh_apitoken_t *t, void *arg)
+{
+    gh_user_t  u;
+
+    /* never the secret: the store has only its hash */
+    return json_array_append_new(arg, json_pack("{s:s,s:s,s:s,s:I,s:I}",
+               "id", t->id,
+               "email", gh_user_get(gh_store, t->uid, &u) == 0 ? u.email
+                                                               : "?",
+               "name", t->name, "created", (json_int_t) t->created,
+               "expires", (json_int_t) t->expires))
+           ? GH_ENOMEM : 0;
+}
+
+
+static ngx_int_t
+gh_api_tokens(ngx_http_request_t *r, gh_api_who_t *w)
+{
+    json_t     *arr;
+    ngx_int_t   answer;
+
+    if (gh_api_allowed(r, w, GH_ADM_TOKEN_MANAGE, NULL, &answer) != NGX_OK) {
+        return answer;
+    }
+    arr = json_array();
+    if (arr == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (gh_apitoken_list(gh_store, gh_api_collect_token, arr) != 0) {
+        json_decref(arr);
+        return gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "the store is unavailable");
+    }
+    return gh_api_json(r, NGX_HTTP_OK, json_pack("{s:o}", "tokens", arr));
+}
+
+
+static void
+gh_api_tok_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    gh_tok_job_t  *tj = job->ext;
+    ngx_int_t      rc;
+
+    if (tj->decision != GH_ADM_ALLOW) {
+        rc = gh_api_refuse(r, tj->decision, tj->why);
+    } else if (job->rc == GH_ENOTFOUND || job->rc == GH_EDISABLED) {
+        rc = gh_api_error(r, NGX_HTTP_NOT_FOUND, tj->op == 0
+                          ? "no enabled account has that email"
+                          : "no such token");
+    } else if (job->rc != 0) {
+        rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                          "the store is unavailable, try again");
+    } else if (tj->op == 1) {
+        rc = gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s,s:s}", "id",
+                         tj->id, "state", "revoked"));
+    } else {
+        /* shown once: the store keeps only its hash */
+        rc = gh_api_json(r, NGX_HTTP_CREATED, json_pack(
+                 "{s:s,s:s,s:s,s:s,s:I}", "id", tj->id, "token", tj->token,
+                 "email", tj->email, "name", tj->name,
+                 "expires", (json_int_t) tj->expires));
+    }
+    gh_wipe(tj->token, sizeof(tj->token));
     ngx_http_finalize_request(r, rc);
 }
 
@@ -705,6 +1373,184 @@ gh_api_rest(ngx_http_request_t *r, ngx_str_t *rest)
 {
     rest->data = r->uri.data + sizeof(GH_API_PREFIX) - 1;
     rest->len = r->uri.len - (sizeof(GH_API_PREFIX) - 1);
+}
+
+
+/* POST reviews/{tenant}/complete|disable-flagged (?days=N): the flagged
+ * people found on the event loop, then the console's review job. */
+static ngx_int_t
+gh_api_review_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w, ngx_str_t *tenant, ngx_uint_t complete)
+{
+    gh_api_revjob_t  *rv;
+    gh_rev_job_t     *rj;
+    gh_api_rev_t      scan;
+    ngx_int_t         answer;
+    int               rc;
+
+    rv = ngx_pcalloc(r->pool, sizeof(*rv));
+    if (rv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rj = &rv->rj;
+    if (gh_api_review_args(r, w, tenant, complete ? GH_ADM_REVIEW_COMPLETE
+                                                  : GH_ADM_USER_DISABLE,
+                           rj->tenant, &rj->days, &answer) != NGX_OK)
+    {
+        return answer;
+    }
+    ngx_memzero(&scan, sizeof(scan));
+    scan.w = w;
+    rc = gh_api_review_scan(&scan, rj, !complete);
+    if (rc != 0) {
+        return gh_api_store_error(r, rc);
+    }
+    rv->refused = scan.refused;
+    rv->more = scan.more;
+    rj->complete = (int) complete;
+    if (!complete && rj->nids == 0) {
+        return gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s,s:i,s:I,s:b}",
+                           "tenant", rj->tenant, "disabled", 0,
+                           "skipped", (json_int_t) rv->refused,
+                           "more", rv->more));
+    }
+    rj->via = "access review; admin api";
+    return gh_api_post(r, ctx, w, rj, &rj->actor, &rj->session,
+                       rj->session_ref, sizeof(rj->session_ref),
+                       gh_rev_thread, gh_api_rev_finish);
+}
+
+
+/* POST breakglass/request|approve|end: an API token is never a fresh
+ * second factor, so request and approve need a console session. */
+static ngx_int_t
+gh_api_bg_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w, ngx_str_t *op)
+{
+    static const char *const ops[] = { "request", "approve", "end" };
+    gh_adm_req_t  rq;
+    gh_bg_job_t  *bj;
+    const char   *why;
+    ngx_uint_t    i;
+    int           d;
+
+    for (i = 0; i < 3 && !gh_api_is(op, ops[i]); i++) { /* void */ }
+    if (i == 3) {
+        return gh_api_error(r, NGX_HTTP_NOT_FOUND, "no such resource");
+    }
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = GH_ADM_BREAKGLASS;
+    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
+    if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
+        return gh_api_refuse(r, d, why);
+    }
+    bj = ngx_pcalloc(r->pool, sizeof(*bj));
+    if (bj == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* a plain refusal goes on to the thread, which audits it */
+    bj->op = (int) i;
+    bj->via = "critical; admin api";
+    return gh_api_post(r, ctx, w, bj, &bj->actor, &bj->session,
+                       bj->session_ref, sizeof(bj->session_ref),
+                       gh_bg_thread, gh_api_bg_finish);
+}
+
+
+/* POST tenants {"name","display"} (administrators). */
+static ngx_int_t
+gh_api_tenant_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w, json_t *o)
+{
+    gh_api_ten_job_t  *tj;
+    ngx_int_t          answer;
+
+    tj = ngx_pcalloc(r->pool, sizeof(*tj));
+    if (tj == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (gh_api_str(o, "name", tj->name, GH_TENANT_MAX) != 0
+        || tj->name[0] == '\0'
+        || gh_api_str(o, "display", tj->display, GH_NAME_MAX) != 0)
+    {
+        return gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                            "expected {\"name\": \"a-z0-9-\", "
+                            "\"display\": \"...\"}");
+    }
+    if (gh_api_allowed(r, w, GH_ADM_TENANT_CREATE, NULL, &answer) != NGX_OK)
+    {
+        return answer;
+    }
+    return gh_api_post(r, ctx, w, tj, &tj->actor, &tj->session,
+                       tj->session_ref, sizeof(tj->session_ref),
+                       gh_api_ten_thread, gh_api_ten_finish);
+}
+
+
+/* POST tokens {"email","name","days"} (o), or DELETE tokens/{id} (o
+ * NULL): administrators; making one needs a fresh second factor. */
+static ngx_int_t
+gh_api_token_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w, json_t *o, ngx_str_t *id)
+{
+    gh_tok_job_t  *tj;
+    json_t        *v;
+    const char    *why;
+    char           email[GH_EMAIL_MAX + 1], name[GH_APITOKEN_NAME_MAX + 1];
+    char           days[24];
+    ngx_int_t      answer;
+    ngx_uint_t     i;
+
+    tj = ngx_pcalloc(r->pool, sizeof(*tj));
+    if (tj == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (o != NULL) {
+        v = json_object_get(o, "days");
+        days[0] = '\0';
+        if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 1
+                          || json_integer_value(v) > GH_TOKEN_DAYS_MAX))
+        {
+            return gh_api_error(r, NGX_HTTP_BAD_REQUEST, "days: 1 to 365");
+        }
+        if (v != NULL) {
+            ngx_snprintf((u_char *) days, sizeof(days) - 1, "%L%Z",
+                         (int64_t) json_integer_value(v));
+        }
+        why = gh_api_str(o, "email", email, GH_EMAIL_MAX) != 0
+              || email[0] == '\0' ? "a valid email address"
+              : gh_api_str(o, "name", name, GH_APITOKEN_NAME_MAX) != 0
+              ? "a name of at most 63 printable characters"
+              : gh_tok_fields(tj, (u_char *) email, ngx_strlen(email),
+                              (u_char *) name, ngx_strlen(name),
+                              (u_char *) days, ngx_strlen(days));
+        if (why != NULL) {
+            return gh_api_error(r, NGX_HTTP_BAD_REQUEST, why);
+        }
+    } else {
+        for (i = 0; i < id->len && i < 16; i++) {
+            if (!((id->data[i] >= '0' && id->data[i] <= '9')
+                  || (id->data[i] >= 'a' && id->data[i] <= 'f')))
+            {
+                break;
+            }
+        }
+        if (id->len != 16 || i != 16) {
+            return gh_api_error(r, NGX_HTTP_NOT_FOUND, "no such token");
+        }
+        tj->op = 1;
+        ngx_memcpy(tj->id, id->data, 16);
+    }
+    if (gh_api_allowed(r, w, o != NULL ? GH_ADM_TOKEN_CREATE
+                                       : GH_ADM_TOKEN_MANAGE, NULL, &answer)
+        != NGX_OK)
+    {
+        return answer;
+    }
+    tj->via = "admin api";
+    return gh_api_post(r, ctx, w, tj, &tj->actor, &tj->session,
+                       tj->session_ref, sizeof(tj->session_ref),
+                       gh_tok_thread, gh_api_tok_finish);
 }
 
 
@@ -900,6 +1746,40 @@ gh_api_write(ngx_http_request_t *r)
         return;
     }
 
+    answer = NGX_DECLINED;
+    if (gh_api_is(&res, "reviews") && !del && id.len > 0 && tail.len == 0
+        && (gh_api_is(&verb, "complete")
+            || gh_api_is(&verb, "disable-flagged")))
+    {
+        answer = gh_api_review_write(r, ctx, w, &id,
+                                     gh_api_is(&verb, "complete"));
+    } else if (gh_api_is(&res, "breakglass") && !del && id.len > 0
+               && extra.len == 0)
+    {
+        answer = gh_api_bg_write(r, ctx, w, &id);
+    } else if (gh_api_is(&res, "tokens") && del && id.len > 0
+               && extra.len == 0)
+    {
+        answer = gh_api_token_write(r, ctx, w, NULL, &id);
+    } else if ((gh_api_is(&res, "tokens") || gh_api_is(&res, "tenants"))
+               && !del && tail.len == 0)
+    {
+        o = gh_api_body(r);
+        if (o == NULL) {
+            return;
+        }
+        answer = gh_api_is(&res, "tokens")
+                 ? gh_api_token_write(r, ctx, w, o, NULL)
+                 : gh_api_tenant_write(r, ctx, w, o);
+        json_decref(o);
+    }
+    if (answer != NGX_DECLINED) {
+        if (answer != NGX_DONE) {
+            ngx_http_finalize_request(r, answer);
+        }
+        return;
+    }
+
 not_found:
     ngx_http_finalize_request(r, gh_api_error(r, NGX_HTTP_NOT_FOUND,
                                               "no such resource"));
@@ -973,6 +1853,25 @@ gh_api_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     }
     if (gh_api_is(&res, "invitations") && tail.len == 0) {
         return gh_api_invitations(r, w);
+    }
+    if (gh_api_is(&res, "tenants") && id.len > 0 && extra.len == 0
+        && tail.len == id.len)
+    {
+        return gh_api_tenant(r, w, &id);
+    }
+    if (tail.len == 0) {
+        if (gh_api_is(&res, "reviews")) {
+            return gh_api_reviews(r, w);
+        }
+        if (gh_api_is(&res, "audit")) {
+            return gh_api_audit(r, ctx, w);
+        }
+        if (gh_api_is(&res, "breakglass")) {
+            return gh_api_breakglass(r, w);
+        }
+        if (gh_api_is(&res, "tokens")) {
+            return gh_api_tokens(r, w);
+        }
     }
     return gh_api_error(r, NGX_HTTP_NOT_FOUND, "no such resource");
 }

@@ -3424,6 +3424,7 @@ static const struct {
     { ngx_string("admin/breakglass"), 1, 1, gh_admin_endpoint },
     { ngx_string("admin/audit"), 1, 1, gh_admin_endpoint },
     { ngx_string("admin/tenants"), 1, 1, gh_admin_endpoint },
+    { ngx_string("admin/tokens"), 1, 1, gh_admin_endpoint },
     { ngx_string("join"),    1, 1, gh_join_endpoint },
     { ngx_string("api/v1/"), 1, 1, gh_api_endpoint, 1 },
 };

@@ -13,12 +13,14 @@
  *                    takes effect only when a manager approves it)
  *   auditor          read-only: users, roles, audit, reviews — of every
  *                    tenant (a platform role)
+ *   API tokens       listed, made and revoked by gatehouse-admin only
  *   anyone else      no console (GH_ADM_DENY)
  *
  * A tenant that requires MFA requires it for the console too
  * (GH_ADM_MFA); sensitive actions (granting manager or gatehouse-admin,
  * disabling a manager or an administrator, changing a tenant's sign-in,
- * MFA level or networks, break-glass) need a second factor proven within
+ * MFA level or networks, break-glass, creating an API token) need a
+ * second factor proven within
  * GH_ADM_FRESH seconds (GH_ADM_STEPUP).
  */
 #ifndef GATEHOUSE_ADMIN_H
@@ -57,6 +59,9 @@ typedef enum {
     GH_ADM_TENANT_SETTINGS,  /* password profile, session lifetimes */
     GH_ADM_TENANT_SIGNIN,    /* MFA level, sign-in method, networks */
     GH_ADM_BREAKGLASS,
+    GH_ADM_TOKEN_MANAGE,     /* list and revoke API tokens (anyone's) */
+    GH_ADM_TOKEN_CREATE,     /* make an API token: a fresh second factor,
+                                so that a token cannot mint tokens */
     GH_ADM_NACTIONS
 } gh_adm_action_t;
 

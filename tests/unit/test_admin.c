@@ -220,6 +220,36 @@ static void sensitive_actions_need_step_up(void **state)
     assert_int_equal(decide(&a, &r), GH_ADM_ALLOW);
 }
 
+static void only_administrators_manage_api_tokens(void **state)
+{
+    gh_adm_actor_t a = actor("acme", GH_ADM_R_MANAGER | GH_ADM_R_AUDITOR);
+    gh_adm_req_t r = req(GH_ADM_TOKEN_MANAGE, NULL);
+    const char *why;
+
+    (void)state;
+    r.uid = NULL;
+    assert_int_equal(gh_adm_decide(&a, &r, NOW, &why), GH_ADM_DENY);
+    assert_string_equal(why, "not_allowed");
+    r.action = GH_ADM_TOKEN_CREATE;
+    assert_int_equal(decide(&a, &r), GH_ADM_DENY);
+    a.has_mfa = 1;                               /* fresh: still no */
+    a.mfa_at = NOW;
+    assert_int_equal(decide(&a, &r), GH_ADM_DENY);
+    a = actor("acme", GH_ADM_R_ADMIN);
+    r.action = GH_ADM_TOKEN_MANAGE;              /* list, revoke */
+    assert_int_equal(decide(&a, &r), GH_ADM_ALLOW);
+    r.action = GH_ADM_TOKEN_CREATE;              /* a token: never fresh */
+    assert_int_equal(gh_adm_decide(&a, &r, NOW, &why), GH_ADM_STEPUP);
+    assert_string_equal(why, "step_up_required");
+    a.has_mfa = 1;
+    a.mfa_at = NOW - GH_ADM_FRESH - 1;
+    assert_int_equal(decide(&a, &r), GH_ADM_STEPUP);
+    a.mfa_at = NOW - 60;
+    assert_int_equal(decide(&a, &r), GH_ADM_ALLOW);
+    assert_string_equal(gh_adm_action_name(GH_ADM_TOKEN_CREATE),
+                        "apitoken.create");
+}
+
 static void nobody_changes_their_own_account(void **state)
 {
     gh_adm_actor_t a = actor("acme", GH_ADM_R_ADMIN);
@@ -301,6 +331,7 @@ int main(void)
         cmocka_unit_test(tenant_requiring_mfa_requires_it_for_the_console),
         cmocka_unit_test(granting_manager_needs_a_fresh_second_factor),
         cmocka_unit_test(sensitive_actions_need_step_up),
+        cmocka_unit_test(only_administrators_manage_api_tokens),
         cmocka_unit_test(nobody_changes_their_own_account),
         cmocka_unit_test(roles_come_from_bindings_in_force),
         cmocka_unit_test(malformed_requests_are_refused),
