@@ -764,7 +764,7 @@ gh_sess_row(const uint8_t key[32], const gh_session_t *s, void *arg)
         l->pending++;                    /* half a sign-in */
         return 0;
     }
-    if (l->live++ >= GH_ADMIN_SESS_ROWS) {
+    if (l->live++ >= GH_ADMIN_SESS_ROWS || l->b == NULL) {
         return 0;
     }
     gh_ab_raw(l->b, "<tr><td>");
@@ -780,6 +780,41 @@ gh_sess_row(const uint8_t key[32], const gh_session_t *s, void *arg)
 }
 
 
+/* Walk u's sessions: count (and, with l->b, list) those in force. */
+static ngx_int_t
+gh_admin_sessions_walk(ngx_http_request_t *r, const gh_user_t *u,
+    int64_t now, gh_sess_list_t *l)
+{
+    l->now = now;
+    l->live = 0;
+    l->pending = 0;
+    gh_session_policy_of(ngx_http_get_module_main_conf(r,
+                             ngx_http_gatehouse_module), u->tenant, &l->pol);
+    if (gh_session_list_user(gh_store, u->id, gh_sess_row, l) != 0
+        || (l->b != NULL && l->b->failed))
+    {
+        return NGX_ERROR;
+    }
+    return NGX_OK;
+}
+
+
+ngx_int_t
+gh_admin_session_count(ngx_http_request_t *r, const gh_user_t *u,
+    int64_t now, ngx_uint_t *live, ngx_uint_t *pending)
+{
+    gh_sess_list_t  l;
+
+    l.b = NULL;
+    if (gh_admin_sessions_walk(r, u, now, &l) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    *live = l.live;
+    *pending = l.pending;
+    return NGX_OK;
+}
+
+
 /* The person's sessions in force: a count, and the first rows. */
 static ngx_int_t
 gh_admin_sessions(ngx_http_request_t *r, gh_ab_t *b, const gh_user_t *u,
@@ -791,14 +826,8 @@ gh_admin_sessions(ngx_http_request_t *r, gh_ab_t *b, const gh_user_t *u,
     if (gh_ab_init(&rows, r->pool, 2048) != NGX_OK) {
         return NGX_ERROR;
     }
-    ngx_memzero(&l, sizeof(l));
     l.b = &rows;
-    l.now = now;
-    gh_session_policy_of(ngx_http_get_module_main_conf(r,
-                             ngx_http_gatehouse_module), u->tenant, &l.pol);
-    if (gh_session_list_user(gh_store, u->id, gh_sess_row, &l) != 0
-        || rows.failed)
-    {
+    if (gh_admin_sessions_walk(r, u, now, &l) != NGX_OK) {
         return NGX_ERROR;
     }
     gh_ab_raw(b, "<h2>Sessions</h2><p id=\"sessions\">");

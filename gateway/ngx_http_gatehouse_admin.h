@@ -146,6 +146,11 @@ int gh_inv_roles_check(const gh_adm_actor_t *a, gh_adm_action_t action,
 ngx_int_t gh_admin_arg(ngx_http_request_t *r, const char *name, size_t max,
     char *out);
 
+/* How many of u's sessions are in force at now (live), and how many wait
+ * for a second factor or a password change (pending). */
+ngx_int_t gh_admin_session_count(ngx_http_request_t *r, const gh_user_t *u,
+    int64_t now, ngx_uint_t *live, ngx_uint_t *pending);
+
 /* A critical log line when uid is the break-glass account. */
 void gh_admin_breakglass_use(ngx_http_request_t *r, const char *uid,
     const char *email);

@@ -409,11 +409,13 @@ gh_api_target(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *id,
 static ngx_int_t
 gh_api_user(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *id)
 {
-    gh_user_t  *u;
-    gh_mfa_t   *m;
-    ngx_int_t   answer;
-    int64_t     last = 0;
-    int         rc, mfa;
+    gh_user_t   *u;
+    gh_mfa_t    *m;
+    json_t      *o;
+    ngx_int_t    answer;
+    ngx_uint_t   live, pending;
+    int64_t      last = 0, now = gh_now();
+    int          rc, mfa;
 
     u = ngx_palloc(r->pool, sizeof(*u));
     m = ngx_palloc(r->pool, sizeof(*m));
@@ -428,9 +430,25 @@ gh_api_user(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *id)
     rc = gh_mfa_get(gh_store, u->id, m);
     mfa = rc == 0 && m->has_active;
     gh_wipe(m, sizeof(*m));
+    if ((rc != 0 && rc != GH_ENOTFOUND)
+        || gh_admin_session_count(r, u, now, &live, &pending) != NGX_OK)
+    {
+        return gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "the store is unavailable");
+    }
     (void) gh_lastlogin_get(gh_store, u->id, &last);
-    return gh_api_json(r, NGX_HTTP_OK, gh_api_user_json(u, gh_now(), mfa,
-                                                        last));
+    o = gh_api_user_json(u, now, mfa, last);
+    if (o != NULL) {
+        json_object_set_new(o, "sessions", json_pack("{s:I,s:I}",
+                            "active", (json_int_t) live,
+                            "pending", (json_int_t) pending));
+        json_object_set_new(o, "expires", u->expires
+                            ? json_integer(u->expires) : json_null());
+        json_object_set_new(o, "state", json_string(
+            u->disabled ? "disabled"
+            : gh_user_off(u, now) ? "expired" : "enabled"));
+    }
+    return gh_api_json(r, NGX_HTTP_OK, o);
 }
 
 

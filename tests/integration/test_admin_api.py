@@ -234,3 +234,21 @@ def test_revoked_or_disabled_tokens_stop_working(gateway):
     tok2 = token_for(gateway, mgr)
     assert gateway.cli("user", "disable", "--email", mgr).returncode == 0
     assert call(gateway, "GET", "users", token=tok2).status_code == 401
+
+
+def test_one_user_shows_its_active_sessions_and_state(gateway):
+    email = new_user(gateway, tag="sess")
+    uid = user_row(gateway, email)[2]
+    tok = token_for(gateway, ADMIN_EMAIL)
+    r = call(gateway, "GET", "users/" + uid, token=tok)
+    assert r.status_code == 200, r.text
+    assert r.json()["sessions"] == {"active": 0, "pending": 0}
+    assert r.json()["state"] == "enabled" and r.json()["expires"] is None
+    for _ in range(2):
+        gateway.logged_in(email, PW)
+    assert call(gateway, "GET", "users/" + uid, token=tok
+                ).json()["sessions"]["active"] == 2
+    assert call(gateway, "POST", "users/%s/logout" % uid, token=tok
+                ).status_code == 200
+    assert call(gateway, "GET", "users/" + uid, token=tok
+                ).json()["sessions"]["active"] == 0
