@@ -6,10 +6,14 @@
 //           granted and the person reaches the app; the role is revoked and
 //           the next request is 403
 //   review  the access review flags an inactive account; bulk disable
+//   screens an administrator's tour of the other main screens (tenants,
+//           audit log, API tokens, break-glass, visitors), each checked
+//           and photographed
 //
 // Input (environment): GH_URL (https://127.0.0.1:PORT), GH_OUT (screenshot
 // directory), GH_PW (the managers' password), GH_M1, GH_M2 (manager
-// emails), GH_STALE (review: the inactive account). Prints one JSON line
+// emails), GH_STALE (review: the inactive account), GH_ADMIN and
+// GH_ADMIN_PW (screens: an administrator). Prints one JSON line
 // {"ok": true, ...} or {"ok": false, "error": "..."}; exit status 0 or 1.
 'use strict';
 const crypto = require('crypto');
@@ -195,6 +199,27 @@ async function scenarioReview(browser) {
   return {};
 }
 
+async function scenarioScreens(browser) {
+  const c = await browser.newContext({ ignoreHTTPSErrors: true });
+  const a = await c.newPage();
+  a.setDefaultTimeout(STEP_MS);
+  await signIn(a, process.env.GH_ADMIN, process.env.GH_ADMIN_PW);
+  const tour = [
+    ['tenants', '10-tenants', 'acme'],
+    ['audit', '11-audit-log', 'login.success'],
+    ['tokens', '12-api-tokens', 'API tokens'],
+    ['breakglass', '13-break-glass', 'reak-glass'],
+    ['?visitors=1', '14-visitors', 'visitor-apps'],
+  ];
+  for (const [where, name, expect] of tour) {
+    const r = await a.goto(URL_ + '/.gatehouse/admin/' + where);
+    check(r.status() === 200, where + ' answered ' + r.status());
+    check((await a.content()).includes(expect), where + ' lacks ' + expect);
+    await shot(a, name);
+  }
+  return {};
+}
+
 (async () => {
   const which = process.argv[2];
   const browser = await chromium.launch({
@@ -204,6 +229,7 @@ async function scenarioReview(browser) {
   try {
     const res = which === 'invite' ? await scenarioInvite(browser)
       : which === 'review' ? await scenarioReview(browser)
+      : which === 'screens' ? await scenarioScreens(browser)
         : (() => { throw new Error('unknown scenario ' + which); })();
     console.log(JSON.stringify({ ok: true, ...res }));
   } finally {

@@ -13,7 +13,7 @@ import time
 import lmdb
 import pytest
 
-from gh_integration_conftest import ROOT
+from gh_integration_conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.environ.get("GATEHOUSE_BROWSER_OUT",
@@ -78,7 +78,8 @@ def plant_last_login(gw, email, days_ago):
 
 def run(gw, scenario):
     env = dict(os.environ, GH_URL=gw.origin, GH_OUT=OUT, GH_PW=PW, GH_M1=M1,
-               GH_M2=M2, GH_STALE=STALE, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1",
+               GH_M2=M2, GH_STALE=STALE, GH_ADMIN=ADMIN_EMAIL,
+               GH_ADMIN_PW=ADMIN_PASSWORD, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1",
                GH_STATE=os.path.join(gw.base, "browser-totp.json"))
     p = subprocess.run(["node", os.path.join(HERE, "admin_flow.js"),
                         scenario], cwd=HERE, env=env, capture_output=True,
@@ -116,3 +117,10 @@ def test_access_review_flags_and_bulk_disables_in_the_browser(acme):
     run(acme, "review")
     assert user_state(acme, STALE)[1] == "disabled"
     assert user_state(acme, M1)[1] == "enabled"
+
+
+def test_administrator_screens_render_in_the_browser(acme):
+    run(acme, "screens")
+    for name in ("10-tenants", "11-audit-log", "12-api-tokens",
+                 "13-break-glass", "14-visitors"):
+        assert os.path.getsize(os.path.join(OUT, name + ".png")) > 1000
