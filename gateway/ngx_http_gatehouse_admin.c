@@ -591,7 +591,9 @@ gh_list_row(const gh_user_t *u, void *arg)
     gh_ab_raw(b, "</td><td>");
     gh_ab_roles(b, u, l->now);
     gh_ab_raw(b, u->disabled ? "</td><td class=\"off\">disabled</td></tr>"
-                             : "</td><td>enabled</td></tr>");
+                 : gh_user_off(u, l->now) ? "</td><td class=\"off\">ended"
+                                            "</td></tr>"
+                 : "</td><td>enabled</td></tr>");
     l->n++;
     return b->failed ? GH_ENOMEM : 0;
 }

@@ -150,3 +150,6 @@ def test_break_glass_account_ends_by_itself_at_the_deadline(gateway, backend):
     _, r = gateway.login(email=acct, password=PW)
     assert r.status_code == 401
     assert user_row(gateway, acct)[4] == "expired"
+    page = gateway.get("/.gatehouse/admin/", a, params={"q": "emergency2"},
+                       headers=BROWSER)
+    assert '<td class="off">ended</td>' in page.text, page.text[:2000]
