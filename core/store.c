@@ -37,6 +37,7 @@
 #include <lmdb.h>
 
 #include "gatehouse/error.h"
+#include "gatehouse/netset.h"
 #include "gatehouse/store.h"
 #include "gatehouse/util.h"
 #include "store_int.h"
@@ -441,22 +442,35 @@ void gh_pwsettings_default(gh_pwsettings_t *s)
 
 /* tenant: {"n":name,"d":display,"c":created,
  *          "p":{"p":profile,"n":min,"x":max,"k":classes,"h":history,
- *               "a":max_age_days,"b":blocklist},"m":mfa}
+ *               "a":max_age_days,"b":blocklist},"m":mfa,
+ *          "w":networks,"i":idle,"l":lifetime}
  * ("p" is absent in records written before schema 3, "m" before schema
- * 4: the defaults.) */
+ * 4: the defaults. "w", "i" and "l" are written only when set: a record
+ * without them reads as "the policy file's".) */
 static int tenant_encode(const gh_tenant_t *t, char **buf, size_t *len)
 {
     const gh_pwsettings_t *p = &t->pw;
+    json_t *o;
+    int bad = 0;
 
-    return json_finish(json_pack("{s:s,s:s,s:I,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i},"
-                                 "s:i}",
-                                 "n", t->name, "d", t->display,
-                                 "c", (json_int_t)t->created,
-                                 "p", "p", p->profile, "n", p->min_length,
-                                 "x", p->max_length, "k", p->min_classes,
-                                 "h", p->history, "a", p->max_age_days,
-                                 "b", p->blocklist, "m", t->mfa),
-                       buf, len);
+    o = json_pack("{s:s,s:s,s:I,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i},s:i}",
+                  "n", t->name, "d", t->display,
+                  "c", (json_int_t)t->created,
+                  "p", "p", p->profile, "n", p->min_length,
+                  "x", p->max_length, "k", p->min_classes,
+                  "h", p->history, "a", p->max_age_days,
+                  "b", p->blocklist, "m", t->mfa);
+    if (o != NULL && t->networks_set)
+        bad |= json_object_set_new(o, "w", json_string(t->networks));
+    if (o != NULL && t->idle > 0)
+        bad |= json_object_set_new(o, "i", json_integer(t->idle));
+    if (o != NULL && t->lifetime > 0)
+        bad |= json_object_set_new(o, "l", json_integer(t->lifetime));
+    if (bad) {
+        json_decref(o);
+        o = NULL;
+    }
+    return json_finish(o, buf, len);
 }
 
 /* One small integer member of a settings object. */
@@ -487,6 +501,59 @@ static int pwsettings_decode(json_t *p, gh_pwsettings_t *s)
     return 0;
 }
 
+/* The session bounds of store.h: 0 (unset) or within them, idle no
+ * longer than lifetime when both are set. */
+static int tenant_session_ok(int64_t idle, int64_t lifetime)
+{
+    if (idle != 0 && (idle < GH_TENANT_IDLE_MIN ||
+                      idle > GH_TENANT_LIFETIME_MAX))
+        return 0;
+    if (lifetime != 0 && (lifetime < GH_TENANT_IDLE_MIN ||
+                          lifetime > GH_TENANT_LIFETIME_MAX))
+        return 0;
+    return idle == 0 || lifetime == 0 || idle <= lifetime;
+}
+
+int gh_tenant_networks_canon(const char *list, char *out, size_t cap)
+{
+    gh_netset_t *ns;
+    int rc;
+
+    if (list == NULL || out == NULL || cap == 0)
+        return GH_EINVAL;
+    if ((ns = gh_netset_new()) == NULL)
+        return GH_ENOMEM;
+    rc = gh_netset_add_list(ns, list, GH_TENANT_NETS_COUNT, out, cap);
+    gh_netset_free(ns);
+    if (rc == 0)
+        rc = GH_EINVAL;      /* set means at least one network */
+    if (rc < 0) {
+        out[0] = '\0';
+        return rc;
+    }
+    return 0;
+}
+
+/* The optional access members "w", "i", "l" (tenant_encode). */
+static int tenant_access_decode(json_t *o, gh_tenant_t *t)
+{
+    char canon[GH_TENANT_NETS_MAX + 1];
+
+    if (json_object_get(o, "w") != NULL) {
+        if (jget_str(o, "w", t->networks, sizeof t->networks) != 0 ||
+            gh_tenant_networks_canon(t->networks, canon, sizeof canon) != 0 ||
+            strcmp(canon, t->networks) != 0)
+            return GH_ESTORE;
+        t->networks_set = 1;
+    }
+    if ((json_object_get(o, "i") != NULL && jget_int(o, "i", &t->idle) != 0) ||
+        (json_object_get(o, "l") != NULL &&
+         jget_int(o, "l", &t->lifetime) != 0) ||
+        !tenant_session_ok(t->idle, t->lifetime))
+        return GH_ESTORE;
+    return 0;
+}
+
 static int tenant_decode(const MDB_val *v, gh_tenant_t *t)
 {
     json_t *o;
@@ -506,6 +573,9 @@ static int tenant_decode(const MDB_val *v, gh_tenant_t *t)
         (jget_small(o, "m", &t->mfa) != 0 || t->mfa < GH_MFA_OPTIONAL ||
          t->mfa > GH_MFA_OFF))
         rc = GH_ESTORE;
+    /* so do networks or lifetimes the setters would not have written */
+    if (rc == 0)
+        rc = tenant_access_decode(o, t);
     json_decref(o);
     return rc;
 }
@@ -1151,7 +1221,7 @@ static int policy_version_bump(gh_store_t *st, MDB_txn *txn);
 /* Read tenant name, let mutate() change it, write it back (and bump the
  * policy version when asked), in one write transaction. */
 static int tenant_rewrite(gh_store_t *st, const char *name,
-                          void (*mutate)(gh_tenant_t *, const void *),
+                          int (*mutate)(gh_tenant_t *, const void *),
                           const void *arg, int bump)
 {
     gh_tenant_t t;
@@ -1173,7 +1243,9 @@ static int tenant_rewrite(gh_store_t *st, const char *name,
     rc = tenant_decode(&v, &t);
     if (rc != 0)
         goto out;
-    mutate(&t, arg);
+    rc = mutate(&t, arg);
+    if (rc != 0)
+        goto out;
     rc = tenant_encode(&t, &buf, &len);
     if (rc != 0)
         goto out;
@@ -1190,14 +1262,16 @@ out:
     return rc;
 }
 
-static void set_pw(gh_tenant_t *t, const void *arg)
+static int set_pw(gh_tenant_t *t, const void *arg)
 {
     t->pw = *(const gh_pwsettings_t *)arg;
+    return 0;
 }
 
-static void set_mfa(gh_tenant_t *t, const void *arg)
+static int set_mfa(gh_tenant_t *t, const void *arg)
 {
     t->mfa = *(const int *)arg;
+    return 0;
 }
 
 int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
@@ -1232,6 +1306,71 @@ int gh_tenant_set_mfa(gh_store_t *st, const char *name, int level)
         level > GH_MFA_OFF)
         return GH_EINVAL;
     return tenant_rewrite(st, name, set_mfa, &level, 1);
+}
+
+static int set_networks(gh_tenant_t *t, const void *arg)
+{
+    const char *canon = arg;
+
+    t->networks_set = canon != NULL;
+    snprintf(t->networks, sizeof t->networks, "%s", canon ? canon : "");
+    return 0;
+}
+
+int gh_tenant_set_networks(gh_store_t *st, const char *name,
+                           const char *list)
+{
+    char canon[GH_TENANT_NETS_MAX + 1];
+    int rc;
+
+    if (st == NULL || name == NULL)
+        return GH_EINVAL;
+    if (list != NULL &&
+        (rc = gh_tenant_networks_canon(list, canon, sizeof canon)) != 0)
+        return rc == GH_ENOMEM ? rc : GH_EINVAL;
+    return tenant_rewrite(st, name, set_networks, list ? canon : NULL, 1);
+}
+
+const char *gh_tenant_networks_text(const gh_tenant_t *t)
+{
+    return t->networks_set ? t->networks : "policy file";
+}
+
+void gh_tenant_session_text(const gh_tenant_t *t, char *out, size_t cap)
+{
+    char i[24] = "policy file", l[24] = "policy file";
+
+    if (t->idle > 0)
+        gh_duration_format(t->idle, i, sizeof i);
+    if (t->lifetime > 0)
+        gh_duration_format(t->lifetime, l, sizeof l);
+    snprintf(out, cap, "idle %s, lifetime %s", i, l);
+}
+
+/* The merged idle/lifetime must hold the bounds: checked on the record
+ * read inside the write transaction, so a concurrent change is seen. */
+static int set_session(gh_tenant_t *t, const void *arg)
+{
+    const int64_t *v = arg;
+    int64_t idle = v[0] == GH_TENANT_KEEP ? t->idle : v[0];
+    int64_t lifetime = v[1] == GH_TENANT_KEEP ? t->lifetime : v[1];
+
+    if (!tenant_session_ok(idle, lifetime))
+        return GH_EINVAL;
+    t->idle = idle;
+    t->lifetime = lifetime;
+    return 0;
+}
+
+int gh_tenant_set_session(gh_store_t *st, const char *name, int64_t idle,
+                          int64_t lifetime)
+{
+    const int64_t v[2] = { idle, lifetime };
+
+    if (st == NULL || name == NULL || idle < GH_TENANT_KEEP ||
+        lifetime < GH_TENANT_KEEP)
+        return GH_EINVAL;
+    return tenant_rewrite(st, name, set_session, v, 1);
 }
 
 /* ------------------------------------------------------------------ */

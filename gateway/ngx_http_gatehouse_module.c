@@ -1611,7 +1611,7 @@ gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, uint64_t ver,
     if (gh_jwt_keys_refresh(gh_store, keys_ver,
                             (const char *) mcf->master_key.data, log)
         != NGX_OK
-        || gh_mfa_levels_refresh(gh_store, ver, log) != NGX_OK)
+        || gh_tenant_table_refresh(gh_store, ver, log) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -1657,25 +1657,33 @@ gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, uint64_t ver,
 
 
 /* A tenant may shorten the gateway's session lifetimes (the gateway's own
- * limits were already applied when the session was resolved). */
+ * limits were already applied when the session was resolved): its
+ * record's idle and lifetime, else its policy file section's. */
 static void
 gh_tenant_session_check(ngx_http_gatehouse_main_conf_t *mcf,
     ngx_http_gatehouse_ctx_t *ctx)
 {
     const gh_policy_tenant_t  *t;
     gh_session_policy_t        pol;
+    int64_t                    idle, lifetime;
 
-    if ((!ctx->authenticated && !ctx->pwchange && !ctx->mfa_pending)
-        || gh_policy == NULL)
-    {
+    if (!ctx->authenticated && !ctx->pwchange && !ctx->mfa_pending) {
         return;
     }
-    t = gh_policy_tenant(gh_policy, ctx->user.tenant);
-    if (t == NULL || (t->idle == 0 && t->lifetime == 0)) {
+    gh_tenant_lifetimes(ctx->user.tenant, &idle, &lifetime);
+    t = gh_policy != NULL ? gh_policy_tenant(gh_policy, ctx->user.tenant)
+                          : NULL;
+    if (idle == 0 && t != NULL) {
+        idle = t->idle;
+    }
+    if (lifetime == 0 && t != NULL) {
+        lifetime = t->lifetime;
+    }
+    if (idle == 0 && lifetime == 0) {
         return;
     }
-    pol.idle = t->idle ? t->idle : mcf->idle;
-    pol.lifetime = t->lifetime ? t->lifetime : mcf->lifetime;
+    pol.idle = idle ? idle : mcf->idle;
+    pol.lifetime = lifetime ? lifetime : mcf->lifetime;
     if (gh_session_live(&ctx->session, &pol, ngx_time()) != 0) {
         ctx->authenticated = 0;
         ctx->pwchange = 0;
@@ -1769,6 +1777,7 @@ gh_decide(ngx_http_request_t *r, ngx_http_gatehouse_loc_conf_t *lcf,
     req.mfa = ngx_strstr(ctx->session.amr, "otp") != NULL;
     req.tenant_mfa_required = gh_mfa_tenant_level(ctx->user.tenant)
                               == GH_MFA_REQUIRED;
+    req.tenant_nets = gh_tenant_nets(ctx->user.tenant);
 
     if (gh_policy_decide(gh_policy, app, &req, &d, NULL, NULL) != 0) {
         ctx->reason = "bad_request";
