@@ -206,6 +206,75 @@ int gh_saml_domain_set(gh_store_t *st, const char *tenant, const char *domain)
     return rc;
 }
 
+int gh_saml_domain_add(gh_store_t *st, const char *tenant, const char *domain)
+{
+    char d[GH_DOMAIN_MAX + 1], key[KEY_MAX], *v = NULL;
+    gh_tenant_t t;
+    int rc;
+
+    if (!tenant_name_ok(tenant) || domain == NULL ||
+        domain_norm(domain, strlen(domain), d) != 0)
+        return GH_EINVAL;
+    if ((rc = gh_tenant_get(st, tenant, &t)) != 0)
+        return rc == GH_ENOTFOUND ? GH_EBADTENANT : rc;
+    if ((rc = rkey(key, "domain", d, NULL)) != 0)
+        return rc;
+    /* create-only: of two tenants adding one domain at once, one wins */
+    rc = gh_kv_put(st, key, tenant, strlen(tenant), 1);
+    if (rc == GH_EEXIST) {
+        if ((rc = gh_kv_get(st, key, &v, NULL)) != 0)
+            return rc;
+        rc = strcmp(v, tenant) == 0 ? 0 : GH_EEXIST;
+        free(v);
+        return rc;
+    }
+    if (rc == 0)
+        rc = gh_kv_put(st, GH_SAML_HRD_KEY, "1", 1, 0);
+    return rc;
+}
+
+int gh_saml_domain_del(gh_store_t *st, const char *tenant, const char *domain)
+{
+    char d[GH_DOMAIN_MAX + 1], key[KEY_MAX], *v = NULL;
+    int rc;
+
+    if (!tenant_name_ok(tenant) || domain == NULL ||
+        domain_norm(domain, strlen(domain), d) != 0)
+        return GH_EINVAL;
+    if ((rc = rkey(key, "domain", d, NULL)) != 0)
+        return rc;
+    if ((rc = gh_kv_get(st, key, &v, NULL)) != 0)
+        return rc;
+    rc = strcmp(v, tenant) == 0 ? gh_kv_del(st, key) : GH_ENOTFOUND;
+    free(v);
+    return rc;
+}
+
+struct domain_walk {
+    const char *tenant;
+    int (*cb)(const char *domain, void *arg);
+    void *arg;
+};
+
+static int domain_each(const char *key, const char *val, void *arg)
+{
+    const struct domain_walk *w = arg;
+
+    if (strcmp(val, w->tenant) != 0)
+        return 0;
+    return w->cb(key + sizeof "domain:" - 1, w->arg);
+}
+
+int gh_saml_domains(gh_store_t *st, const char *tenant,
+                    int (*cb)(const char *domain, void *arg), void *arg)
+{
+    struct domain_walk w = { tenant, cb, arg };
+
+    if (!tenant_name_ok(tenant) || cb == NULL)
+        return GH_EINVAL;
+    return gh_kv_walk(st, "domain:", domain_each, &w, GH_DOMAINS_MAX);
+}
+
 int gh_saml_discovery_on(gh_store_t *st)
 {
     char *v = NULL;

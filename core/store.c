@@ -3568,6 +3568,50 @@ out:
     return rc;
 }
 
+int gh_kv_walk(gh_store_t *st, const char *prefix,
+               int (*cb)(const char *key, const char *val, void *arg),
+               void *arg, unsigned max)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    char *key = NULL, *val = NULL;
+    size_t plen;
+    unsigned seen = 0;
+    int rc;
+
+    if (st == NULL || !kv_key_ok(prefix) || cb == NULL)
+        return GH_EINVAL;
+    plen = strlen(prefix);
+    rc = txn_begin(st, 1, &txn);
+    if (rc != 0)
+        goto out;
+    rc = mdb_err(mdb_cursor_open(txn, st->saml, &cur));
+    if (rc != 0)
+        goto out;
+    k = mval(prefix, plen);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && seen++ < max && k.mv_size >= plen &&
+           memcmp(k.mv_data, prefix, plen) == 0) {
+        if ((rc = kv_copy(&k, &key, NULL)) != 0 ||
+            (rc = kv_copy(&v, &val, NULL)) != 0 ||
+            (rc = cb(key, val, arg)) != 0)
+            goto out;
+        free(key);
+        free(val);
+        key = val = NULL;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_err(rc);
+out:
+    free(key);
+    free(val);
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    txn_abort(&txn);
+    return rc;
+}
+
 int gh_kv_sweep(gh_store_t *st, const char *prefix,
                 int (*expired)(const char *val, size_t len, void *arg),
                 void *arg, unsigned max)

@@ -496,6 +496,12 @@ int gh_kv_del(gh_store_t *st, const char *key);
 int gh_kv_consume(gh_store_t *st, const char *take, char **taken,
                   size_t *taken_len, const char *mark, const char *val,
                   size_t len);
+/* Read-only walk of at most max records whose key starts with prefix, in
+ * key order: cb gets the key and value (NUL-terminated copies, valid
+ * during the call); non-zero from cb stops the walk and is returned. */
+int gh_kv_walk(gh_store_t *st, const char *prefix,
+               int (*cb)(const char *key, const char *val, void *arg),
+               void *arg, unsigned max);
 /* Delete, among at most max records whose key starts with prefix, those
  * for which expired(value, its length — not NUL-terminated, valid only
  * during the call) says 1. Returns the number deleted or an error. */
