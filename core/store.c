@@ -3568,22 +3568,28 @@ out:
     return rc;
 }
 
-int gh_kv_walk(gh_store_t *st, const char *prefix,
-               int (*cb)(const char *key, const char *val, void *arg),
-               void *arg, unsigned max)
+/* Visit at most max records whose key starts with prefix, in key order,
+ * in one transaction (a write one when write): visit() sees the key and
+ * value in place (valid during the call), sets *del to delete the record
+ * (write only), and stops the scan with a non-zero return, which is
+ * returned. *deleted counts the deletions. */
+static int kv_scan(gh_store_t *st, const char *prefix, unsigned max, int write,
+                   int (*visit)(const MDB_val *k, const MDB_val *v, int *del,
+                                void *arg),
+                   void *arg, int *deleted)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
-    char *key = NULL, *val = NULL;
     size_t plen;
     unsigned seen = 0;
-    int rc;
+    int rc, del;
 
-    if (st == NULL || !kv_key_ok(prefix) || cb == NULL)
+    *deleted = 0;
+    if (st == NULL || !kv_key_ok(prefix) || visit == NULL)
         return GH_EINVAL;
     plen = strlen(prefix);
-    rc = txn_begin(st, 1, &txn);
+    rc = txn_begin(st, !write, &txn);
     if (rc != 0)
         goto out;
     rc = mdb_err(mdb_cursor_open(txn, st->saml, &cur));
@@ -3593,66 +3599,86 @@ int gh_kv_walk(gh_store_t *st, const char *prefix,
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && seen++ < max && k.mv_size >= plen &&
            memcmp(k.mv_data, prefix, plen) == 0) {
-        if ((rc = kv_copy(&k, &key, NULL)) != 0 ||
-            (rc = kv_copy(&v, &val, NULL)) != 0 ||
-            (rc = cb(key, val, arg)) != 0)
+        del = 0;
+        if ((rc = visit(&k, &v, &del, arg)) != 0)
             goto out;
-        free(key);
-        free(val);
-        key = val = NULL;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_err(rc);
-out:
-    free(key);
-    free(val);
-    if (cur != NULL)
-        mdb_cursor_close(cur);
-    txn_abort(&txn);
-    return rc;
-}
-
-int gh_kv_sweep(gh_store_t *st, const char *prefix,
-                int (*expired)(const char *val, size_t len, void *arg),
-                void *arg, unsigned max)
-{
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    size_t plen;
-    unsigned seen = 0;
-    int rc, n = 0;
-
-    if (st == NULL || !kv_key_ok(prefix) || expired == NULL)
-        return GH_EINVAL;
-    plen = strlen(prefix);
-    rc = txn_begin(st, 0, &txn);
-    if (rc != 0)
-        goto out;
-    rc = mdb_err(mdb_cursor_open(txn, st->saml, &cur));
-    if (rc != 0)
-        goto out;
-    k = mval(prefix, plen);
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && seen++ < max && k.mv_size >= plen &&
-           memcmp(k.mv_data, prefix, plen) == 0) {
-        /* the value is valid inside this transaction: judged in place */
-        if (expired(v.mv_data, v.mv_size, arg)) {
+        if (del && write) {
             rc = mdb_cursor_del(cur, 0);
             if (rc != 0)
                 break;
-            n++;
+            ++*deleted;
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_err(rc);
     mdb_cursor_close(cur);
     cur = NULL;
-    if (rc == 0)
+    if (rc == 0 && write)
         rc = txn_commit(&txn);
 out:
     if (cur != NULL)
         mdb_cursor_close(cur);
     txn_abort(&txn);
+    return rc;
+}
+
+struct kv_walk {
+    int (*cb)(const char *key, const char *val, void *arg);
+    void *arg;
+};
+
+/* Copies for gh_kv_walk's callback: NUL-terminated. */
+static int kv_walk_one(const MDB_val *k, const MDB_val *v, int *del, void *arg)
+{
+    const struct kv_walk *w = arg;
+    char *key = NULL, *val = NULL;
+    int rc;
+
+    (void)del;
+    if ((rc = kv_copy(k, &key, NULL)) == 0 &&
+        (rc = kv_copy(v, &val, NULL)) == 0)
+        rc = w->cb(key, val, w->arg);
+    free(key);
+    free(val);
+    return rc;
+}
+
+int gh_kv_walk(gh_store_t *st, const char *prefix,
+               int (*cb)(const char *key, const char *val, void *arg),
+               void *arg, unsigned max)
+{
+    struct kv_walk w = { cb, arg };
+    int n;
+
+    if (cb == NULL)
+        return GH_EINVAL;
+    return kv_scan(st, prefix, max, 0, kv_walk_one, &w, &n);
+}
+
+struct kv_sweep {
+    int (*expired)(const char *val, size_t len, void *arg);
+    void *arg;
+};
+
+/* The value is valid inside this transaction: judged in place. */
+static int kv_sweep_one(const MDB_val *k, const MDB_val *v, int *del, void *arg)
+{
+    const struct kv_sweep *w = arg;
+
+    (void)k;
+    *del = w->expired(v->mv_data, v->mv_size, w->arg) != 0;
+    return 0;
+}
+
+int gh_kv_sweep(gh_store_t *st, const char *prefix,
+                int (*expired)(const char *val, size_t len, void *arg),
+                void *arg, unsigned max)
+{
+    struct kv_sweep w = { expired, arg };
+    int rc, n;
+
+    if (expired == NULL)
+        return GH_EINVAL;
+    rc = kv_scan(st, prefix, max, 1, kv_sweep_one, &w, &n);
     return rc != 0 ? rc : n;
 }

@@ -3693,10 +3693,14 @@ gh_ten_body(ngx_http_request_t *r)
 
 
 typedef struct {
+    char  *domain, *tenant;
+} gh_ten_dom_t;
+
+typedef struct {
     gh_ab_t                   *b;
     ngx_http_gatehouse_ctx_t  *ctx;
     gh_adm_actor_t            *a;
-    const char                *tenant;   /* gh_ten_domain's */
+    ngx_array_t               *doms;     /* gh_ten_dom_t, read once */
     ngx_uint_t                 edit;
 } gh_ten_list_t;
 
@@ -3760,21 +3764,54 @@ gh_ten_input(gh_ab_t *b, const char *field, const char *label,
 }
 
 
+/* Every mapped domain, once per page (one read transaction), into the
+ * request's pool: the rows pick theirs. */
 static int
-gh_ten_domain(const char *domain, void *arg)
+gh_ten_domain(const char *domain, const char *tenant, void *arg)
 {
     gh_ten_list_t  *l = arg;
+    gh_ten_dom_t   *d;
+    size_t          n = ngx_strlen(domain), m = ngx_strlen(tenant);
 
-    gh_ab_raw(l->b, "<li class=\"domain\">");
-    gh_ab_esc(l->b, domain);
-    if (l->edit) {
-        gh_ten_form(l->b, l->ctx, l->tenant, "domain-del");
-        gh_ab_raw(l->b, "<input type=\"hidden\" name=\"domain\" value=\"");
-        gh_ab_esc(l->b, domain);
-        gh_ab_raw(l->b, "\"> <button type=\"submit\">Remove</button></form>");
+    d = ngx_array_push(l->doms);
+    if (d == NULL) {
+        return GH_ENOMEM;
     }
-    gh_ab_raw(l->b, "</li>");
-    return l->b->failed ? GH_ENOMEM : 0;
+    d->domain = ngx_pnalloc(l->doms->pool, n + m + 2);
+    if (d->domain == NULL) {
+        return GH_ENOMEM;
+    }
+    ngx_memcpy(d->domain, domain, n + 1);
+    d->tenant = d->domain + n + 1;
+    ngx_memcpy(d->tenant, tenant, m + 1);
+    return 0;
+}
+
+
+static void
+gh_ten_domains(gh_ten_list_t *l, const char *tenant)
+{
+    gh_ten_dom_t  *d = l->doms->elts;
+    ngx_uint_t     i;
+
+    gh_ab_raw(l->b, "<ul>");
+    for (i = 0; i < l->doms->nelts; i++) {
+        if (ngx_strcmp(d[i].tenant, tenant) != 0) {
+            continue;
+        }
+        gh_ab_raw(l->b, "<li class=\"domain\">");
+        gh_ab_esc(l->b, d[i].domain);
+        if (l->edit) {
+            gh_ten_form(l->b, l->ctx, tenant, "domain-del");
+            gh_ab_raw(l->b, "<input type=\"hidden\" name=\"domain\" "
+                      "value=\"");
+            gh_ab_esc(l->b, d[i].domain);
+            gh_ab_raw(l->b, "\"> <button type=\"submit\">Remove</button>"
+                      "</form>");
+        }
+        gh_ab_raw(l->b, "</li>");
+    }
+    gh_ab_raw(l->b, "</ul>");
 }
 
 
@@ -3822,13 +3859,8 @@ gh_ten_access(gh_ten_list_t *l, const gh_tenant_t *t)
     } else {
         gh_ab_raw(l->b, gh_signin_name(signin));
     }
-    gh_ab_raw(l->b, "</td><td class=\"domains\"><ul>");
-    l->tenant = t->name;
-    rc = gh_saml_domains(gh_store, t->name, gh_ten_domain, l);
-    if (rc != 0) {
-        return rc;
-    }
-    gh_ab_raw(l->b, "</ul>");
+    gh_ab_raw(l->b, "</td><td class=\"domains\">");
+    gh_ten_domains(l, t->name);
     if (l->edit) {
         gh_ten_form(l->b, l->ctx, t->name, "domain-add");
         gh_ten_input(l->b, "domain", "Domain", "", GH_DOMAIN_MAX);
@@ -3899,7 +3931,13 @@ gh_admin_tenants(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     l.b = &b;
     l.ctx = ctx;
     l.a = a;
-    if (gh_tenant_list(gh_store, gh_ten_row, &l) != 0) {
+    l.doms = ngx_array_create(r->pool, 8, sizeof(gh_ten_dom_t));
+    if (l.doms == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (gh_saml_domains(gh_store, NULL, gh_ten_domain, &l) != 0
+        || gh_tenant_list(gh_store, gh_ten_row, &l) != 0)
+    {
         return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
                              "the store is unavailable");
     }

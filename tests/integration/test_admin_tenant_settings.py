@@ -274,27 +274,20 @@ def test_domains_are_added_and_removed_and_another_tenants_refused(
         gateway, manager):
     assert gateway.cli("tenant", "set", "--tenant", "other", "--domain",
                        "other.example").returncode == 0
-    r = post(gateway, manager, tenant="demo", action="domain-add",
-             domain="Other.Example")
-    assert r.status_code == 409
-    r = post(gateway, manager, tenant="demo", action="domain-add",
-             domain="not a domain")
-    assert r.status_code == 400
-    r = post(gateway, manager, tenant="demo", action="domain-add",
-             domain="Demo.Example")
-    assert r.status_code == 303
-    page = gateway.get(PAGE, manager, headers=BROWSER).text
+    def domain(action, name, status):
+        r = post(gateway, manager, tenant="demo", action=action, domain=name)
+        assert r.status_code == status, (action, name, r.status_code)
+        return gateway.get(PAGE, manager, headers=BROWSER).text
+
+    domain("domain-add", "Other.Example", 409)
+    domain("domain-add", "not a domain", 400)
+    page = domain("domain-add", "Demo.Example", 303)
     row = page[page.index('id="tenant-demo"'):]
     assert '<li class="domain">demo.example' in row
     assert "other.example" not in page
     # another tenant's domain cannot be removed from here either
-    r = post(gateway, manager, tenant="demo", action="domain-del",
-             domain="other.example")
-    assert r.status_code == 400
-    r = post(gateway, manager, tenant="demo", action="domain-del",
-             domain="demo.example")
-    assert r.status_code == 303
-    page = gateway.get(PAGE, manager, headers=BROWSER).text
+    domain("domain-del", "other.example", 400)
+    page = domain("domain-del", "demo.example", 303)
     assert '<li class="domain">' not in page
     recs = [(x["result"], x["before"], x["after"])
             for x in audit_records(gateway, "tenant.domain")
