@@ -3265,6 +3265,7 @@ typedef struct {
     char             text[GH_TENANT_NETS_MAX + 1];  /* networks ("" unset)
                                                        or a domain */
     int64_t          idle, lifetime;     /* 0: the policy file's */
+    ngx_uint_t       unread;             /* the fields did not read */
     int              decision;
     const char      *why;
     ngx_uint_t       status;             /* with err: the refusal */
@@ -3473,7 +3474,13 @@ gh_ten_thread(void *data, ngx_log_t *log)
     rq.action = gh_ten_ops[tj->op].action;
     rq.tenant = tj->op == GH_TEN_CREATE ? NULL : tj->tenant;
     tj->decision = gh_adm_decide(&a, &rq, now, &tj->why);
-    rc = tj->decision == GH_ADM_ALLOW ? 0 : GH_EDENIED;
+    rc = tj->decision != GH_ADM_ALLOW ? GH_EDENIED : 0;
+    if (rc == 0 && tj->unread) {
+        rc = GH_EINVAL;
+        tj->status = NGX_HTTP_BAD_REQUEST;
+        ngx_cpystrn((u_char *) tj->err, (u_char *) "The form could not be "
+                    "read: reload the page and try again.", sizeof(tj->err));
+    }
     ngx_memzero(&t, sizeof(t));
     if (rc == 0 && tj->op != GH_TEN_CREATE) {
         rc = gh_tenant_get(gh_store, tj->tenant, &t);
@@ -3686,6 +3693,9 @@ gh_ten_body(ngx_http_request_t *r)
             gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST, bad));
         return;
     }
+    /* refused here, the thread decides again (and audits); should it
+     * allow after all, a form it could not read changes nothing */
+    tj->unread = bad != NULL;
     tj->actor = a;
     gh_admin_post(r, ctx, job, tj, &tj->session, tj->session_ref,
                   gh_ten_thread, gh_ten_finish);
