@@ -1958,7 +1958,8 @@ static int version_txn(gh_store_t *st, MDB_txn *txn, const char *name,
 }
 
 /* Bump the policy version within txn: workers recompile the policy (and
- * re-read the tenants' MFA levels) at their next request. */
+ * re-read the tenants' MFA levels, networks and lifetimes) at their
+ * next request. */
 /* Add one to counter `name` inside write txn. */
 static int version_bump(gh_store_t *st, MDB_txn *txn, const char *name)
 {
