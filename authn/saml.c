@@ -186,9 +186,14 @@ static int domain_norm(const char *in, size_t n, char out[GH_DOMAIN_MAX + 1])
     return dot && out[0] != '.' && out[n - 1] != '.' ? 0 : GH_EINVAL;
 }
 
-int gh_saml_domain_set(gh_store_t *st, const char *tenant, const char *domain)
+/* Map domain to tenant. move: take it from whichever tenant holds it (the
+ * operator's `tenant set --domain`); else a domain another tenant holds is
+ * GH_EEXIST (create-only: of two tenants adding one domain at once, one
+ * wins) and one the tenant holds is a no-op. */
+static int domain_put(gh_store_t *st, const char *tenant, const char *domain,
+                      int move)
 {
-    char d[GH_DOMAIN_MAX + 1], key[KEY_MAX];
+    char d[GH_DOMAIN_MAX + 1], key[KEY_MAX], *v = NULL;
     gh_tenant_t t;
     int rc;
 
@@ -199,11 +204,74 @@ int gh_saml_domain_set(gh_store_t *st, const char *tenant, const char *domain)
         return rc == GH_ENOTFOUND ? GH_EBADTENANT : rc;
     if ((rc = rkey(key, "domain", d, NULL)) != 0)
         return rc;
-    rc = gh_kv_put(st, key, tenant, strlen(tenant), 0);
+    rc = gh_kv_put(st, key, tenant, strlen(tenant), !move);
+    if (rc == GH_EEXIST) {
+        if ((rc = gh_kv_get(st, key, &v, NULL)) != 0)
+            return rc;
+        rc = strcmp(v, tenant) == 0 ? 0 : GH_EEXIST;
+        free(v);
+        return rc;
+    }
     /* from now on the login page asks for the email first */
     if (rc == 0)
         rc = gh_kv_put(st, GH_SAML_HRD_KEY, "1", 1, 0);
     return rc;
+}
+
+int gh_saml_domain_set(gh_store_t *st, const char *tenant, const char *domain)
+{
+    return domain_put(st, tenant, domain, 1);
+}
+
+int gh_saml_domain_add(gh_store_t *st, const char *tenant, const char *domain)
+{
+    return domain_put(st, tenant, domain, 0);
+}
+
+int gh_saml_domain_del(gh_store_t *st, const char *tenant, const char *domain)
+{
+    char d[GH_DOMAIN_MAX + 1], key[KEY_MAX], *v = NULL;
+    int rc;
+
+    if (!tenant_name_ok(tenant) || domain == NULL ||
+        domain_norm(domain, strlen(domain), d) != 0)
+        return GH_EINVAL;
+    if ((rc = rkey(key, "domain", d, NULL)) != 0)
+        return rc;
+    if ((rc = gh_kv_get(st, key, &v, NULL)) != 0)
+        return rc;
+    rc = strcmp(v, tenant) == 0 ? gh_kv_del(st, key) : GH_ENOTFOUND;
+    free(v);
+    return rc;
+}
+
+struct domain_walk {
+    const char *tenant;
+    int (*cb)(const char *domain, const char *tenant, void *arg);
+    void *arg;
+};
+
+static int domain_each(const char *key, const char *val, void *arg)
+{
+    const struct domain_walk *w = arg;
+
+    if (!tenant_name_ok(val))
+        return GH_ESTORE;
+    if (w->tenant != NULL && strcmp(val, w->tenant) != 0)
+        return 0;
+    return w->cb(key + sizeof "domain:" - 1, val, w->arg);
+}
+
+int gh_saml_domains(gh_store_t *st, const char *tenant,
+                    int (*cb)(const char *domain, const char *tenant,
+                              void *arg),
+                    void *arg)
+{
+    struct domain_walk w = { tenant, cb, arg };
+
+    if ((tenant != NULL && !tenant_name_ok(tenant)) || cb == NULL)
+        return GH_EINVAL;
+    return gh_kv_walk(st, "domain:", domain_each, &w, GH_DOMAINS_MAX);
 }
 
 int gh_saml_discovery_on(gh_store_t *st)

@@ -337,6 +337,45 @@ int gh_netset_contains(const gh_netset_t *s, const gh_addr_t *a)
     return u128_cmp(v, s->r[lo - 1].hi) <= 0;
 }
 
+static int list_sep(char c)
+{
+    return c == ',' || c == ' ' || c == '\t';
+}
+
+int gh_netset_add_list(gh_netset_t *s, const char *list, size_t max,
+                       char *canon, size_t cap)
+{
+    size_t off = 0, n, count = 0;
+    int rc;
+
+    if (s == NULL || list == NULL || (canon != NULL && cap == 0))
+        return GH_EINVAL;
+    if (canon != NULL)
+        canon[0] = '\0';
+    for (; *list != '\0'; list += n) {
+        while (list_sep(*list))
+            list++;
+        for (n = 0; list[n] != '\0' && !list_sep(list[n]); n++)
+            ;
+        if (n == 0)
+            break;
+        if (++count > max)
+            return GH_ETOOBIG;
+        if ((rc = gh_netset_add(s, list, n)) != 0)
+            return rc;
+        if (canon == NULL)
+            continue;
+        if (off + n + 2 > cap)
+            return GH_ETOOBIG;
+        if (off > 0)
+            canon[off++] = ',';
+        memcpy(canon + off, list, n);
+        off += n;
+        canon[off] = '\0';
+    }
+    return (int)count;
+}
+
 size_t gh_netset_count(const gh_netset_t *s)
 {
     return s ? s->added : 0;

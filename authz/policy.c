@@ -23,7 +23,6 @@
 #define GH_POLICY_PATH_MAX    1024           /* one path prefix, bytes */
 #define GH_POLICY_DISPLAY_MAX 255            /* a display name, bytes */
 #define GH_APP_NAME_MAX       63
-#define GH_DURATION_MAX       (3650LL * 86400)
 #define GH_EXPLAIN_LINE_MAX   1024
 #define ARENA_CHUNK           (64 * 1024)
 
@@ -387,38 +386,17 @@ static int get_enum(struct cx *c, const yaml_node_t *n, const char *const *choic
                 choices[2]);
 }
 
-/* A duration: integer seconds, or N followed by s, m, h or d. Positive and
- * at most ten years. */
+/* A duration (gh_duration_parse, util.h). */
 static int get_duration(struct cx *c, const yaml_node_t *n, int64_t *out,
                         const char *what)
 {
-    const char *s;
-    size_t len, i;
-    int64_t v = 0, mul = 1;
+    int rc;
 
-    if (!is_str(n))
+    if (!is_str(n) ||
+        (rc = gh_duration_parse(sval(n), slen(n), out)) == GH_EINVAL)
         return fail(c, n, "%s must be a duration such as 30m or 12h", what);
-    s = sval(n);
-    len = slen(n);
-    if (len > 0) {
-        switch (s[len - 1]) {
-        case 's': mul = 1; len--; break;
-        case 'm': mul = 60; len--; break;
-        case 'h': mul = 3600; len--; break;
-        case 'd': mul = 86400; len--; break;
-        default: break;
-        }
-    }
-    if (len == 0 || len > 12)
-        return fail(c, n, "%s must be a duration such as 30m or 12h", what);
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return fail(c, n, "%s must be a duration such as 30m or 12h", what);
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v == 0 || v > GH_DURATION_MAX / mul)
+    if (rc != 0)
         return fail(c, n, "%s must be greater than 0 and at most 3650d", what);
-    *out = v * mul;
     return 0;
 }
 
@@ -460,6 +438,30 @@ static int get_nets(struct cx *c, const yaml_node_t *n, gh_netset_t **out,
             return fail(c, e, "bad network '%.64s' in %s", sval(e), what);
     }
     return gh_netset_compile(s);
+}
+
+/* The text of a list get_nets accepted: its networks joined by ",". */
+static int nets_text(struct cx *c, const yaml_node_t *n, const char **out)
+{
+    yaml_node_item_t *it;
+    size_t len = 0, off = 0;
+    char *s;
+
+    for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
+        len += slen(node(c, *it)) + 1;
+    s = arena_alloc(&c->p->arena, len + 1);
+    if (s == NULL)
+        return GH_ENOMEM;
+    for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *e = node(c, *it);
+        if (off > 0)
+            s[off++] = ',';
+        memcpy(s + off, sval(e), slen(e));
+        off += slen(e);
+    }
+    s[off] = '\0';
+    *out = s;
+    return 0;
 }
 
 static int role_name_valid(const char *s, size_t len)
@@ -606,6 +608,9 @@ static int compile_tenant(struct cx *c, yaml_node_t *kn, yaml_node_t *vn,
     if ((rc = get_nets(c, k[4].val, &nets, w2)) != 0)
         return rc;
     t->networks = nets;
+    if (k[4].val && !is_null(k[4].val) &&
+        (rc = nets_text(c, k[4].val, &t->networks_text)) != 0)
+        return rc;
     if (k[5].val && !is_null(k[5].val)) {
         snprintf(w2, sizeof w2, "session of %s", what);
         if ((rc = take_keys(c, k[5].val, sk, N(sk), w2)) != 0)
@@ -1611,7 +1616,10 @@ int gh_policy_decide(const gh_policy_t *p, const char *app,
     /* 3. networks: global, tenant, app */
     t = gh_policy_tenant(p, req->tenant);
     if (!net_ok(p->nets, req->addr, explain, arg, "the global networks", NULL) ||
-        (t != NULL && !net_ok(t->networks, req->addr, explain, arg, "tenant ", t->name)) ||
+        (req->tenant_nets != NULL &&
+         !net_ok(req->tenant_nets, req->addr, explain, arg, "tenant ", req->tenant)) ||
+        (req->tenant_nets == NULL && t != NULL &&
+         !net_ok(t->networks, req->addr, explain, arg, "tenant ", t->name)) ||
         !net_ok(a->nets, req->addr, explain, arg, "app ", a->name))
         return finish(d, 0, "network_not_allowed", NULL, explain, arg);
 

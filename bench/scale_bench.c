@@ -95,6 +95,7 @@ static void fill_request(gh_request_t *req, const char *tenant,
     req->path_len = strlen(req->path);
     req->addr = NULL;
     req->mfa = 0;
+    req->tenant_nets = NULL;
 }
 
 enum { P_DECIDE, P_LOOKUP, P_REQUEST };

@@ -2,7 +2,9 @@
 #ifndef GATEHOUSE_CLI_H
 #define GATEHOUSE_CLI_H
 
+#include "gatehouse/netset.h"
 #include "gatehouse/password.h"
+#include "gatehouse/policy.h"
 #include "gatehouse/store.h"
 #include "gatehouse/util.h"
 
@@ -29,6 +31,21 @@ int cmd_policy(const char *dir, int argc, char **argv);
 int cmd_role(const char *dir, int argc, char **argv);
 /* Store the built-in default policy (used by init). 0 or a GH_E* code. */
 int policy_store_default(gh_store_t *st, const char *tenant);
+
+/* cli/tenant.c */
+/* tenant set with --networks, --idle or --lifetime. */
+int tenant_set_is_access(int argc, char **argv);
+int cmd_tenant_access(const char *dir, int argc, char **argv);
+/* Set (and audit) networks (NULL keep, "none" unset) and lifetimes
+ * (GH_TENANT_KEEP keep, 0 unset); src: "" or where they came from. */
+int tenant_access_set(gh_store_t *st, const char *dir, const char *tenant,
+                      const char *nets, int64_t idle, int64_t lifetime,
+                      const char *src);
+/* policy apply: the access settings a tenant section states, into the
+ * record. 0 or 1. */
+int tenant_access_from_policy(gh_store_t *st, const gh_policy_tenant_t *t);
+/* policy explain: the record's networks compiled, or NULL when unset. */
+int tenant_nets_load(gh_store_t *st, const char *tenant, gh_netset_t **out);
 
 /* cli/admin.c */
 int cmd_apitoken(const char *dir, int argc, char **argv);

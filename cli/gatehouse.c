@@ -60,6 +60,8 @@ static const char usage_text[] =
 "             [--mfa off|optional|required]\n"
 "  tenant set --tenant T [--signin password|password+otp|saml] [--domain D]\n"
 "             (each value may also be \"default\": the profile's)\n"
+"  tenant set --tenant T [--networks LIST|none] [--idle D|none]\n"
+"             [--lifetime D|none]   (D: 30m, 12h, 7d; none: the policy file's)\n"
 "  tenant show --tenant T\n"
 "  user add --tenant T --email E [--name N] [--roles r1,r2] [--password-stdin]\n"
 "           [--must-change]\n"
@@ -680,6 +682,8 @@ static int cmd_tenant(const char *dir, int argc, char **argv)
     argv++;
     if (strcmp(sub, "set") == 0 && tenant_set_is_signin(argc, argv))
         return cmd_tenant_signin(dir, argc, argv);
+    if (strcmp(sub, "set") == 0 && tenant_set_is_access(argc, argv))
+        return cmd_tenant_access(dir, argc, argv);
     if (strcmp(sub, "set") == 0 || strcmp(sub, "show") == 0)
         return cmd_tenant_pw(dir, sub, argc, argv);
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {

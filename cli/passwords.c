@@ -234,6 +234,8 @@ static int show_tenant(gh_store_t *st, const gh_tenant_t *t)
     printf("  %-13s %s%s\n", "blocklist", p.blocklist ? "on" : "off",
            t->pw.blocklist == GH_PWSET_DEFAULT ? " (profile default)" : "");
     printf("password policy: %s\n", desc);
+    gh_tenant_session_text(t, desc, sizeof desc);
+    printf("networks: %s\nsession: %s\n", gh_tenant_networks_text(t), desc);
     return 0;
 }
 

@@ -135,9 +135,10 @@ static int ensure_tenant(const gh_policy_tenant_t *t, void *arg)
     }
     if (rc != 0)
         return fail(1, "cannot read tenant %s: %s", t->name, gh_strerror(rc));
-    if (t->password_profile_set)
-        return tenant_profile_from_policy(st, t->name, t->password_profile);
-    return 0;
+    if (t->password_profile_set &&
+        tenant_profile_from_policy(st, t->name, t->password_profile) != 0)
+        return 1;
+    return tenant_access_from_policy(st, t);
 }
 
 /* The audit record of a grant or revoke: the user's bindings before
@@ -321,6 +322,7 @@ static int policy_explain(gh_store_t *st, int argc, char **argv)
     char email[GH_EMAIL_MAX + 1], path[GH_PATH_MAX + 1];
     char addr_text[GH_ADDR_TEXT_MAX];
     gh_policy_t *p = NULL;
+    gh_netset_t *nets = NULL;
     gh_request_t req;
     gh_decision_t d;
     gh_addr_t addr;
@@ -394,8 +396,9 @@ static int policy_explain(gh_store_t *st, int argc, char **argv)
     req.addr = &addr;
     req.mfa = mfa;
     if ((rc = tenant_mfa_required(st, u.tenant, &req.tenant_mfa_required))
-        != 0)
+        != 0 || (rc = tenant_nets_load(st, u.tenant, &nets)) != 0)
         goto out;
+    req.tenant_nets = nets;
     rc = gh_policy_decide(p, app, &req, &d, print_line, NULL);
     if (rc != 0) {
         rc = fail(1, "cannot decide: %s", gh_strerror(rc));
@@ -403,6 +406,7 @@ static int policy_explain(gh_store_t *st, int argc, char **argv)
     }
     rc = 0;
 out:
+    gh_netset_free(nets);
     gh_policy_free(p);
     return rc;
 }

@@ -40,6 +40,7 @@
 #include <lmdb.h>
 
 #include "gatehouse/error.h"
+#include "gatehouse/netset.h"
 #include "gatehouse/store.h"
 #include "gatehouse/util.h"
 #include "store_int.h"
@@ -445,22 +446,35 @@ void gh_pwsettings_default(gh_pwsettings_t *s)
 
 /* tenant: {"n":name,"d":display,"c":created,
  *          "p":{"p":profile,"n":min,"x":max,"k":classes,"h":history,
- *               "a":max_age_days,"b":blocklist},"m":mfa}
+ *               "a":max_age_days,"b":blocklist},"m":mfa,
+ *          "w":networks,"i":idle,"l":lifetime}
  * ("p" is absent in records written before schema 3, "m" before schema
- * 4: the defaults.) */
+ * 4: the defaults. "w", "i" and "l" are written only when set: a record
+ * without them reads as "the policy file's".) */
 static int tenant_encode(const gh_tenant_t *t, char **buf, size_t *len)
 {
     const gh_pwsettings_t *p = &t->pw;
+    json_t *o;
+    int bad = 0;
 
-    return json_finish(json_pack("{s:s,s:s,s:I,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i},"
-                                 "s:i}",
-                                 "n", t->name, "d", t->display,
-                                 "c", (json_int_t)t->created,
-                                 "p", "p", p->profile, "n", p->min_length,
-                                 "x", p->max_length, "k", p->min_classes,
-                                 "h", p->history, "a", p->max_age_days,
-                                 "b", p->blocklist, "m", t->mfa),
-                       buf, len);
+    o = json_pack("{s:s,s:s,s:I,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i},s:i}",
+                  "n", t->name, "d", t->display,
+                  "c", (json_int_t)t->created,
+                  "p", "p", p->profile, "n", p->min_length,
+                  "x", p->max_length, "k", p->min_classes,
+                  "h", p->history, "a", p->max_age_days,
+                  "b", p->blocklist, "m", t->mfa);
+    if (o != NULL && t->networks_set)
+        bad |= json_object_set_new(o, "w", json_string(t->networks));
+    if (o != NULL && t->idle > 0)
+        bad |= json_object_set_new(o, "i", json_integer(t->idle));
+    if (o != NULL && t->lifetime > 0)
+        bad |= json_object_set_new(o, "l", json_integer(t->lifetime));
+    if (bad) {
+        json_decref(o);
+        o = NULL;
+    }
+    return json_finish(o, buf, len);
 }
 
 /* One small integer member of a settings object. */
@@ -491,6 +505,59 @@ static int pwsettings_decode(json_t *p, gh_pwsettings_t *s)
     return 0;
 }
 
+/* The session bounds of store.h: 0 (unset) or within them, idle no
+ * longer than lifetime when both are set. */
+static int tenant_session_ok(int64_t idle, int64_t lifetime)
+{
+    if (idle != 0 && (idle < GH_TENANT_IDLE_MIN ||
+                      idle > GH_TENANT_LIFETIME_MAX))
+        return 0;
+    if (lifetime != 0 && (lifetime < GH_TENANT_IDLE_MIN ||
+                          lifetime > GH_TENANT_LIFETIME_MAX))
+        return 0;
+    return idle == 0 || lifetime == 0 || idle <= lifetime;
+}
+
+int gh_tenant_networks_canon(const char *list, char *out, size_t cap)
+{
+    gh_netset_t *ns;
+    int rc;
+
+    if (list == NULL || out == NULL || cap == 0)
+        return GH_EINVAL;
+    if ((ns = gh_netset_new()) == NULL)
+        return GH_ENOMEM;
+    rc = gh_netset_add_list(ns, list, GH_TENANT_NETS_COUNT, out, cap);
+    gh_netset_free(ns);
+    if (rc == 0)
+        rc = GH_EINVAL;      /* set means at least one network */
+    if (rc < 0) {
+        out[0] = '\0';
+        return rc;
+    }
+    return 0;
+}
+
+/* The optional access members "w", "i", "l" (tenant_encode). */
+static int tenant_access_decode(json_t *o, gh_tenant_t *t)
+{
+    char canon[GH_TENANT_NETS_MAX + 1];
+
+    if (json_object_get(o, "w") != NULL) {
+        if (jget_str(o, "w", t->networks, sizeof t->networks) != 0 ||
+            gh_tenant_networks_canon(t->networks, canon, sizeof canon) != 0 ||
+            strcmp(canon, t->networks) != 0)
+            return GH_ESTORE;
+        t->networks_set = 1;
+    }
+    if ((json_object_get(o, "i") != NULL && jget_int(o, "i", &t->idle) != 0) ||
+        (json_object_get(o, "l") != NULL &&
+         jget_int(o, "l", &t->lifetime) != 0) ||
+        !tenant_session_ok(t->idle, t->lifetime))
+        return GH_ESTORE;
+    return 0;
+}
+
 static int tenant_decode(const MDB_val *v, gh_tenant_t *t)
 {
     json_t *o;
@@ -510,6 +577,9 @@ static int tenant_decode(const MDB_val *v, gh_tenant_t *t)
         (jget_small(o, "m", &t->mfa) != 0 || t->mfa < GH_MFA_OPTIONAL ||
          t->mfa > GH_MFA_OFF))
         rc = GH_ESTORE;
+    /* so do networks or lifetimes the setters would not have written */
+    if (rc == 0)
+        rc = tenant_access_decode(o, t);
     json_decref(o);
     return rc;
 }
@@ -1262,7 +1332,7 @@ static int policy_version_bump(gh_store_t *st, MDB_txn *txn);
 /* Read tenant name, let mutate() change it, write it back (and bump the
  * policy version when asked), in one write transaction. */
 static int tenant_rewrite(gh_store_t *st, const char *name,
-                          void (*mutate)(gh_tenant_t *, const void *),
+                          int (*mutate)(gh_tenant_t *, const void *),
                           const void *arg, int bump)
 {
     gh_tenant_t t;
@@ -1284,7 +1354,9 @@ static int tenant_rewrite(gh_store_t *st, const char *name,
     rc = tenant_decode(&v, &t);
     if (rc != 0)
         goto out;
-    mutate(&t, arg);
+    rc = mutate(&t, arg);
+    if (rc != 0)
+        goto out;
     rc = tenant_encode(&t, &buf, &len);
     if (rc != 0)
         goto out;
@@ -1301,14 +1373,16 @@ out:
     return rc;
 }
 
-static void set_pw(gh_tenant_t *t, const void *arg)
+static int set_pw(gh_tenant_t *t, const void *arg)
 {
     t->pw = *(const gh_pwsettings_t *)arg;
+    return 0;
 }
 
-static void set_mfa(gh_tenant_t *t, const void *arg)
+static int set_mfa(gh_tenant_t *t, const void *arg)
 {
     t->mfa = *(const int *)arg;
+    return 0;
 }
 
 int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
@@ -1343,6 +1417,71 @@ int gh_tenant_set_mfa(gh_store_t *st, const char *name, int level)
         level > GH_MFA_OFF)
         return GH_EINVAL;
     return tenant_rewrite(st, name, set_mfa, &level, 1);
+}
+
+static int set_networks(gh_tenant_t *t, const void *arg)
+{
+    const char *canon = arg;
+
+    t->networks_set = canon != NULL;
+    snprintf(t->networks, sizeof t->networks, "%s", canon ? canon : "");
+    return 0;
+}
+
+int gh_tenant_set_networks(gh_store_t *st, const char *name,
+                           const char *list)
+{
+    char canon[GH_TENANT_NETS_MAX + 1];
+    int rc;
+
+    if (st == NULL || name == NULL)
+        return GH_EINVAL;
+    if (list != NULL &&
+        (rc = gh_tenant_networks_canon(list, canon, sizeof canon)) != 0)
+        return rc == GH_ENOMEM ? rc : GH_EINVAL;
+    return tenant_rewrite(st, name, set_networks, list ? canon : NULL, 1);
+}
+
+const char *gh_tenant_networks_text(const gh_tenant_t *t)
+{
+    return t->networks_set ? t->networks : "policy file";
+}
+
+void gh_tenant_session_text(const gh_tenant_t *t, char *out, size_t cap)
+{
+    char i[24] = "policy file", l[24] = "policy file";
+
+    if (t->idle > 0)
+        gh_duration_format(t->idle, i, sizeof i);
+    if (t->lifetime > 0)
+        gh_duration_format(t->lifetime, l, sizeof l);
+    snprintf(out, cap, "idle %s, lifetime %s", i, l);
+}
+
+/* The merged idle/lifetime must hold the bounds: checked on the record
+ * read inside the write transaction, so a concurrent change is seen. */
+static int set_session(gh_tenant_t *t, const void *arg)
+{
+    const int64_t *v = arg;
+    int64_t idle = v[0] == GH_TENANT_KEEP ? t->idle : v[0];
+    int64_t lifetime = v[1] == GH_TENANT_KEEP ? t->lifetime : v[1];
+
+    if (!tenant_session_ok(idle, lifetime))
+        return GH_EINVAL;
+    t->idle = idle;
+    t->lifetime = lifetime;
+    return 0;
+}
+
+int gh_tenant_set_session(gh_store_t *st, const char *name, int64_t idle,
+                          int64_t lifetime)
+{
+    const int64_t v[2] = { idle, lifetime };
+
+    if (st == NULL || name == NULL || idle < GH_TENANT_KEEP ||
+        lifetime < GH_TENANT_KEEP)
+        return GH_EINVAL;
+    return tenant_rewrite(st, name, set_session, v, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1977,7 +2116,8 @@ static int version_txn(gh_store_t *st, MDB_txn *txn, const char *name,
 }
 
 /* Bump the policy version within txn: workers recompile the policy (and
- * re-read the tenants' MFA levels) at their next request. */
+ * re-read the tenants' MFA levels, networks and lifetimes) at their
+ * next request. */
 /* Add one to counter `name` inside write txn. */
 static int version_bump(gh_store_t *st, MDB_txn *txn, const char *name)
 {
@@ -3647,21 +3787,28 @@ out:
     return rc;
 }
 
-int gh_kv_sweep(gh_store_t *st, const char *prefix,
-                int (*expired)(const char *val, size_t len, void *arg),
-                void *arg, unsigned max)
+/* Visit at most max records whose key starts with prefix, in key order,
+ * in one transaction (a write one when write): visit() sees the key and
+ * value in place (valid during the call), sets *del to delete the record
+ * (write only), and stops the scan with a non-zero return, which is
+ * returned. *deleted counts the deletions. */
+static int kv_scan(gh_store_t *st, const char *prefix, unsigned max, int write,
+                   int (*visit)(const MDB_val *k, const MDB_val *v, int *del,
+                                void *arg),
+                   void *arg, int *deleted)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     size_t plen;
     unsigned seen = 0;
-    int rc, n = 0;
+    int rc, del;
 
-    if (st == NULL || !kv_key_ok(prefix) || expired == NULL)
+    *deleted = 0;
+    if (st == NULL || !kv_key_ok(prefix) || visit == NULL)
         return GH_EINVAL;
     plen = strlen(prefix);
-    rc = txn_begin(st, 0, &txn);
+    rc = txn_begin(st, !write, &txn);
     if (rc != 0)
         goto out;
     rc = mdb_err(mdb_cursor_open(txn, st->saml, &cur));
@@ -3671,23 +3818,86 @@ int gh_kv_sweep(gh_store_t *st, const char *prefix,
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && seen++ < max && k.mv_size >= plen &&
            memcmp(k.mv_data, prefix, plen) == 0) {
-        /* the value is valid inside this transaction: judged in place */
-        if (expired(v.mv_data, v.mv_size, arg)) {
+        del = 0;
+        if ((rc = visit(&k, &v, &del, arg)) != 0)
+            goto out;
+        if (del && write) {
             rc = mdb_cursor_del(cur, 0);
             if (rc != 0)
                 break;
-            n++;
+            ++*deleted;
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_err(rc);
     mdb_cursor_close(cur);
     cur = NULL;
-    if (rc == 0)
+    if (rc == 0 && write)
         rc = txn_commit(&txn);
 out:
     if (cur != NULL)
         mdb_cursor_close(cur);
     txn_abort(&txn);
+    return rc;
+}
+
+struct kv_walk {
+    int (*cb)(const char *key, const char *val, void *arg);
+    void *arg;
+};
+
+/* Copies for gh_kv_walk's callback: NUL-terminated. */
+static int kv_walk_one(const MDB_val *k, const MDB_val *v, int *del, void *arg)
+{
+    const struct kv_walk *w = arg;
+    char *key = NULL, *val = NULL;
+    int rc;
+
+    (void)del;
+    if ((rc = kv_copy(k, &key, NULL)) == 0 &&
+        (rc = kv_copy(v, &val, NULL)) == 0)
+        rc = w->cb(key, val, w->arg);
+    free(key);
+    free(val);
+    return rc;
+}
+
+int gh_kv_walk(gh_store_t *st, const char *prefix,
+               int (*cb)(const char *key, const char *val, void *arg),
+               void *arg, unsigned max)
+{
+    struct kv_walk w = { cb, arg };
+    int n;
+
+    if (cb == NULL)
+        return GH_EINVAL;
+    return kv_scan(st, prefix, max, 0, kv_walk_one, &w, &n);
+}
+
+struct kv_sweep {
+    int (*expired)(const char *val, size_t len, void *arg);
+    void *arg;
+};
+
+/* The value is valid inside this transaction: judged in place. */
+static int kv_sweep_one(const MDB_val *k, const MDB_val *v, int *del, void *arg)
+{
+    const struct kv_sweep *w = arg;
+
+    (void)k;
+    *del = w->expired(v->mv_data, v->mv_size, w->arg) != 0;
+    return 0;
+}
+
+int gh_kv_sweep(gh_store_t *st, const char *prefix,
+                int (*expired)(const char *val, size_t len, void *arg),
+                void *arg, unsigned max)
+{
+    struct kv_sweep w = { expired, arg };
+    int rc, n;
+
+    if (expired == NULL)
+        return GH_EINVAL;
+    rc = kv_scan(st, prefix, max, 1, kv_sweep_one, &w, &n);
     return rc != 0 ? rc : n;
 }

@@ -1,5 +1,6 @@
 /* gatehouse — small shared helpers (see include/gatehouse/util.h). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -266,4 +267,46 @@ int gh_tenant_name_valid(const char *s)
             return 0;
     }
     return 1;
+}
+
+int gh_duration_parse(const char *s, size_t len, int64_t *out)
+{
+    int64_t v = 0, mul = 1;
+    size_t i;
+
+    if (s == NULL || out == NULL)
+        return GH_EINVAL;
+    if (len > 0) {
+        switch (s[len - 1]) {
+        case 's': mul = 1; len--; break;
+        case 'm': mul = 60; len--; break;
+        case 'h': mul = 3600; len--; break;
+        case 'd': mul = 86400; len--; break;
+        default: break;
+        }
+    }
+    if (len == 0 || len > 12)
+        return GH_EINVAL;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return GH_EINVAL;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v == 0 || v > GH_DURATION_MAX / mul)
+        return GH_ETOOBIG;
+    *out = v * mul;
+    return 0;
+}
+
+void gh_duration_format(int64_t secs, char *out, size_t cap)
+{
+    static const struct { int64_t n; char u; } units[] = {
+        { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' },
+    };
+    size_t i;
+
+    for (i = 0; i + 1 < sizeof units / sizeof units[0]; i++)
+        if (secs != 0 && secs % units[i].n == 0)
+            break;
+    snprintf(out, cap, "%lld%c", (long long)(secs / units[i].n), units[i].u);
 }

@@ -182,10 +182,17 @@ ngx_int_t gh_rd_from_args(ngx_http_request_t *r,
 
 /* ---- mfa.c ---- */
 
-/* Re-read the tenants' MFA levels when the policy version moved. */
-ngx_int_t gh_mfa_levels_refresh(gh_store_t *st, uint64_t ver, ngx_log_t *log);
+/* Rebuild the per-worker tenant table (MFA levels, networks, session
+ * lifetimes of the tenant records) when the policy version moved. */
+ngx_int_t gh_tenant_table_refresh(gh_store_t *st, uint64_t ver,
+    ngx_log_t *log);
 /* The tenant's GH_MFA_* level (optional when not recorded). */
 int gh_mfa_tenant_level(const char *tenant);
+/* The tenant record's compiled networks, NULL when it sets none. */
+const gh_netset_t *gh_tenant_nets(const char *tenant);
+/* The tenant record's session idle and lifetime (0: not set). */
+void gh_tenant_lifetimes(const char *tenant, int64_t *idle,
+    int64_t *lifetime);
 ngx_int_t gh_mfa_endpoint(ngx_http_request_t *r,
     ngx_http_gatehouse_ctx_t *ctx);
 ngx_int_t gh_mfa_enrol_endpoint(ngx_http_request_t *r,

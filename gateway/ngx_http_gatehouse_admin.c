@@ -29,6 +29,7 @@
 #include "gatehouse/invite.h"
 #include "gatehouse/password.h"
 #include "gatehouse/pwpolicy.h"
+#include "gatehouse/saml.h"
 #include "gatehouse/util.h"
 
 #define GH_ADMIN_HOME        GH_PREFIX "admin/"
@@ -3395,28 +3396,68 @@ gh_admin_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 
 /* ---- tenants: /.gatehouse/admin/tenants ----
  * Administrators create tenants; a tenant's managers (and administrators)
- * set its password profile and its MFA level (the MFA level is a sign-in
- * setting: it needs a fresh second factor). Session lifetimes, networks
- * and sign-in methods live in the access policy file (policy apply). */
+ * set its password profile, MFA level, networks, session lifetimes,
+ * sign-in method and email domains. The MFA level, networks, sign-in and
+ * domains are sign-in settings: they need a fresh second factor
+ * (GH_ADM_TENANT_SIGNIN). Networks and lifetimes go into the tenant record
+ * (the policy file's tenant section applies where it sets none, and a
+ * later `policy apply` copies what the file states over them); sign-in
+ * and domains are the SAML records the CLI writes too. */
 
 #define GH_TENANTS_PAGE  GH_ADMIN_HOME "tenants"
+#define GH_TEN_DURATION_MAX  16      /* a duration field: "3650d" */
 
+/* The forms, one table: the form's action, the decision it needs, the
+ * audit action it writes. Index order is gh_ten_op_e order. */
+enum {
+    GH_TEN_CREATE, GH_TEN_PROFILE, GH_TEN_MFA, GH_TEN_NETWORKS,
+    GH_TEN_SESSION, GH_TEN_SIGNIN, GH_TEN_DOMAIN_ADD, GH_TEN_DOMAIN_DEL,
+    GH_TEN_NOPS
+};
+
+static const struct {
+    const char       *name;
+    gh_adm_action_t   action;
+    const char       *audit;
+} gh_ten_ops[GH_TEN_NOPS] = {
+    { "create",     GH_ADM_TENANT_CREATE,   "tenant.add" },
+    { "profile",    GH_ADM_TENANT_SETTINGS, "tenant.password_policy" },
+    { "mfa",        GH_ADM_TENANT_SIGNIN,   "tenant.mfa" },
+    { "networks",   GH_ADM_TENANT_SIGNIN,   "tenant.networks" },
+    { "session",    GH_ADM_TENANT_SETTINGS, "tenant.session" },
+    { "signin",     GH_ADM_TENANT_SIGNIN,   "tenant.signin" },
+    { "domain-add", GH_ADM_TENANT_SIGNIN,   "tenant.domain" },
+    { "domain-del", GH_ADM_TENANT_SIGNIN,   "tenant.domain" },
+};
+
+static const char *const gh_ten_levels[] = { "optional", "required", "off" };
+static const char *const gh_ten_profiles[] = { "nist", "classes" };
+/* index order is GH_SIGNIN_* order */
+static const char *const gh_ten_signins[] = {
+    "password", "password+otp", "saml"
+};
+
+/* The tenant-settings job: what one form asks, and what the thread pool
+ * answers. Kept here; the API may post the same job later. */
 typedef struct {
-    int              op;                 /* 0 create, 1 profile, 2 mfa */
+    int              op;                 /* GH_TEN_* */
     gh_adm_actor_t   actor;
     gh_session_t     session;
     char             session_ref[33];
     char             tenant[GH_TENANT_MAX + 1];
     char             display[GH_NAME_MAX + 1];
-    int              value;              /* profile or MFA level */
+    int              value;              /* profile, MFA level, sign-in */
+    char             text[GH_TENANT_NETS_MAX + 1];  /* networks ("" unset)
+                                                       or a domain */
+    int64_t          idle, lifetime;     /* 0: the policy file's */
+    ngx_uint_t       unread;             /* the fields did not read */
     int              decision;
     const char      *why;
-    char             before[64], after[64];
+    ngx_uint_t       status;             /* with err: the refusal */
+    char             before[GH_TENANT_NETS_MAX + 1];
+    char             after[GH_TENANT_NETS_MAX + 1];
     char             err[160];
 } gh_ten_job_t;
-
-
-static const char *const gh_ten_ops[] = { "create", "profile", "mfa" };
 
 
 /* The index of a form field's value among values, or dflt when absent,
@@ -3440,17 +3481,162 @@ gh_admin_choice(ngx_http_request_t *r, ngx_str_t *body, const char *field,
     }
     return -1;
 }
-static const gh_adm_action_t gh_ten_actions[] = {
-    GH_ADM_TENANT_CREATE, GH_ADM_TENANT_SETTINGS, GH_ADM_TENANT_SIGNIN
-};
+
+
+/* A text field into dst (cap bytes with the NUL): "" when absent, NGX_ERROR
+ * when too long or holding a NUL. */
+static ngx_int_t
+gh_ten_field(ngx_http_request_t *r, ngx_str_t *body, const char *field,
+    char *dst, size_t cap)
+{
+    ngx_str_t  v;
+    ngx_int_t  rc;
+
+    dst[0] = '\0';
+    rc = gh_form_field(r->pool, body, field, cap - 1, &v);
+    if (rc == NGX_DECLINED) {
+        return NGX_OK;
+    }
+    if (rc != NGX_OK || ngx_strlchr(v.data, v.data + v.len, '\0') != NULL) {
+        return NGX_ERROR;
+    }
+    ngx_memcpy(dst, v.data, v.len);
+    dst[v.len] = '\0';
+    return NGX_OK;
+}
+
+
+/* The tenant's setting op reads and changes, as audit text. */
+static void
+gh_ten_state(gh_ten_job_t *tj, const gh_tenant_t *t, char *out, size_t cap)
+{
+    int  signin;
+
+    switch (tj->op) {
+    case GH_TEN_PROFILE:
+        ngx_cpystrn((u_char *) out, (u_char *) gh_pwprofile_name(t->pw.profile),
+                    cap);
+        break;
+    case GH_TEN_MFA:
+        ngx_cpystrn((u_char *) out, (u_char *) gh_mfa_level_name(t->mfa), cap);
+        break;
+    case GH_TEN_NETWORKS:
+        ngx_cpystrn((u_char *) out, (u_char *) gh_tenant_networks_text(t),
+                    cap);
+        break;
+    case GH_TEN_SESSION:
+        gh_tenant_session_text(t, out, cap);
+        break;
+    case GH_TEN_SIGNIN:
+        ngx_cpystrn((u_char *) out,
+                    (u_char *) (gh_saml_signin_get(gh_store, t->name, &signin)
+                                == 0 ? gh_signin_name(signin) : "unknown"),
+                    cap);
+        break;
+    default:
+        ngx_cpystrn((u_char *) out, (u_char *) "-", cap);
+    }
+}
+
+
+/* Change what tj asks of tenant t (read just before). 0, or a GH_E* code
+ * with tj->err and tj->status set when the asker can do something about
+ * it. */
+static int
+gh_ten_apply(gh_ten_job_t *tj, const gh_tenant_t *t)
+{
+    gh_pwsettings_t  pw;
+    char            *md = NULL;
+    int              rc;
+
+    switch (tj->op) {
+    case GH_TEN_CREATE:
+        rc = gh_tenant_add(gh_store, tj->tenant, tj->display);
+        break;
+    case GH_TEN_PROFILE:
+        pw = t->pw;
+        pw.profile = tj->value;
+        rc = gh_pwsettings_check(&pw, t->mfa == GH_MFA_REQUIRED, tj->err,
+                                 sizeof(tj->err));
+        if (rc == 0) {
+            rc = gh_tenant_set_pwsettings(gh_store, tj->tenant, &pw);
+        }
+        break;
+    case GH_TEN_MFA:
+        rc = gh_tenant_set_mfa(gh_store, tj->tenant, tj->value);
+        break;
+    case GH_TEN_NETWORKS:
+        rc = gh_tenant_set_networks(gh_store, tj->tenant,
+                                    tj->text[0] ? tj->text : NULL);
+        if (rc == GH_EINVAL) {
+            ngx_snprintf((u_char *) tj->err, sizeof(tj->err) - 1,
+                         "Networks: addresses or networks such as "
+                         "10.0.0.0/8 (no host bits), at most %d, separated "
+                         "by commas; empty: the policy file's.%Z",
+                         GH_TENANT_NETS_COUNT);
+        }
+        break;
+    case GH_TEN_SESSION:
+        rc = gh_tenant_set_session(gh_store, tj->tenant, tj->idle,
+                                   tj->lifetime);
+        if (rc == GH_EINVAL) {
+            ngx_cpystrn((u_char *) tj->err, (u_char *) "Session lifetimes: "
+                        "each from 1m to 3650d, idle no longer than the "
+                        "lifetime; empty: the policy file's.",
+                        sizeof(tj->err));
+        }
+        break;
+    case GH_TEN_SIGNIN:
+        if (tj->value == GH_SIGNIN_SAML) {
+            rc = gh_saml_sp_metadata(gh_store, tj->tenant, "https://HOST",
+                                     &md);
+            free(md);
+            if (rc == GH_ENOTFOUND) {
+                tj->status = NGX_HTTP_CONFLICT;
+                ngx_cpystrn((u_char *) tj->err, (u_char *) "This tenant has "
+                            "no identity provider: an operator registers "
+                            "one (gatehouse idp add) before SAML sign-in.",
+                            sizeof(tj->err));
+                return GH_EINVAL;
+            }
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        rc = gh_saml_signin_set(gh_store, tj->tenant, tj->value);
+        /* as `tenant set --signin password+otp`: a second factor for all */
+        if (rc == 0 && tj->value == GH_SIGNIN_PASSWORD_OTP) {
+            rc = gh_tenant_set_mfa(gh_store, tj->tenant, GH_MFA_REQUIRED);
+        }
+        break;
+    case GH_TEN_DOMAIN_ADD:
+        rc = gh_saml_domain_add(gh_store, tj->tenant, tj->text);
+        if (rc == GH_EEXIST) {
+            tj->status = NGX_HTTP_CONFLICT;
+            ngx_cpystrn((u_char *) tj->err, (u_char *) "That domain belongs "
+                        "to another tenant.", sizeof(tj->err));
+        } else if (rc == GH_EINVAL) {
+            ngx_cpystrn((u_char *) tj->err, (u_char *) "A domain: letters, "
+                        "digits, '-' and '.', with a dot.", sizeof(tj->err));
+        }
+        break;
+    default:
+        rc = gh_saml_domain_del(gh_store, tj->tenant, tj->text);
+        if (rc == GH_ENOTFOUND || rc == GH_EINVAL) {
+            ngx_cpystrn((u_char *) tj->err, (u_char *) "The tenant has no "
+                        "such domain.", sizeof(tj->err));
+        }
+    }
+    if (rc != 0 && tj->err[0] && tj->status == 0) {
+        tj->status = NGX_HTTP_BAD_REQUEST;
+    }
+    return rc;
+}
 
 
 static void
 gh_ten_thread(void *data, ngx_log_t *log)
 {
-    static const char *const audit_actions[] = {
-        "tenant.add", "tenant.password_policy", "tenant.mfa"
-    };
     gh_job_t          *job = data;
     gh_ten_job_t      *tj = job->ext;
     gh_user_t          actor;
@@ -3458,7 +3644,6 @@ gh_ten_thread(void *data, ngx_log_t *log)
     gh_adm_actor_t     a;
     gh_adm_req_t       rq;
     gh_audit_event_t   ev;
-    gh_pwsettings_t    pw;
     int64_t            now = gh_now();
     int                rc;
 
@@ -3471,50 +3656,50 @@ gh_ten_thread(void *data, ngx_log_t *log)
     }
     gh_adm_actor(&a, &actor, &tj->session, tj->actor.tenant_mfa, now);
     ngx_memzero(&rq, sizeof(rq));
-    rq.action = gh_ten_actions[tj->op];
-    rq.tenant = tj->op == 0 ? NULL : tj->tenant;
+    rq.action = gh_ten_ops[tj->op].action;
+    rq.tenant = tj->op == GH_TEN_CREATE ? NULL : tj->tenant;
     tj->decision = gh_adm_decide(&a, &rq, now, &tj->why);
-    rc = tj->decision == GH_ADM_ALLOW ? 0 : GH_EDENIED;
-    if (rc == 0 && tj->op > 0) {
+    rc = tj->decision != GH_ADM_ALLOW ? GH_EDENIED : 0;
+    if (rc == 0 && tj->unread) {
+        rc = GH_EINVAL;
+        tj->status = NGX_HTTP_BAD_REQUEST;
+        ngx_cpystrn((u_char *) tj->err, (u_char *) "The form could not be "
+                    "read: reload the page and try again.", sizeof(tj->err));
+    }
+    ngx_memzero(&t, sizeof(t));
+    if (rc == 0 && tj->op != GH_TEN_CREATE) {
         rc = gh_tenant_get(gh_store, tj->tenant, &t);
-        if (rc == 0) {
-            ngx_snprintf((u_char *) tj->before, sizeof(tj->before) - 1,
-                         "%s%Z", tj->op == 1
-                         ? gh_pwprofile_name(t.pw.profile)
-                         : gh_mfa_level_name(t.mfa));
-        }
     }
     if (rc == 0) {
-        switch (tj->op) {
-        case 0:
-            rc = gh_tenant_add(gh_store, tj->tenant, tj->display);
-            break;
-        case 1:
-            pw = t.pw;
-            pw.profile = tj->value;
-            rc = gh_pwsettings_check(&pw, t.mfa == GH_MFA_REQUIRED, tj->err,
-                                     sizeof(tj->err));
-            if (rc == 0) {
-                rc = gh_tenant_set_pwsettings(gh_store, tj->tenant, &pw);
-            }
-            break;
-        default:
-            rc = gh_tenant_set_mfa(gh_store, tj->tenant, tj->value);
-        }
+        gh_ten_state(tj, &t, tj->before, sizeof(tj->before));
+    }
+    if (tj->op == GH_TEN_DOMAIN_DEL) {
+        ngx_cpystrn((u_char *) tj->before, (u_char *) tj->text,
+                    sizeof(tj->before));
+    }
+    if (rc == 0) {
+        rc = gh_ten_apply(tj, &t);
     }
     job->rc = rc;
-    ngx_snprintf((u_char *) tj->after, sizeof(tj->after) - 1, "%s%Z",
-                 rc != 0 ? tj->before
-                 : tj->op == 0 ? "created"
-                 : tj->op == 1 ? gh_pwprofile_name(tj->value)
-                 : gh_mfa_level_name(tj->value));
+    if (rc != 0) {
+        ngx_cpystrn((u_char *) tj->after, (u_char *) tj->before,
+                    sizeof(tj->after));
+    } else if (tj->op == GH_TEN_CREATE) {
+        ngx_cpystrn((u_char *) tj->after, (u_char *) "created",
+                    sizeof(tj->after));
+    } else if (tj->op == GH_TEN_DOMAIN_ADD) {
+        ngx_cpystrn((u_char *) tj->after, (u_char *) tj->text,
+                    sizeof(tj->after));
+    } else if (gh_tenant_get(gh_store, tj->tenant, &t) == 0) {
+        gh_ten_state(tj, &t, tj->after, sizeof(tj->after));
+    }
     ngx_memzero(&ev, sizeof(ev));
     ev.user = actor.email;
     ev.tenant = actor.tenant;
     ev.addr = job->addr_text;
     ev.session = tj->session_ref;
     ev.request_id = job->request_id;
-    ev.action = audit_actions[tj->op];
+    ev.action = gh_ten_ops[tj->op].audit;
     ev.target = tj->tenant;
     ev.result = rc == 0 ? "success" : rc == GH_EDENIED ? "denied"
                                                        : "failure";
@@ -3537,13 +3722,16 @@ gh_ten_finish(ngx_http_request_t *r, gh_job_t *job)
 
     if (tj->decision != GH_ADM_ALLOW) {
         rc = gh_admin_answer(r, ctx, tj->decision, tj->why, GH_TENANTS_PAGE);
+    } else if (job->rc != 0 && tj->err[0]) {
+        rc = gh_admin_refuse(r, ctx, tj->status, tj->err);
     } else if (job->rc == GH_EEXIST) {
         rc = gh_admin_refuse(r, ctx, NGX_HTTP_CONFLICT,
                              "That tenant exists already.");
-    } else if (job->rc == GH_EINVAL || job->rc == GH_ENOTFOUND) {
+    } else if (job->rc == GH_EINVAL || job->rc == GH_ENOTFOUND
+               || job->rc == GH_EBADTENANT)
+    {
         rc = gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
-                             tj->err[0] ? tj->err
-                             : "Tenant names: 1 to 63 of a-z, 0-9 and -.");
+                             "Tenant names: 1 to 63 of a-z, 0-9 and -.");
     } else if (job->rc != 0) {
         rc = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
                            "the store is unavailable, try again");
@@ -3556,18 +3744,75 @@ gh_ten_finish(ngx_http_request_t *r, gh_job_t *job)
 }
 
 
+/* A duration field: empty is 0 (the policy file's). */
+static ngx_int_t
+gh_ten_duration(ngx_http_request_t *r, ngx_str_t *body, const char *field,
+    int64_t *out)
+{
+    char  v[GH_TEN_DURATION_MAX + 1];
+
+    *out = 0;
+    if (gh_ten_field(r, body, field, v, sizeof(v)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    if (v[0] == '\0') {
+        return NGX_OK;
+    }
+    return gh_duration_parse(v, ngx_strlen(v), out) == 0 ? NGX_OK : NGX_ERROR;
+}
+
+
+/* The op's own fields into tj: a message for the asker, or NULL. */
+static const char *
+gh_ten_fields(ngx_http_request_t *r, ngx_str_t *body, gh_ten_job_t *tj)
+{
+    switch (tj->op) {
+    case GH_TEN_CREATE:
+        return gh_ten_field(r, body, "display", tj->display,
+                            sizeof(tj->display)) == NGX_OK
+               ? NULL : "Names: at most 127 bytes.";
+    case GH_TEN_PROFILE:
+    case GH_TEN_MFA:
+    case GH_TEN_SIGNIN:
+        tj->value = gh_admin_choice(r, body, "value",
+                                    tj->op == GH_TEN_PROFILE ? gh_ten_profiles
+                                    : tj->op == GH_TEN_MFA ? gh_ten_levels
+                                    : gh_ten_signins,
+                                    tj->op == GH_TEN_PROFILE ? 2 : 3, -1);
+        return tj->value < 0 ? "Choose a value from the list." : NULL;
+    case GH_TEN_NETWORKS:
+        return gh_ten_field(r, body, "networks", tj->text, sizeof(tj->text))
+               == NGX_OK ? NULL : "That list of networks is too long.";
+    case GH_TEN_SESSION:
+        return gh_ten_duration(r, body, "idle", &tj->idle) == NGX_OK
+               && gh_ten_duration(r, body, "lifetime", &tj->lifetime)
+                  == NGX_OK
+               ? NULL : "Durations such as 30m, 12h or 7d; empty: the "
+                        "policy file's.";
+    default:
+        if (gh_ten_field(r, body, "domain", tj->text, GH_DOMAIN_MAX + 1)
+            != NGX_OK || tj->text[0] == '\0')
+        {
+            return "Name a domain.";
+        }
+        /* as stored (and audited): domains are case-insensitive */
+        ngx_strlow((u_char *) tj->text, (u_char *) tj->text,
+                   ngx_strlen(tj->text));
+        return NULL;
+    }
+}
+
+
 static void
 gh_ten_body(ngx_http_request_t *r)
 {
-    static const char *const levels[] = { "optional", "required", "off" };
-    static const char *const profiles[] = { "nist", "classes" };
     ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
     ngx_str_t                  body, v;
     gh_adm_actor_t             a;
     gh_adm_req_t               rq;
     gh_job_t                  *job;
     gh_ten_job_t              *tj;
-    const char                *why;
+    const char                *why, *bad;
     ngx_int_t                  rc;
     ngx_uint_t                 i;
     int                        d;
@@ -3596,14 +3841,14 @@ gh_ten_body(ngx_http_request_t *r)
     if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
         v.len = 0;
     }
-    for (i = 0; i < 3; i++) {
-        if (v.len == ngx_strlen(gh_ten_ops[i])
-            && ngx_strncmp(v.data, gh_ten_ops[i], v.len) == 0)
+    for (i = 0; i < GH_TEN_NOPS; i++) {
+        if (v.len == ngx_strlen(gh_ten_ops[i].name)
+            && ngx_strncmp(v.data, gh_ten_ops[i].name, v.len) == 0)
         {
             break;
         }
     }
-    if (i == 3
+    if (i == GH_TEN_NOPS
         || gh_form_field(r->pool, &body, "tenant", GH_TENANT_MAX, &v)
            != NGX_OK || v.len == 0)
     {
@@ -3615,33 +3860,27 @@ gh_ten_body(ngx_http_request_t *r)
     tj->op = (int) i;
     ngx_memcpy(tj->tenant, v.data, v.len);
     tj->tenant[v.len] = '\0';
-    if (tj->op == 0) {
-        if (gh_form_field(r->pool, &body, "display", GH_NAME_MAX, &v)
-            == NGX_OK)
-        {
-            ngx_memcpy(tj->display, v.data, v.len);
-            tj->display[v.len] = '\0';
-        }
-    } else {
-        tj->value = gh_admin_choice(r, &body, "value", tj->op == 1 ? profiles
-                              : levels, tj->op == 1 ? 2 : 3, -1);
-        if (tj->value < 0) {
-            ngx_http_finalize_request(r,
-                gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                "Choose a value from the list."));
-            return;
-        }
-    }
+    /* who may ask comes first: a manager of another tenant learns nothing
+     * from a form's errors */
     gh_admin_actor(ctx, &a);
     ngx_memzero(&rq, sizeof(rq));
-    rq.action = gh_ten_actions[tj->op];
-    rq.tenant = tj->op == 0 ? NULL : tj->tenant;
+    rq.action = gh_ten_ops[tj->op].action;
+    rq.tenant = tj->op == GH_TEN_CREATE ? NULL : tj->tenant;
     d = gh_adm_decide(&a, &rq, gh_now(), &why);
     if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
         ngx_http_finalize_request(r, gh_admin_answer(r, ctx, d, why,
                                                      GH_TENANTS_PAGE));
         return;
     }
+    bad = gh_ten_fields(r, &body, tj);
+    if (bad != NULL && d == GH_ADM_ALLOW) {
+        ngx_http_finalize_request(r,
+            gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST, bad));
+        return;
+    }
+    /* refused here, the thread decides again (and audits); should it
+     * allow after all, a form it could not read changes nothing */
+    tj->unread = bad != NULL;
     tj->actor = a;
     gh_admin_post(r, ctx, job, tj, &tj->session, tj->session_ref,
                   gh_ten_thread, gh_ten_finish);
@@ -3649,10 +3888,33 @@ gh_ten_body(ngx_http_request_t *r)
 
 
 typedef struct {
+    char  *domain, *tenant;
+} gh_ten_dom_t;
+
+typedef struct {
     gh_ab_t                   *b;
     ngx_http_gatehouse_ctx_t  *ctx;
     gh_adm_actor_t            *a;
+    ngx_array_t               *doms;     /* gh_ten_dom_t, read once */
+    ngx_uint_t                 edit;
 } gh_ten_list_t;
+
+
+/* The opening of a settings form: CSRF token, action, tenant. */
+static void
+gh_ten_form(gh_ab_t *b, ngx_http_gatehouse_ctx_t *ctx, const char *tenant,
+    const char *op)
+{
+    gh_ab_raw(b, "<form class=\"inline\" method=\"post\" action=\""
+              GH_TENANTS_PAGE "\"><input type=\"hidden\" name=\"csrf\" "
+              "value=\"");
+    gh_ab_escn(b, ctx->csrf.data, ctx->csrf.len);
+    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"action\" value=\"");
+    gh_ab_raw(b, op);
+    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"tenant\" value=\"");
+    gh_ab_esc(b, tenant);
+    gh_ab_raw(b, "\">");
+}
 
 
 static void
@@ -3662,15 +3924,8 @@ gh_ten_select(gh_ab_t *b, ngx_http_gatehouse_ctx_t *ctx, const char *tenant,
 {
     int  i;
 
-    gh_ab_raw(b, "<form class=\"inline\" method=\"post\" action=\""
-              GH_TENANTS_PAGE "\"><input type=\"hidden\" name=\"csrf\" "
-              "value=\"");
-    gh_ab_escn(b, ctx->csrf.data, ctx->csrf.len);
-    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"action\" value=\"");
-    gh_ab_raw(b, op);
-    gh_ab_raw(b, "\"><input type=\"hidden\" name=\"tenant\" value=\"");
-    gh_ab_esc(b, tenant);
-    gh_ab_raw(b, "\"><select name=\"value\">");
+    gh_ten_form(b, ctx, tenant, op);
+    gh_ab_raw(b, "<select name=\"value\">");
     for (i = 0; i < n; i++) {
         gh_ab_raw(b, "<option value=\"");
         gh_ab_raw(b, values[i]);
@@ -3684,14 +3939,139 @@ gh_ten_select(gh_ab_t *b, ngx_http_gatehouse_ctx_t *ctx, const char *tenant,
 }
 
 
+/* A text input named field holding value, in its own form. */
+static void
+gh_ten_input(gh_ab_t *b, const char *field, const char *label,
+    const char *value, size_t max)
+{
+    u_char  n[NGX_INT_T_LEN + 1];
+
+    gh_ab_raw(b, "<label>");
+    gh_ab_raw(b, label);
+    gh_ab_raw(b, " <input name=\"");
+    gh_ab_raw(b, field);
+    gh_ab_raw(b, "\" value=\"");
+    gh_ab_esc(b, value);
+    gh_ab_raw(b, "\" maxlength=\"");
+    *ngx_snprintf(n, NGX_INT_T_LEN, "%uz", max) = '\0';
+    gh_ab_raw(b, (const char *) n);
+    gh_ab_raw(b, "\"></label> ");
+}
+
+
+/* Every mapped domain, once per page (one read transaction), into the
+ * request's pool: the rows pick theirs. */
+static int
+gh_ten_domain(const char *domain, const char *tenant, void *arg)
+{
+    gh_ten_list_t  *l = arg;
+    gh_ten_dom_t   *d;
+    size_t          n = ngx_strlen(domain), m = ngx_strlen(tenant);
+
+    d = ngx_array_push(l->doms);
+    if (d == NULL) {
+        return GH_ENOMEM;
+    }
+    d->domain = ngx_pnalloc(l->doms->pool, n + m + 2);
+    if (d->domain == NULL) {
+        return GH_ENOMEM;
+    }
+    ngx_memcpy(d->domain, domain, n + 1);
+    d->tenant = d->domain + n + 1;
+    ngx_memcpy(d->tenant, tenant, m + 1);
+    return 0;
+}
+
+
+static void
+gh_ten_domains(gh_ten_list_t *l, const char *tenant)
+{
+    gh_ten_dom_t  *d = l->doms->elts;
+    ngx_uint_t     i;
+
+    gh_ab_raw(l->b, "<ul>");
+    for (i = 0; i < l->doms->nelts; i++) {
+        if (ngx_strcmp(d[i].tenant, tenant) != 0) {
+            continue;
+        }
+        gh_ab_raw(l->b, "<li class=\"domain\">");
+        gh_ab_esc(l->b, d[i].domain);
+        if (l->edit) {
+            gh_ten_form(l->b, l->ctx, tenant, "domain-del");
+            gh_ab_raw(l->b, "<input type=\"hidden\" name=\"domain\" "
+                      "value=\"");
+            gh_ab_esc(l->b, d[i].domain);
+            gh_ab_raw(l->b, "\"> <button type=\"submit\">Remove</button>"
+                      "</form>");
+        }
+        gh_ab_raw(l->b, "</li>");
+    }
+    gh_ab_raw(l->b, "</ul>");
+}
+
+
+/* Networks, lifetimes, sign-in and domains of one tenant: forms for those
+ * who may change them, text for the others. */
+static int
+gh_ten_access(gh_ten_list_t *l, const gh_tenant_t *t)
+{
+    char  idle[24] = "", life[24] = "", sess[96];
+    int   signin, rc;
+
+    rc = gh_saml_signin_get(gh_store, t->name, &signin);
+    if (rc != 0) {
+        return rc;
+    }
+    gh_ab_raw(l->b, "</td><td class=\"networks\">");
+    if (l->edit) {
+        gh_ten_form(l->b, l->ctx, t->name, "networks");
+        gh_ten_input(l->b, "networks", "Networks",
+                     t->networks_set ? t->networks : "", GH_TENANT_NETS_MAX);
+        gh_ab_raw(l->b, "<button type=\"submit\">Set</button></form>");
+    } else {
+        gh_ab_esc(l->b, gh_tenant_networks_text(t));
+    }
+    gh_ab_raw(l->b, "</td><td class=\"session\">");
+    if (l->edit) {
+        if (t->idle > 0) {
+            gh_duration_format(t->idle, idle, sizeof(idle));
+        }
+        if (t->lifetime > 0) {
+            gh_duration_format(t->lifetime, life, sizeof(life));
+        }
+        gh_ten_form(l->b, l->ctx, t->name, "session");
+        gh_ten_input(l->b, "idle", "Idle", idle, GH_TEN_DURATION_MAX);
+        gh_ten_input(l->b, "lifetime", "Lifetime", life, GH_TEN_DURATION_MAX);
+        gh_ab_raw(l->b, "<button type=\"submit\">Set</button></form>");
+    } else {
+        gh_tenant_session_text(t, sess, sizeof(sess));
+        gh_ab_esc(l->b, sess);
+    }
+    gh_ab_raw(l->b, "</td><td class=\"signin\">");
+    if (l->edit) {
+        gh_ten_select(l->b, l->ctx, t->name, "signin", gh_ten_signins, 3,
+                      signin, "Set");
+    } else {
+        gh_ab_raw(l->b, gh_signin_name(signin));
+    }
+    gh_ab_raw(l->b, "</td><td class=\"domains\">");
+    gh_ten_domains(l, t->name);
+    if (l->edit) {
+        gh_ten_form(l->b, l->ctx, t->name, "domain-add");
+        gh_ten_input(l->b, "domain", "Domain", "", GH_DOMAIN_MAX);
+        gh_ab_raw(l->b, "<button type=\"submit\">Add</button></form>");
+    }
+    return 0;
+}
+
+
 static int
 gh_ten_row(const gh_tenant_t *t, void *arg)
 {
-    static const char *const levels[] = { "optional", "required", "off" };
-    static const char *const profiles[] = { "nist", "classes" };
     gh_ten_list_t  *l = arg;
     gh_adm_req_t    rq;
     const char     *why;
+    int             rc;
 
     ngx_memzero(&rq, sizeof(rq));
     rq.action = GH_ADM_USER_VIEW;
@@ -3699,22 +4079,29 @@ gh_ten_row(const gh_tenant_t *t, void *arg)
     if (gh_adm_decide(l->a, &rq, gh_now(), &why) != GH_ADM_ALLOW) {
         return 0;
     }
-    gh_ab_raw(l->b, "<tr class=\"tenant\"><td>");
+    gh_ab_raw(l->b, "<tr class=\"tenant\" id=\"tenant-");
+    gh_ab_esc(l->b, t->name);
+    gh_ab_raw(l->b, "\"><td>");
     gh_ab_esc(l->b, t->name);
     gh_ab_raw(l->b, "</td><td>");
     gh_ab_esc(l->b, t->display);
     gh_ab_raw(l->b, "</td><td>");
     rq.action = GH_ADM_TENANT_SETTINGS;
-    if (gh_adm_decide(l->a, &rq, gh_now(), &why) == GH_ADM_ALLOW) {
-        gh_ten_select(l->b, l->ctx, t->name, "profile", profiles, 2,
+    l->edit = gh_adm_decide(l->a, &rq, gh_now(), &why) == GH_ADM_ALLOW;
+    if (l->edit) {
+        gh_ten_select(l->b, l->ctx, t->name, "profile", gh_ten_profiles, 2,
                       t->pw.profile, "Set");
         gh_ab_raw(l->b, "</td><td>");
-        gh_ten_select(l->b, l->ctx, t->name, "mfa", levels, 3, t->mfa,
+        gh_ten_select(l->b, l->ctx, t->name, "mfa", gh_ten_levels, 3, t->mfa,
                       "Set");
     } else {
         gh_ab_raw(l->b, gh_pwprofile_name(t->pw.profile));
         gh_ab_raw(l->b, "</td><td>");
         gh_ab_raw(l->b, gh_mfa_level_name(t->mfa));
+    }
+    rc = gh_ten_access(l, t);
+    if (rc != 0) {
+        return rc;
     }
     gh_ab_raw(l->b, "</td></tr>");
     return l->b->failed ? GH_ENOMEM : 0;
@@ -3728,24 +4115,34 @@ gh_admin_tenants(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_ab_t         b;
     gh_ten_list_t   l;
 
-    if (gh_ab_init(&b, r->pool, 8192) != NGX_OK) {
+    if (gh_ab_init(&b, r->pool, 16384) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     gh_ab_raw(&b, "<table id=\"tenants\"><thead><tr><th>Tenant</th><th>"
               "Name</th><th>Password profile</th><th>Second factor</th>"
-              "</tr></thead><tbody>");
+              "<th>Networks</th><th>Session</th><th>Sign-in</th>"
+              "<th>Email domains</th></tr></thead><tbody>");
+    ngx_memzero(&l, sizeof(l));
     l.b = &b;
     l.ctx = ctx;
     l.a = a;
-    if (gh_tenant_list(gh_store, gh_ten_row, &l) != 0) {
+    l.doms = ngx_array_create(r->pool, 8, sizeof(gh_ten_dom_t));
+    if (l.doms == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (gh_saml_domains(gh_store, NULL, gh_ten_domain, &l) != 0
+        || gh_tenant_list(gh_store, gh_ten_row, &l) != 0)
+    {
         return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
                              "the store is unavailable");
     }
     gh_ab_raw(&b, "</tbody></table><p class=\"hint\">Changing the second "
-              "factor level asks for a fresh second factor. Session "
-              "lifetimes, networks and sign-in methods are set in the "
-              "access policy file (<code>gatehouse policy apply</code>), "
-              "which also sets the MFA level of the tenants it names.</p>");
+              "factor level, networks, sign-in or email domains asks for a "
+              "fresh second factor. Empty networks or lifetimes: the access "
+              "policy file's tenant section applies. A later "
+              "<code>gatehouse policy apply</code> copies the MFA level, "
+              "password profile, networks and session lifetimes its file "
+              "states over what is set here.</p>");
     if (a->roles & GH_ADM_R_ADMIN) {
         gh_ab_raw(&b, "<h2>New tenant</h2><form method=\"post\" action=\""
                   GH_TENANTS_PAGE "\"><input type=\"hidden\" name=\"csrf\" "

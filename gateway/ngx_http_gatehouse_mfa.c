@@ -1,6 +1,7 @@
 /* gatehouse — the second factor in the gateway: /.gatehouse/mfa (the code
  * after the password, and step-up) and /.gatehouse/mfa/enroll, plus the
- * per-worker table of tenants' MFA levels the decision reads.
+ * per-worker table of tenant settings (MFA level, networks, session
+ * lifetimes) the decision reads.
  *
  * Everything that writes (a code accepted, a counter moved, a session
  * replaced, an enrolment stored) runs in the thread pool through
@@ -15,16 +16,21 @@
 #include "gatehouse/error.h"
 #include "gatehouse/keys.h"
 #include "gatehouse/mfa.h"
+#include "gatehouse/netset.h"
 #include "gatehouse/otp.h"
 #include "gatehouse/redirect.h"
 #include "gatehouse/util.h"
 
 
-/* ---- the tenants' MFA levels (only those that are not "optional") ---- */
+/* ---- the per-worker tenant table: what decisions read of the tenant
+ * records (MFA level, networks, session lifetimes), only for tenants that
+ * set anything but the defaults ---- */
 
 typedef struct {
-    char  name[GH_TENANT_MAX + 1];
-    int   level;
+    char          name[GH_TENANT_MAX + 1];
+    int           level;
+    gh_netset_t  *nets;          /* compiled; NULL: the policy file's */
+    int64_t       idle, lifetime;
 } gh_level_t;
 
 typedef struct {
@@ -37,13 +43,28 @@ static uint64_t     gh_levels_ver;
 static ngx_uint_t   gh_levels_loaded;
 
 
+static void
+gh_levels_free(gh_levels_t *l)
+{
+    size_t  i;
+
+    for (i = 0; i < l->n; i++) {
+        gh_netset_free(l->v[i].nets);
+    }
+    free(l->v);
+    ngx_memzero(l, sizeof(*l));
+}
+
+
 static int
 gh_levels_collect(const gh_tenant_t *t, void *arg)
 {
     gh_levels_t  *l = arg;
-    gh_level_t   *nv;
+    gh_level_t   *nv, *e;
 
-    if (t->mfa == GH_MFA_OPTIONAL) {
+    if (t->mfa == GH_MFA_OPTIONAL && !t->networks_set && t->idle == 0
+        && t->lifetime == 0)
+    {
         return 0;
     }
     if (l->n == l->cap) {
@@ -54,17 +75,36 @@ gh_levels_collect(const gh_tenant_t *t, void *arg)
         }
         l->v = nv;
     }
-    ngx_cpystrn((u_char *) l->v[l->n].name, (u_char *) t->name,
-                sizeof(l->v[l->n].name));
-    l->v[l->n++].level = t->mfa;
+    e = &l->v[l->n];
+    ngx_memzero(e, sizeof(*e));
+    ngx_cpystrn((u_char *) e->name, (u_char *) t->name, sizeof(e->name));
+    e->level = t->mfa;
+    e->idle = t->idle;
+    e->lifetime = t->lifetime;
+    l->n++;
+    if (!t->networks_set) {
+        return 0;
+    }
+    e->nets = gh_netset_new();
+    if (e->nets == NULL) {
+        return GH_ENOMEM;
+    }
+    /* stored canonical and checked at decode: a failure here is a fault */
+    if (gh_netset_add_list(e->nets, t->networks, GH_TENANT_NETS_COUNT,
+                           NULL, 0) <= 0
+        || gh_netset_compile(e->nets) != 0)
+    {
+        return GH_ESTORE;
+    }
     return 0;
 }
 
 
-/* Every `tenant set --mfa` bumps the policy version: re-read the levels
- * whenever it moves. A failed read fails closed (the caller answers 503). */
+/* Every change of a tenant's MFA level, networks or lifetimes bumps the
+ * policy version: rebuild the table whenever it moves. A failed read
+ * fails closed (the caller answers 503). */
 ngx_int_t
-gh_mfa_levels_refresh(gh_store_t *st, uint64_t ver, ngx_log_t *log)
+gh_tenant_table_refresh(gh_store_t *st, uint64_t ver, ngx_log_t *log)
 {
     gh_levels_t  fresh;
     int          rc;
@@ -76,12 +116,12 @@ gh_mfa_levels_refresh(gh_store_t *st, uint64_t ver, ngx_log_t *log)
     rc = gh_tenant_list(st, gh_levels_collect, &fresh);
     if (rc != 0) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "gatehouse: cannot read the tenants' MFA levels: %s",
+                      "gatehouse: cannot read the tenants' settings: %s",
                       gh_strerror(rc));
-        free(fresh.v);
+        gh_levels_free(&fresh);
         return NGX_ERROR;
     }
-    free(gh_levels.v);
+    gh_levels_free(&gh_levels);
     gh_levels = fresh;
     gh_levels_ver = ver;
     gh_levels_loaded = 1;
@@ -90,8 +130,8 @@ gh_mfa_levels_refresh(gh_store_t *st, uint64_t ver, ngx_log_t *log)
 
 
 /* The walk above is in key order (byte order of the names): search it. */
-int
-gh_mfa_tenant_level(const char *tenant)
+static const gh_level_t *
+gh_tenant_entry(const char *tenant)
 {
     size_t  lo = 0, hi = gh_levels.n, mid;
     int     c;
@@ -100,7 +140,7 @@ gh_mfa_tenant_level(const char *tenant)
         mid = lo + (hi - lo) / 2;
         c = ngx_strcmp(tenant, gh_levels.v[mid].name);
         if (c == 0) {
-            return gh_levels.v[mid].level;
+            return &gh_levels.v[mid];
         }
         if (c < 0) {
             hi = mid;
@@ -108,7 +148,35 @@ gh_mfa_tenant_level(const char *tenant)
             lo = mid + 1;
         }
     }
-    return GH_MFA_OPTIONAL;
+    return NULL;
+}
+
+
+int
+gh_mfa_tenant_level(const char *tenant)
+{
+    const gh_level_t  *e = gh_tenant_entry(tenant);
+
+    return e != NULL ? e->level : GH_MFA_OPTIONAL;
+}
+
+
+const gh_netset_t *
+gh_tenant_nets(const char *tenant)
+{
+    const gh_level_t  *e = gh_tenant_entry(tenant);
+
+    return e != NULL ? e->nets : NULL;
+}
+
+
+void
+gh_tenant_lifetimes(const char *tenant, int64_t *idle, int64_t *lifetime)
+{
+    const gh_level_t  *e = gh_tenant_entry(tenant);
+
+    *idle = e != NULL ? e->idle : 0;
+    *lifetime = e != NULL ? e->lifetime : 0;
 }
 
 

@@ -1617,7 +1617,7 @@ gh_policy_current(ngx_http_gatehouse_main_conf_t *mcf, uint64_t ver,
     if (gh_jwt_keys_refresh(gh_store, keys_ver,
                             (const char *) mcf->master_key.data, log)
         != NGX_OK
-        || gh_mfa_levels_refresh(gh_store, ver, log) != NGX_OK)
+        || gh_tenant_table_refresh(gh_store, ver, log) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -1671,21 +1671,25 @@ gh_policy_live(void)
 }
 
 
-/* The session lifetimes in force for a tenant: the gateway's, or the
- * tenant's where its policy section sets them. */
+/* The session lifetimes in force for a tenant: its record's idle and
+ * lifetime, else its policy file section's, else the gateway's. */
 void
 gh_session_policy_of(ngx_http_gatehouse_main_conf_t *mcf, const char *tenant,
     gh_session_policy_t *pol)
 {
     const gh_policy_tenant_t  *t;
+    int64_t                    idle, lifetime;
 
-    pol->idle = mcf->idle;
-    pol->lifetime = mcf->lifetime;
+    gh_tenant_lifetimes(tenant, &idle, &lifetime);
     t = gh_policy != NULL ? gh_policy_tenant(gh_policy, tenant) : NULL;
-    if (t != NULL) {
-        pol->idle = t->idle ? t->idle : mcf->idle;
-        pol->lifetime = t->lifetime ? t->lifetime : mcf->lifetime;
+    if (idle == 0 && t != NULL) {
+        idle = t->idle;
     }
+    if (lifetime == 0 && t != NULL) {
+        lifetime = t->lifetime;
+    }
+    pol->idle = idle ? idle : mcf->idle;
+    pol->lifetime = lifetime ? lifetime : mcf->lifetime;
 }
 
 
@@ -1697,9 +1701,7 @@ gh_tenant_session_check(ngx_http_gatehouse_main_conf_t *mcf,
 {
     gh_session_policy_t  pol;
 
-    if ((!ctx->authenticated && !ctx->pwchange && !ctx->mfa_pending)
-        || gh_policy == NULL)
-    {
+    if (!ctx->authenticated && !ctx->pwchange && !ctx->mfa_pending) {
         return;
     }
     gh_session_policy_of(mcf, ctx->user.tenant, &pol);
@@ -1798,6 +1800,7 @@ gh_decide(ngx_http_request_t *r, ngx_http_gatehouse_loc_conf_t *lcf,
     req.mfa = ngx_strstr(ctx->session.amr, "otp") != NULL;
     req.tenant_mfa_required = gh_mfa_tenant_level(ctx->user.tenant)
                               == GH_MFA_REQUIRED;
+    req.tenant_nets = gh_tenant_nets(ctx->user.tenant);
 
     if (gh_policy_decide(gh_policy, app, &req, &d, NULL, NULL) != 0) {
         ctx->reason = "bad_request";

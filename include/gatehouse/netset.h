@@ -36,6 +36,13 @@ void gh_netset_free(gh_netset_t *s);
  * for a malformed network, a prefix out of range, or host bits set below
  * the prefix ("10.0.0.1/8" is refused: it is usually a typo). */
 int gh_netset_add(gh_netset_t *s, const char *cidr, size_t len);
+/* Add each network of a list ("10.0.0.0/8, 192.0.2.1": separated by
+ * commas and/or spaces) of at most max networks. canon (cap bytes, may be
+ * NULL) gets the networks joined by ",". Returns how many were added (0 for
+ * an empty list), GH_EINVAL for a bad network, GH_ETOOBIG past max or cap;
+ * the set is then partly filled: discard it. */
+int gh_netset_add_list(gh_netset_t *s, const char *list, size_t max,
+                       char *canon, size_t cap);
 /* Sort and merge; required before gh_netset_contains. Idempotent. */
 int gh_netset_compile(gh_netset_t *s);
 /* 1 when a is inside one of the networks, else 0. */

@@ -10,6 +10,8 @@
  *   1. A unknown                           -> deny  "unknown_app"
  *   2. T not among A's tenants             -> deny  "tenant_not_allowed"
  *   3. address outside a non-empty global, tenant or app network list
+ *      (the tenant's: req->tenant_nets when the tenant record sets
+ *      networks, else the file's tenant section)
  *                                          -> deny  "network_not_allowed"
  *   4. user holds no role but "visitor" and A does not admit visitors
  *                                          -> deny  "visitors_not_allowed"
@@ -88,6 +90,12 @@ typedef struct {
     int64_t             idle;             /* seconds, 0 = gateway default */
     int64_t             lifetime;         /* seconds, 0 = gateway default */
     const gh_netset_t  *networks;         /* never NULL; empty = any */
+    const char         *networks_text;    /* the file's list, networks
+                                             joined by ","; NULL when the
+                                             file does not state one. `policy
+                                             apply` copies a stated list (and
+                                             a stated idle or lifetime) into
+                                             the tenant record */
 } gh_policy_tenant_t;
 
 /* Compile YAML text (len bytes). On error: GH_EINVAL and err holds one line
@@ -125,6 +133,9 @@ typedef struct {
     int                mfa;        /* the session has a second factor */
     int                tenant_mfa_required;  /* the tenant record's level
                                                 is GH_MFA_REQUIRED */
+    const gh_netset_t *tenant_nets;  /* the tenant record's networks when
+                                        it sets them (compiled, non-empty);
+                                        NULL: the file's tenant section */
 } gh_request_t;
 
 typedef struct {

@@ -116,6 +116,20 @@ int gh_saml_slo(gh_store_t *st, const uint8_t master[32], const char *tenant,
  * again moves it. */
 #define GH_DOMAIN_MAX 253
 int gh_saml_domain_set(gh_store_t *st, const char *tenant, const char *domain);
+/* The console's add: as gh_saml_domain_set, but a domain mapped to
+ * another tenant is refused (GH_EEXIST), not moved; adding one the tenant
+ * has is a no-op. GH_EINVAL for a bad domain, GH_EBADTENANT. */
+int gh_saml_domain_add(gh_store_t *st, const char *tenant, const char *domain);
+/* Forget the tenant's domain: GH_ENOTFOUND when it is not the tenant's. */
+int gh_saml_domain_del(gh_store_t *st, const char *tenant, const char *domain);
+/* Walk the domains of tenant (NULL: of every tenant) in name order, with
+ * the tenant each belongs to (at most GH_DOMAINS_MAX are looked at);
+ * non-zero from cb stops the walk and is returned. */
+#define GH_DOMAINS_MAX 10000
+int gh_saml_domains(gh_store_t *st, const char *tenant,
+                    int (*cb)(const char *domain, const char *tenant,
+                              void *arg),
+                    void *arg);
 /* 1 once any domain was mapped (the login page then takes the email
  * first), 0 before, or a store error (< 0). */
 #define GH_SAML_HRD_KEY "hrd"

@@ -90,12 +90,26 @@ enum { GH_MFA_OPTIONAL = 0, GH_MFA_REQUIRED = 1, GH_MFA_OFF = 2 };
 const char *gh_mfa_level_name(int level);
 int gh_mfa_level_parse(const char *s);
 
+/* A tenant's networks as stored: canonical text, networks separated by
+ * ",", each an address or ADDR/PREFIX the netset parser accepts. */
+#define GH_TENANT_NETS_MAX   1024   /* bytes of the text */
+#define GH_TENANT_NETS_COUNT 64     /* networks in one list */
+/* Bounds of a tenant's session lifetimes (seconds). */
+#define GH_TENANT_IDLE_MIN     60
+#define GH_TENANT_LIFETIME_MAX (3650LL * 86400)
+
 typedef struct {
     char    name[GH_TENANT_MAX + 1];
     char    display[GH_NAME_MAX + 1];
     int64_t created;
     gh_pwsettings_t pw;
     int     mfa;          /* GH_MFA_* */
+    /* Access settings; the policy file's tenant section where unset
+     * (`policy apply` copies what the file states into the record). */
+    int     networks_set; /* 0: the policy file's networks */
+    char    networks[GH_TENANT_NETS_MAX + 1];  /* when set; never empty */
+    int64_t idle;         /* seconds; 0: the policy file's */
+    int64_t lifetime;     /* seconds; 0: the policy file's */
 } gh_tenant_t;
 
 /* GH_EINVAL for a bad name, GH_EEXIST when it exists. */
@@ -114,6 +128,28 @@ int gh_tenant_set_pwsettings(gh_store_t *st, const char *name,
  * transaction, so every worker applies it to the next request.
  * GH_ENOTFOUND for an unknown tenant, GH_EINVAL for a bad level. */
 int gh_tenant_set_mfa(gh_store_t *st, const char *name, int level);
+/* Check and canonicalise a list of networks ("10.0.0.0/8, 192.0.2.1": at
+ * most GH_TENANT_NETS_COUNT, separated by commas and/or spaces, each one
+ * gh_netset_add accepts) into out (cap bytes): 0, or GH_EINVAL (an empty
+ * list among them) / GH_ETOOBIG. */
+int gh_tenant_networks_canon(const char *list, char *out, size_t cap);
+/* Set the tenant's networks (list: as gh_tenant_networks_canon accepts) or
+ * unset them (list NULL: the policy file's apply again), and bump the
+ * policy version in the same transaction. GH_ENOTFOUND, GH_EINVAL. */
+int gh_tenant_set_networks(gh_store_t *st, const char *name,
+                           const char *list);
+/* Set the tenant's session idle and/or lifetime in seconds: 0 unsets
+ * (the policy file's), GH_TENANT_KEEP leaves the stored value. The result
+ * must hold GH_TENANT_IDLE_MIN <= each set value <=
+ * GH_TENANT_LIFETIME_MAX and idle <= lifetime when both are set (GH_EINVAL,
+ * nothing written). Bumps the policy version. GH_ENOTFOUND. */
+#define GH_TENANT_KEEP (-1)
+/* For show and audit: the networks ("policy file" when unset) and
+ * "idle 30m, lifetime 12h" ("policy file" for an unset one). */
+const char *gh_tenant_networks_text(const gh_tenant_t *t);
+void gh_tenant_session_text(const gh_tenant_t *t, char *out, size_t cap);
+int gh_tenant_set_session(gh_store_t *st, const char *name, int64_t idle,
+                          int64_t lifetime);
 
 /* ---- users ---- */
 
@@ -484,6 +520,12 @@ int gh_kv_del(gh_store_t *st, const char *key);
 int gh_kv_consume(gh_store_t *st, const char *take, char **taken,
                   size_t *taken_len, const char *mark, const char *val,
                   size_t len);
+/* Read-only walk of at most max records whose key starts with prefix, in
+ * key order: cb gets the key and value (NUL-terminated copies, valid
+ * during the call); non-zero from cb stops the walk and is returned. */
+int gh_kv_walk(gh_store_t *st, const char *prefix,
+               int (*cb)(const char *key, const char *val, void *arg),
+               void *arg, unsigned max);
 /* Delete, among at most max records whose key starts with prefix, those
  * for which expired(value, its length — not NUL-terminated, valid only
  * during the call) says 1. Returns the number deleted or an error. */

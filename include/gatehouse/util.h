@@ -55,4 +55,13 @@ int gh_email_normalize(const char *in, size_t len, char out[GH_EMAIL_MAX + 1]);
  * first character a letter or digit. */
 int gh_tenant_name_valid(const char *s);
 
+/* A duration as the policy file writes it: integer seconds, or N followed
+ * by s, m, h or d (len bytes). 0; GH_EINVAL when malformed, GH_ETOOBIG
+ * when 0 or past GH_DURATION_MAX (ten years). */
+#define GH_DURATION_MAX (3650LL * 86400)
+int gh_duration_parse(const char *s, size_t len, int64_t *out);
+/* Back to text in the largest unit that divides it ("30m", "12h", "90s");
+ * cap >= 24. */
+void gh_duration_format(int64_t secs, char *out, size_t cap);
+
 #endif

@@ -329,10 +329,43 @@ static void many_random_networks_agree_with_linear_scan(void **state)
     gh_netset_free(s);
 }
 
+/* A tenant's stored list: commas and/or spaces between networks, the
+ * canonical text joined by ",", a bad network or too many refused. */
+static void add_list_parses_canonicalises_and_bounds(void **state)
+{
+    gh_netset_t *s = gh_netset_new();
+    char canon[64];
+    gh_addr_t a;
+
+    (void)state;
+    assert_int_equal(gh_netset_add_list(s, " 10.0.0.0/8 ,192.0.2.1  ::1", 8,
+                                        canon, sizeof canon), 3);
+    assert_string_equal(canon, "10.0.0.0/8,192.0.2.1,::1");
+    assert_int_equal(gh_netset_compile(s), 0);
+    assert_int_equal(gh_addr_parse("10.9.9.9", 8, &a), 0);
+    assert_true(gh_netset_contains(s, &a));
+    assert_int_equal(gh_addr_parse("192.0.2.2", 9, &a), 0);
+    assert_false(gh_netset_contains(s, &a));
+    gh_netset_free(s);
+
+    s = gh_netset_new();
+    assert_int_equal(gh_netset_add_list(s, " , ", 8, canon, sizeof canon), 0);
+    assert_string_equal(canon, "");
+    assert_int_equal(gh_netset_add_list(s, "10.0.0.0/8,10.0.0.1/8", 8, NULL, 0),
+                     GH_EINVAL);
+    assert_int_equal(gh_netset_add_list(s, "a,b,c", 8, NULL, 0), GH_EINVAL);
+    assert_int_equal(gh_netset_add_list(s, "1.1.1.1,2.2.2.2,3.3.3.3", 2, NULL, 0),
+                     GH_ETOOBIG);
+    assert_int_equal(gh_netset_add_list(s, "10.0.0.0/8,192.168.0.0/16", 8,
+                                        canon, 12), GH_ETOOBIG);
+    gh_netset_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(addr_parse_accepts_v4_v6_and_mapped_as_one_form),
+        cmocka_unit_test(add_list_parses_canonicalises_and_bounds),
         cmocka_unit_test(addr_parse_refuses_malformed_text),
         cmocka_unit_test(addr_format_is_dotted_quad_for_v4_and_rfc5952_for_v6),
         cmocka_unit_test(addr_from_sockaddr_maps_v4_and_copies_v6),

@@ -344,6 +344,123 @@ static void global_networks_apply_to_every_app(void **state)
     gh_policy_free(p);
 }
 
+static gh_netset_t *nets_of(const char *list)
+{
+    gh_netset_t *s = gh_netset_new();
+
+    assert_non_null(s);
+    assert_true(gh_netset_add_list(s, list, 64, NULL, 0) > 0);
+    assert_int_equal(gh_netset_compile(s), 0);
+    return s;
+}
+
+static void explain_collect(const char *line, void *arg)
+{
+    char *buf = arg;
+    size_t n = strlen(buf);
+
+    snprintf(buf + n, 1024 - n, "%s\n", line);
+}
+
+/* The tenant record's networks (req->tenant_nets) replace the file's tenant
+ * networks at step 3; the global and app lists still apply. */
+static void tenant_record_networks_replace_the_files(void **state)
+{
+    const gh_policy_t *p = *state;
+    gh_netset_t *rec = nets_of("10.0.0.0/8, 2001:db8::/32");
+    gh_addr_t in, out, filein;
+    gh_request_t req = { .tenant = "netted", .roles = R("member"), .nroles = 1,
+                         .method = GH_M_GET, .path = "/", .path_len = 1 };
+    gh_decision_t d;
+    char lines[1024] = "";
+
+    gh_addr_parse("10.0.0.1", 8, &in);
+    gh_addr_parse("172.16.0.1", 10, &out);
+    gh_addr_parse("192.168.4.4", 11, &filein);
+    /* without a record: the file's 192.168.0.0/16 */
+    req.addr = &in;
+    assert_int_equal(gh_policy_decide(p, "demo", &req, &d, NULL, NULL), 0);
+    assert_string_equal(d.reason, "network_not_allowed");
+    /* with one: inside it allowed, outside refused, the file's no longer */
+    req.tenant_nets = rec;
+    assert_int_equal(gh_policy_decide(p, "demo", &req, &d, NULL, NULL), 0);
+    assert_true(d.allow);
+    assert_string_equal(d.reason, "allowed");
+    req.addr = &out;
+    assert_int_equal(gh_policy_decide(p, "demo", &req, &d, explain_collect, lines), 0);
+    assert_false(d.allow);
+    assert_string_equal(d.reason, "network_not_allowed");
+    assert_non_null(strstr(lines, "172.16.0.1 is not in tenant netted's networks"));
+    req.addr = &filein;
+    assert_int_equal(gh_policy_decide(p, "demo", &req, &d, NULL, NULL), 0);
+    assert_string_equal(d.reason, "network_not_allowed");
+    req.addr = NULL;
+    assert_int_equal(gh_policy_decide(p, "demo", &req, &d, NULL, NULL), 0);
+    assert_string_equal(d.reason, "network_not_allowed");
+    /* a tenant the file leaves open is restricted by its record */
+    req.tenant = "acme";
+    req.addr = &out;
+    assert_int_equal(gh_policy_decide(p, "demo", &req, &d, NULL, NULL), 0);
+    assert_string_equal(d.reason, "network_not_allowed");
+    req.addr = &in;
+    assert_int_equal(gh_policy_decide(p, "demo", &req, &d, NULL, NULL), 0);
+    assert_true(d.allow);
+    /* ... and the app's own list still applies on top */
+    gh_addr_parse("10.2.0.1", 8, &in);
+    assert_int_equal(gh_policy_decide(p, "apinet", &req, &d, NULL, NULL), 0);
+    assert_string_equal(d.reason, "network_not_allowed");
+    gh_netset_free(rec);
+}
+
+static void global_networks_apply_over_the_tenant_record(void **state)
+{
+    static const char y[] =
+        "version: 1\n"
+        "networks: [10.0.0.0/8]\n"
+        "apps:\n"
+        "  demo: {tenants: \"*\", rules: [{effect: allow}]}\n";
+    gh_policy_t *p = compile_ok(y);
+    gh_netset_t *any = nets_of("0.0.0.0/0");
+    gh_addr_t a;
+    gh_request_t req = { .tenant = "t", .roles = R("member"), .nroles = 1,
+                         .method = GH_M_GET, .path = "/", .path_len = 1,
+                         .addr = &a, .tenant_nets = any };
+    gh_decision_t d;
+
+    (void)state;
+    gh_addr_parse("11.0.0.1", 8, &a);
+    assert_int_equal(gh_policy_decide(p, "demo", &req, &d, NULL, NULL), 0);
+    assert_string_equal(d.reason, "network_not_allowed");
+    gh_addr_parse("10.0.0.1", 8, &a);
+    assert_int_equal(gh_policy_decide(p, "demo", &req, &d, NULL, NULL), 0);
+    assert_true(d.allow);
+    gh_netset_free(any);
+    gh_policy_free(p);
+}
+
+/* What `policy apply` copies: the networks a tenant section states, as
+ * text; NULL when it states none. */
+static void tenant_section_keeps_its_networks_as_text(void **state)
+{
+    const gh_policy_t *p = *state;
+    static const char y[] =
+        "version: 1\n"
+        "tenants:\n"
+        "  a: {networks: [10.0.0.0/8, \"2001:db8::/32\"]}\n"
+        "  b: {networks: []}\n"
+        "apps:\n"
+        "  demo: {tenants: \"*\", rules: [{effect: allow}]}\n";
+    gh_policy_t *q = compile_ok(y);
+
+    assert_string_equal(gh_policy_tenant(p, "netted")->networks_text,
+                        "192.168.0.0/16");
+    assert_null(gh_policy_tenant(p, "acme")->networks_text);
+    assert_string_equal(gh_policy_tenant(q, "a")->networks_text,
+                        "10.0.0.0/8,2001:db8::/32");
+    assert_string_equal(gh_policy_tenant(q, "b")->networks_text, "");
+    gh_policy_free(q);
+}
+
 static void malformed_requests_are_refused_and_denied(void **state)
 {
     const gh_policy_t *p = *state;
@@ -848,6 +965,11 @@ int main(void)
         cmocka_unit_test(rule_order_does_not_change_the_outcome),
         cmocka_unit_test(indexed_decision_agrees_with_full_scan),
         cmocka_unit_test(global_networks_apply_to_every_app),
+        cmocka_unit_test_setup_teardown(tenant_record_networks_replace_the_files,
+                                        setup, teardown),
+        cmocka_unit_test(global_networks_apply_over_the_tenant_record),
+        cmocka_unit_test_setup_teardown(tenant_section_keeps_its_networks_as_text,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(malformed_requests_are_refused_and_denied, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(explain_says_why_each_rule_did_not_match, setup,

@@ -172,6 +172,61 @@ static void test_consume_once_and_mark_once(void **state)
     nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+static int collect_domain(const char *domain, const char *tenant, void *arg)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+
+    snprintf(out + n, 256 - n, "%s=%s;", domain, tenant);
+    return 0;
+}
+
+/* The console's domains: an add never takes another tenant's domain (the
+ * operator's set moves it), a removal only the tenant's own. */
+static void test_domain_add_refuses_another_tenants(void **state)
+{
+    char dir[] = "/tmp/gh-saml-XXXXXX", seen[256] = "", t[GH_TENANT_MAX + 1];
+    gh_store_t *st = NULL;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(gh_store_open(&st, dir, GH_STORE_CREATE), 0);
+    assert_int_equal(gh_tenant_add(st, "acme", "Acme"), 0);
+    assert_int_equal(gh_tenant_add(st, "beta", "Beta"), 0);
+    assert_int_equal(gh_saml_discovery_on(st), 0);
+
+    assert_int_equal(gh_saml_domain_add(st, "acme", "Acme.Example"), 0);
+    assert_int_equal(gh_saml_discovery_on(st), 1);
+    assert_int_equal(gh_saml_domain_add(st, "acme", "acme.example"), 0);
+    assert_int_equal(gh_saml_domain_add(st, "beta", "ACME.example"), GH_EEXIST);
+    assert_int_equal(gh_saml_domain_tenant(st, "x@acme.example", 14, t), 0);
+    assert_string_equal(t, "acme");
+    assert_int_equal(gh_saml_domain_add(st, "beta", "no-dot"), GH_EINVAL);
+    assert_int_equal(gh_saml_domain_add(st, "beta", "a b.example"), GH_EINVAL);
+    assert_int_equal(gh_saml_domain_add(st, "nosuch", "n.example"), GH_EBADTENANT);
+    assert_int_equal(gh_saml_domain_add(st, "beta", "beta.example"), 0);
+
+    assert_int_equal(gh_saml_domains(st, NULL, collect_domain, seen), 0);
+    assert_string_equal(seen, "acme.example=acme;beta.example=beta;");
+    seen[0] = '\0';
+    assert_int_equal(gh_saml_domains(st, "beta", collect_domain, seen), 0);
+    assert_string_equal(seen, "beta.example=beta;");
+
+    /* beta cannot remove acme's; acme can */
+    assert_int_equal(gh_saml_domain_del(st, "beta", "acme.example"), GH_ENOTFOUND);
+    assert_int_equal(gh_saml_domain_tenant(st, "x@acme.example", 14, t), 0);
+    assert_int_equal(gh_saml_domain_del(st, "acme", "ACME.example"), 0);
+    assert_int_equal(gh_saml_domain_tenant(st, "x@acme.example", 14, t),
+                     GH_ENOTFOUND);
+    assert_int_equal(gh_saml_domain_del(st, "acme", "acme.example"), GH_ENOTFOUND);
+    /* the operator's set still moves one */
+    assert_int_equal(gh_saml_domain_set(st, "acme", "beta.example"), 0);
+    assert_int_equal(gh_saml_domain_tenant(st, "x@beta.example", 14, t), 0);
+    assert_string_equal(t, "acme");
+    gh_store_close(st);
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_algorithms),
         cmocka_unit_test(test_signin_names),
         cmocka_unit_test(test_consume_once_and_mark_once),
+        cmocka_unit_test(test_domain_add_refuses_another_tenants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1258,10 +1258,180 @@ static void read_cache_never_serves_a_stale_record(void **state)
     assert_int_equal(gh_session_read(fx->st, key, &got, &u), GH_ENOTFOUND);
 }
 
+/* ---- a tenant's access settings (networks, session lifetimes) ---- */
+
+static void tenant_access_round_trips_and_bumps_the_policy_version(void **state)
+{
+    fx_t *fx = *state;
+    gh_tenant_t t;
+    uint64_t v0, v1, v2, v3;
+
+    assert_int_equal(gh_policy_version(fx->st, &v0), 0);
+    assert_int_equal(gh_tenant_set_networks(fx->st, "demo",
+                                            " 10.0.0.0/8, 192.0.2.1 2001:db8::/32"), 0);
+    assert_int_equal(gh_policy_version(fx->st, &v1), 0);
+    assert_true(v1 == v0 + 1);
+    assert_int_equal(gh_tenant_set_session(fx->st, "demo", 1800, 43200), 0);
+    assert_int_equal(gh_policy_version(fx->st, &v2), 0);
+    assert_true(v2 == v1 + 1);
+    gh_store_close(fx->st);
+    fx->st = NULL;
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_tenant_get(fx->st, "demo", &t), 0);
+    assert_int_equal(t.networks_set, 1);
+    assert_string_equal(t.networks, "10.0.0.0/8,192.0.2.1,2001:db8::/32");
+    assert_int_equal(t.idle, 1800);
+    assert_int_equal(t.lifetime, 43200);
+    assert_string_equal(gh_tenant_networks_text(&t),
+                        "10.0.0.0/8,192.0.2.1,2001:db8::/32");
+    /* keep one, unset the other; unset the networks */
+    assert_int_equal(gh_tenant_set_session(fx->st, "demo", GH_TENANT_KEEP, 0), 0);
+    assert_int_equal(gh_tenant_set_networks(fx->st, "demo", NULL), 0);
+    assert_int_equal(gh_policy_version(fx->st, &v3), 0);
+    assert_true(v3 == v2 + 2);
+    assert_int_equal(gh_tenant_get(fx->st, "demo", &t), 0);
+    assert_int_equal(t.networks_set, 0);
+    assert_string_equal(t.networks, "");
+    assert_int_equal(t.idle, 1800);
+    assert_int_equal(t.lifetime, 0);
+    assert_string_equal(gh_tenant_networks_text(&t), "policy file");
+    {
+        char text[96];
+
+        gh_tenant_session_text(&t, text, sizeof text);
+        assert_string_equal(text, "idle 30m, lifetime policy file");
+    }
+    /* the other settings are untouched */
+    assert_int_equal(t.mfa, GH_MFA_OPTIONAL);
+    assert_int_equal(t.pw.profile, GH_PWPROFILE_NIST);
+}
+
+static void tenant_record_without_access_members_reads_as_the_policy_files(void **state)
+{
+    fx_t *fx = *state;
+    gh_tenant_t t;
+
+    gh_store_close(fx->st);
+    fx->st = NULL;
+    /* as written before networks and lifetimes were stored */
+    RAWS(fx->dir, "tenants", "old",
+         "{\"n\":\"old\",\"d\":\"Old\",\"c\":1,\"p\":{\"p\":1,\"n\":-1,"
+         "\"x\":-1,\"k\":-1,\"h\":-1,\"a\":-1,\"b\":-1},\"m\":1}");
+    RAWS(fx->dir, "tenants", "older", "{\"n\":\"older\",\"d\":\"X\",\"c\":1}");
+    assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+    assert_int_equal(gh_tenant_get(fx->st, "old", &t), 0);
+    assert_int_equal(t.mfa, GH_MFA_REQUIRED);
+    assert_int_equal(t.pw.profile, GH_PWPROFILE_CLASSES);
+    assert_int_equal(t.networks_set, 0);
+    assert_int_equal(t.idle, 0);
+    assert_int_equal(t.lifetime, 0);
+    assert_int_equal(gh_tenant_get(fx->st, "older", &t), 0);
+    assert_int_equal(t.networks_set, 0);
+    assert_int_equal(t.lifetime, 0);
+    /* and an old record takes the new settings */
+    assert_int_equal(gh_tenant_set_networks(fx->st, "old", "192.0.2.0/24"), 0);
+    assert_int_equal(gh_tenant_get(fx->st, "old", &t), 0);
+    assert_int_equal(t.mfa, GH_MFA_REQUIRED);
+    assert_string_equal(t.networks, "192.0.2.0/24");
+}
+
+static void tenant_access_out_of_bounds_refused_and_nothing_written(void **state)
+{
+    fx_t *fx = *state;
+    static const char *const bad[] = {
+        "", " , ", "10.0.0.1/8", "10.0.0.0/33", "example.com", "10.0.0.0/8;x",
+        "300.1.1.1", "10.0.0.0/8,,bogus", "::1/129",
+    };
+    char many[64 * 16 + 32];
+    gh_tenant_t t;
+    uint64_t v0, v1;
+    size_t i, off = 0;
+
+    assert_int_equal(gh_tenant_set_session(fx->st, "demo", 600, 3600), 0);
+    assert_int_equal(gh_policy_version(fx->st, &v0), 0);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(gh_tenant_set_networks(fx->st, "demo", bad[i]), GH_EINVAL);
+    for (i = 0; i < GH_TENANT_NETS_COUNT + 1; i++)
+        off += (size_t)snprintf(many + off, sizeof many - off, "10.0.%zu.0/24,", i);
+    assert_int_equal(gh_tenant_set_networks(fx->st, "demo", many), GH_EINVAL);
+    /* idle longer than lifetime, also against the stored value */
+    assert_int_equal(gh_tenant_set_session(fx->st, "demo", 7200, 3600), GH_EINVAL);
+    assert_int_equal(gh_tenant_set_session(fx->st, "demo", 7200, GH_TENANT_KEEP),
+                     GH_EINVAL);
+    assert_int_equal(gh_tenant_set_session(fx->st, "demo", GH_TENANT_KEEP, 300),
+                     GH_EINVAL);
+    assert_int_equal(gh_tenant_set_session(fx->st, "demo", 59, 0), GH_EINVAL);
+    assert_int_equal(gh_tenant_set_session(fx->st, "demo", 0,
+                                           GH_TENANT_LIFETIME_MAX + 1), GH_EINVAL);
+    assert_int_equal(gh_tenant_set_session(fx->st, "demo", -5, 0), GH_EINVAL);
+    assert_int_equal(gh_tenant_set_networks(fx->st, "nosuch", "10.0.0.0/8"),
+                     GH_ENOTFOUND);
+    assert_int_equal(gh_tenant_set_session(fx->st, "nosuch", 600, 0), GH_ENOTFOUND);
+    assert_int_equal(gh_policy_version(fx->st, &v1), 0);
+    assert_true(v1 == v0);
+    assert_int_equal(gh_tenant_get(fx->st, "demo", &t), 0);
+    assert_int_equal(t.networks_set, 0);
+    assert_int_equal(t.idle, 600);
+    assert_int_equal(t.lifetime, 3600);
+}
+
+static void tenant_record_with_unusable_access_fails_closed(void **state)
+{
+    fx_t *fx = *state;
+    static const char *const recs[] = {
+        "{\"n\":\"t1\",\"d\":\"X\",\"c\":1,\"w\":\"10.0.0.1/8\"}",
+        "{\"n\":\"t1\",\"d\":\"X\",\"c\":1,\"w\":\"\"}",
+        "{\"n\":\"t1\",\"d\":\"X\",\"c\":1,\"w\":\"10.0.0.0/8, 192.0.2.1\"}",
+        "{\"n\":\"t1\",\"d\":\"X\",\"c\":1,\"w\":7}",
+        "{\"n\":\"t1\",\"d\":\"X\",\"c\":1,\"i\":7200,\"l\":3600}",
+        "{\"n\":\"t1\",\"d\":\"X\",\"c\":1,\"i\":-1}",
+        "{\"n\":\"t1\",\"d\":\"X\",\"c\":1,\"l\":\"1h\"}",
+    };
+    gh_tenant_t t;
+    size_t i;
+
+    for (i = 0; i < sizeof recs / sizeof recs[0]; i++) {
+        gh_store_close(fx->st);
+        fx->st = NULL;
+        RAWS(fx->dir, "tenants", "t1", recs[i]);
+        assert_int_equal(gh_store_open(&fx->st, fx->dir, 0), 0);
+        assert_int_equal(gh_tenant_get(fx->st, "t1", &t), GH_ESTORE);
+    }
+}
+
+static int count_kv(const char *key, const char *val, void *arg)
+{
+    (void)val;
+    assert_int_equal(strncmp(key, "domain:", 7), 0);
+    ++*(int *)arg;
+    return 0;
+}
+
+static void kv_walk_sees_only_its_prefix(void **state)
+{
+    fx_t *fx = *state;
+    int n = 0;
+
+    assert_int_equal(gh_kv_put(fx->st, "domain:a.example", "demo", 4, 0), 0);
+    assert_int_equal(gh_kv_put(fx->st, "domain:b.example", "x", 1, 0), 0);
+    assert_int_equal(gh_kv_put(fx->st, "domaim:z", "x", 1, 0), 0);
+    assert_int_equal(gh_kv_put(fx->st, "signin:demo", "saml", 4, 0), 0);
+    assert_int_equal(gh_kv_walk(fx->st, "domain:", count_kv, &n, 100), 0);
+    assert_int_equal(n, 2);
+    n = 0;
+    assert_int_equal(gh_kv_walk(fx->st, "domain:", count_kv, &n, 1), 0);
+    assert_int_equal(n, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(open_without_create_on_empty_dir_is_notinit),
+        cmocka_unit_test_setup_teardown(tenant_access_round_trips_and_bumps_the_policy_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(tenant_record_without_access_members_reads_as_the_policy_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(tenant_access_out_of_bounds_refused_and_nothing_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(tenant_record_with_unusable_access_fails_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(kv_walk_sees_only_its_prefix, setup, teardown),
         cmocka_unit_test(open_missing_datadir_is_notinit),
         cmocka_unit_test_setup_teardown(env_dir_is_0700_and_files_0600, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_mismatch_refused, setup, teardown),

@@ -481,10 +481,38 @@ static void selfsigned_refuses_bad_names_and_days(void **state)
     assert_int_not_equal(stat(keyp, &sb), 0);
 }
 
+/* The policy file's duration syntax, shared by the CLI and the console. */
+static void duration_parse_and_format_round_trip(void **state)
+{
+    static const struct { const char *in; int64_t secs; const char *out; } ok[] = {
+        { "90", 90, "90s" }, { "45s", 45, "45s" }, { "30m", 1800, "30m" },
+        { "12h", 43200, "12h" }, { "7d", 604800, "7d" }, { "3650d", 315360000, "3650d" },
+        { "120m", 7200, "2h" },
+    };
+    static const char *const bad[] = { "", "m", "1x", "-5m", "1.5h", " 1h", "1h ",
+                                       "1234567890123" };
+    char buf[24];
+    int64_t v;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_int_equal(gh_duration_parse(ok[i].in, strlen(ok[i].in), &v), 0);
+        assert_int_equal(v, ok[i].secs);
+        gh_duration_format(v, buf, sizeof buf);
+        assert_string_equal(buf, ok[i].out);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(gh_duration_parse(bad[i], strlen(bad[i]), &v), GH_EINVAL);
+    assert_int_equal(gh_duration_parse("0", 1, &v), GH_ETOOBIG);
+    assert_int_equal(gh_duration_parse("3651d", 5, &v), GH_ETOOBIG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(b64url_matches_rfc4648_vectors_without_padding),
+        cmocka_unit_test(duration_parse_and_format_round_trip),
         cmocka_unit_test(b64url_uses_url_alphabet),
         cmocka_unit_test(b64url_roundtrips_random_token),
         cmocka_unit_test(b64url_rejects_bad_alphabet),
