@@ -3408,13 +3408,8 @@ gh_admin_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 #define GH_TEN_DURATION_MAX  16      /* a duration field: "3650d" */
 
 /* The forms, one table: the form's action, the decision it needs, the
- * audit action it writes. Index order is gh_ten_op_e order. */
-enum {
-    GH_TEN_CREATE, GH_TEN_PROFILE, GH_TEN_MFA, GH_TEN_NETWORKS,
-    GH_TEN_SESSION, GH_TEN_SIGNIN, GH_TEN_DOMAIN_ADD, GH_TEN_DOMAIN_DEL,
-    GH_TEN_NOPS
-};
-
+ * audit action it writes. Index order is GH_TEN_* order
+ * (ngx_http_gatehouse_admin.h). */
 static const struct {
     const char       *name;
     gh_adm_action_t   action;
@@ -3437,27 +3432,50 @@ static const char *const gh_ten_signins[] = {
     "password", "password+otp", "saml"
 };
 
-/* The tenant-settings job: what one form asks, and what the thread pool
- * answers. Kept here; the API may post the same job later. */
-typedef struct {
-    int              op;                 /* GH_TEN_* */
-    gh_adm_actor_t   actor;
-    gh_session_t     session;
-    char             session_ref[33];
-    char             tenant[GH_TENANT_MAX + 1];
-    char             display[GH_NAME_MAX + 1];
-    int              value;              /* profile, MFA level, sign-in */
-    char             text[GH_TENANT_NETS_MAX + 1];  /* networks ("" unset)
-                                                       or a domain */
-    int64_t          idle, lifetime;     /* 0: the policy file's */
-    ngx_uint_t       unread;             /* the fields did not read */
-    int              decision;
-    const char      *why;
-    ngx_uint_t       status;             /* with err: the refusal */
-    char             before[GH_TENANT_NETS_MAX + 1];
-    char             after[GH_TENANT_NETS_MAX + 1];
-    char             err[160];
-} gh_ten_job_t;
+/* gh_ten_job_t: ngx_http_gatehouse_admin.h */
+
+
+int
+gh_ten_op(const u_char *name, size_t len)
+{
+    int  i;
+
+    for (i = 0; i < GH_TEN_NOPS; i++) {
+        if (len == ngx_strlen(gh_ten_ops[i].name)
+            && ngx_strncmp(name, gh_ten_ops[i].name, len) == 0)
+        {
+            return i;
+        }
+    }
+    return -1;
+}
+
+
+gh_adm_action_t
+gh_ten_action(int op)
+{
+    return gh_ten_ops[op].action;
+}
+
+
+int
+gh_ten_value(int op, const u_char *v, size_t len)
+{
+    const char *const  *values;
+    int                 i, n;
+
+    values = op == GH_TEN_PROFILE ? gh_ten_profiles
+             : op == GH_TEN_MFA ? gh_ten_levels : gh_ten_signins;
+    n = op == GH_TEN_PROFILE ? 2 : 3;
+    for (i = 0; i < n; i++) {
+        if (len == ngx_strlen(values[i])
+            && ngx_strncmp(v, values[i], len) == 0)
+        {
+            return i;
+        }
+    }
+    return -1;
+}
 
 
 /* The index of a form field's value among values, or dflt when absent,
@@ -3634,7 +3652,7 @@ gh_ten_apply(gh_ten_job_t *tj, const gh_tenant_t *t)
 }
 
 
-static void
+void
 gh_ten_thread(void *data, ngx_log_t *log)
 {
     gh_job_t          *job = data;
@@ -3705,7 +3723,7 @@ gh_ten_thread(void *data, ngx_log_t *log)
                                                        : "failure";
     ev.reason = rc == 0 ? NULL : rc == GH_EDENIED ? tj->why
                                                   : gh_strerror(rc);
-    ev.detail = "admin console";
+    ev.detail = tj->via != NULL ? tj->via : "admin console";
     ev.before = tj->before;
     ev.after = tj->after;
     (void) gh_audit_event(&ev);
@@ -3814,7 +3832,7 @@ gh_ten_body(ngx_http_request_t *r)
     gh_ten_job_t              *tj;
     const char                *why, *bad;
     ngx_int_t                  rc;
-    ngx_uint_t                 i;
+    int                        op;
     int                        d;
 
     if (ctx == NULL) {
@@ -3841,14 +3859,8 @@ gh_ten_body(ngx_http_request_t *r)
     if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
         v.len = 0;
     }
-    for (i = 0; i < GH_TEN_NOPS; i++) {
-        if (v.len == ngx_strlen(gh_ten_ops[i].name)
-            && ngx_strncmp(v.data, gh_ten_ops[i].name, v.len) == 0)
-        {
-            break;
-        }
-    }
-    if (i == GH_TEN_NOPS
+    op = gh_ten_op(v.data, v.len);
+    if (op < 0
         || gh_form_field(r->pool, &body, "tenant", GH_TENANT_MAX, &v)
            != NGX_OK || v.len == 0)
     {
@@ -3857,7 +3869,7 @@ gh_ten_body(ngx_http_request_t *r)
                             "Unknown action or tenant."));
         return;
     }
-    tj->op = (int) i;
+    tj->op = op;
     ngx_memcpy(tj->tenant, v.data, v.len);
     tj->tenant[v.len] = '\0';
     /* who may ask comes first: a manager of another tenant learns nothing

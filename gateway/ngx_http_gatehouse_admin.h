@@ -134,6 +134,45 @@ typedef struct {
 
 #define GH_TOKEN_DAYS_MAX  365
 
+/* One tenant setting (console form or API call): GH_TEN_* order is the
+ * console's form table order. */
+enum {
+    GH_TEN_CREATE, GH_TEN_PROFILE, GH_TEN_MFA, GH_TEN_NETWORKS,
+    GH_TEN_SESSION, GH_TEN_SIGNIN, GH_TEN_DOMAIN_ADD, GH_TEN_DOMAIN_DEL,
+    GH_TEN_NOPS
+};
+
+typedef struct {
+    int              op;                 /* GH_TEN_* */
+    gh_adm_actor_t   actor;
+    gh_session_t     session;
+    char             session_ref[33];
+    char             tenant[GH_TENANT_MAX + 1];
+    char             display[GH_NAME_MAX + 1];
+    int              value;              /* profile, MFA level, sign-in */
+    char             text[GH_TENANT_NETS_MAX + 1];  /* networks ("" unset)
+                                                       or a domain */
+    int64_t          idle, lifetime;     /* 0: the policy file's */
+    ngx_uint_t       unread;             /* the fields did not read */
+    const char      *via;                /* audit detail; NULL: console */
+    int              decision;
+    const char      *why;
+    ngx_uint_t       status;             /* with err: the refusal */
+    char             before[GH_TENANT_NETS_MAX + 1];
+    char             after[GH_TENANT_NETS_MAX + 1];
+    char             err[160];
+} gh_ten_job_t;
+
+/* The GH_TEN_* op a form action or API path names ("profile", "mfa",
+ * "networks", "session", "signin", "domain-add", "domain-del",
+ * "create"), or -1; the decision it needs; the index of a value of a
+ * choice op (profile: nist|classes, mfa: optional|required|off, signin:
+ * password|password+otp|saml), or -1. */
+int gh_ten_op(const u_char *name, size_t len);
+gh_adm_action_t gh_ten_action(int op);
+int gh_ten_value(int op, const u_char *v, size_t len);
+void gh_ten_thread(void *data, ngx_log_t *log);
+
 /* On the event loop, before an invitation job: the decision for the
  * action and every proposed role (create: each known to the live
  * policy). GH_ADM_* with *why. */

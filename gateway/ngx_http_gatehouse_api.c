@@ -37,6 +37,7 @@
 
 #include "gatehouse/audit.h"
 #include "gatehouse/error.h"
+#include "gatehouse/saml.h"
 #include "gatehouse/util.h"
 
 #define GH_API_PREFIX     GH_PREFIX "api/v1/"
@@ -479,12 +480,51 @@ gh_api_collect_tenant(const gh_tenant_t *t, void *arg)
 }
 
 
+static int
+gh_api_collect_domain(const char *domain, const char *tenant, void *arg)
+{
+    return json_array_append_new(arg, json_string(domain)) ? GH_ENOMEM : 0;
+}
+
+
+/* One tenant's settings beyond the list's: networks, session lifetimes
+ * (null: the policy file's), sign-in method and email domains. */
+static json_t *
+gh_api_tenant_full(const gh_tenant_t *t)
+{
+    json_t  *o, *doms;
+    int      signin;
+
+    o = gh_api_tenant_json(t);
+    doms = json_array();
+    if (o == NULL || doms == NULL
+        || gh_saml_signin_get(gh_store, t->name, &signin) != 0
+        || gh_saml_domains(gh_store, t->name, gh_api_collect_domain, doms)
+           != 0)
+    {
+        json_decref(o);
+        json_decref(doms);
+        return NULL;
+    }
+    json_object_set_new(o, "networks", t->networks_set
+                        ? json_string(t->networks) : json_null());
+    json_object_set_new(o, "idle", t->idle ? json_integer(t->idle)
+                                           : json_null());
+    json_object_set_new(o, "lifetime", t->lifetime
+                        ? json_integer(t->lifetime) : json_null());
+    json_object_set_new(o, "signin", json_string(gh_signin_name(signin)));
+    json_object_set_new(o, "domains", doms);
+    return o;
+}
+
+
 /* One tenant: the caller's own, or any for administrators and auditors
  * (another tenant is 404 to everyone else). */
 static ngx_int_t
 gh_api_tenant(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *name)
 {
     gh_tenant_t   t;
+    json_t       *o;
     char          n[GH_TENANT_MAX + 1];
     ngx_int_t     answer;
     int           rc;
@@ -504,7 +544,10 @@ gh_api_tenant(ngx_http_request_t *r, gh_api_who_t *w, ngx_str_t *name)
                : gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                               "the store is unavailable");
     }
-    return gh_api_json(r, NGX_HTTP_OK, gh_api_tenant_json(&t));
+    o = gh_api_tenant_full(&t);
+    return o != NULL ? gh_api_json(r, NGX_HTTP_OK, o)
+                     : gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "the store is unavailable");
 }
 
 
@@ -1505,6 +1548,159 @@ gh_api_tenant_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
+/* The API's names of the GH_TEN_* ops (the last two: tenants/T/domains). */
+static const char *const gh_api_ten_settings[GH_TEN_NOPS] = {
+    "create", "profile", "mfa", "networks", "session", "signin", "domains",
+    "domains"
+};
+
+
+static void
+gh_api_tset_finish(ngx_http_request_t *r, gh_job_t *job)
+{
+    gh_ten_job_t  *tj = job->ext;
+    ngx_int_t      rc;
+
+    if (tj->decision != GH_ADM_ALLOW) {
+        rc = gh_api_refuse(r, tj->decision, tj->why);
+    } else if (job->rc != 0 && tj->err[0]) {
+        rc = gh_api_error(r, tj->status, tj->err);
+    } else if (job->rc == GH_ENOTFOUND) {
+        rc = gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found");
+    } else if (job->rc == GH_EINVAL || job->rc == GH_EBADTENANT) {
+        rc = gh_api_error(r, NGX_HTTP_BAD_REQUEST, "malformed request");
+    } else if (job->rc != 0) {
+        rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                          "the store is unavailable, try again");
+    } else {
+        rc = gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s,s:s,s:s,s:s}",
+                         "tenant", tj->tenant, "setting",
+                         gh_api_ten_settings[tj->op],
+                         "before", tj->before, "after", tj->after));
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* A duration member ("30m", "12h", "7d"; absent or "": the policy
+ * file's, 0). */
+static ngx_int_t
+gh_api_duration(json_t *o, const char *k, int64_t *out)
+{
+    char  v[24];
+
+    *out = 0;
+    if (gh_api_str(o, k, v, sizeof(v) - 1) != 0) {
+        return NGX_ERROR;
+    }
+    return v[0] == '\0' || gh_duration_parse(v, ngx_strlen(v), out) == 0
+           ? NGX_OK : NGX_ERROR;
+}
+
+
+/* POST tenants/{name}/{profile|mfa|signin} {"value"}, .../networks
+ * {"networks"}, .../session {"idle","lifetime"}, .../domains {"domain"};
+ * DELETE tenants/{name}/domains/{domain}. The console's tenant job: the
+ * same decisions (networks, sign-in and domains need a fresh second
+ * factor, which an API token never is), checks and audit records. */
+static ngx_int_t
+gh_api_tenant_setting(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
+    gh_api_who_t *w, ngx_str_t *name, ngx_str_t *what, ngx_str_t *domain,
+    ngx_uint_t del)
+{
+    gh_ten_job_t  *tj;
+    gh_adm_req_t   rq;
+    json_t        *o = NULL;
+    const char    *why;
+    char           v[24];
+    int            d, op;
+    ngx_int_t      rc = NGX_OK;
+
+    if (gh_api_is(what, "domains")) {
+        op = del ? GH_TEN_DOMAIN_DEL : GH_TEN_DOMAIN_ADD;
+        if ((del && (domain->len == 0 || domain->len > GH_DOMAIN_MAX))
+            || (!del && domain->len))
+        {
+            return gh_api_error(r, NGX_HTTP_NOT_FOUND, "no such resource");
+        }
+    } else {
+        op = gh_ten_op(what->data, what->len);
+        if (del || domain->len || op < GH_TEN_PROFILE
+            || op > GH_TEN_SIGNIN)
+        {
+            return gh_api_error(r, NGX_HTTP_NOT_FOUND, "no such resource");
+        }
+    }
+    tj = ngx_pcalloc(r->pool, sizeof(*tj));
+    if (tj == NULL || name->len == 0 || name->len > GH_TENANT_MAX) {
+        return tj == NULL ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                          : gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found");
+    }
+    tj->op = op;
+    ngx_memcpy(tj->tenant, name->data, name->len);
+    /* who may ask comes first: another tenant's manager learns nothing
+     * from the body's errors; a plain refusal is audited by the thread */
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = gh_ten_action(op);
+    rq.tenant = tj->tenant;
+    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
+    if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
+        return gh_api_refuse(r, d, why);
+    }
+    if (op == GH_TEN_DOMAIN_DEL) {
+        ngx_memcpy(tj->text, domain->data, domain->len);
+    } else {
+        o = gh_api_body(r);
+        if (o == NULL) {
+            return NGX_DONE;             /* answered */
+        }
+        switch (op) {
+        case GH_TEN_NETWORKS:
+            rc = json_object_get(o, "networks") != NULL
+                 && gh_api_str(o, "networks", tj->text,
+                               GH_TENANT_NETS_MAX) == 0 ? NGX_OK : NGX_ERROR;
+            break;
+        case GH_TEN_SESSION:
+            rc = gh_api_duration(o, "idle", &tj->idle) == NGX_OK
+                 && gh_api_duration(o, "lifetime", &tj->lifetime) == NGX_OK
+                 ? NGX_OK : NGX_ERROR;
+            break;
+        case GH_TEN_DOMAIN_ADD:
+            rc = gh_api_str(o, "domain", tj->text, GH_DOMAIN_MAX) == 0
+                 && tj->text[0] ? NGX_OK : NGX_ERROR;
+            break;
+        default:
+            tj->value = gh_api_str(o, "value", v, sizeof(v) - 1) == 0
+                        ? gh_ten_value(op, (u_char *) v, ngx_strlen(v)) : -1;
+            rc = tj->value >= 0 ? NGX_OK : NGX_ERROR;
+        }
+        json_decref(o);
+    }
+    /* domains are case-insensitive: stored and audited in lower case */
+    if (op == GH_TEN_DOMAIN_ADD || op == GH_TEN_DOMAIN_DEL) {
+        ngx_strlow((u_char *) tj->text, (u_char *) tj->text,
+                   ngx_strlen(tj->text));
+    }
+    if (rc != NGX_OK && d == GH_ADM_ALLOW) {
+        return gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                            op == GH_TEN_SESSION
+                            ? "expected {\"idle\": \"30m\", \"lifetime\": "
+                              "\"12h\"} (empty: the policy file's)"
+                            : op == GH_TEN_NETWORKS
+                            ? "expected {\"networks\": \"10.0.0.0/8,...\"} "
+                              "(empty: the policy file's)"
+                            : op == GH_TEN_DOMAIN_ADD
+                            ? "expected {\"domain\": \"example.com\"}"
+                            : "expected {\"value\": ...} with a known value");
+    }
+    tj->unread = rc != NGX_OK;
+    tj->via = "admin api";
+    return gh_api_post(r, ctx, w, tj, &tj->actor, &tj->session,
+                       tj->session_ref, sizeof(tj->session_ref),
+                       gh_ten_thread, gh_api_tset_finish);
+}
+
+
 /* POST tokens {"email","name","days"} (o), or DELETE tokens/{id} (o
  * NULL): administrators; making one needs a fresh second factor. */
 static ngx_int_t
@@ -1775,12 +1971,14 @@ gh_api_write(ngx_http_request_t *r)
                && extra.len == 0)
     {
         answer = gh_api_bg_write(r, ctx, w, &id);
+    } else if (gh_api_is(&res, "tenants") && id.len > 0 && verb.len > 0) {
+        answer = gh_api_tenant_setting(r, ctx, w, &id, &verb, &tail, del);
     } else if (gh_api_is(&res, "tokens") && del && id.len > 0
                && extra.len == 0)
     {
         answer = gh_api_token_write(r, ctx, w, NULL, &id);
     } else if ((gh_api_is(&res, "tokens") || gh_api_is(&res, "tenants"))
-               && !del && tail.len == 0)
+               && !del && id.len == 0)
     {
         o = gh_api_body(r);
         if (o == NULL) {
