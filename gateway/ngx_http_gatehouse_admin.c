@@ -182,7 +182,7 @@ static const char gh_admin_style[] =
     "background:#111827;color:#f9fafb}"
     "header a{color:#bfdbfe;text-decoration:none}"
     "header .who{margin-left:auto;font-size:.85rem;color:#d1d5db}"
-    "main{max-width:72rem;margin:1.5rem auto;padding:1.5rem;background:#fff;"
+    "main{max-width:80rem;margin:1.5rem auto;padding:1.5rem;background:#fff;overflow-x:auto;"
     "border-radius:.75rem;box-shadow:0 10px 30px rgba(0,0,0,.06)}"
     "h1{margin:0 0 1rem;font-size:1.35rem}h2{font-size:1.1rem;"
     "margin:1.5rem 0 .5rem}"
