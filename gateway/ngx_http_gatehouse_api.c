@@ -267,6 +267,32 @@ gh_api_allowed(ngx_http_request_t *r, gh_api_who_t *w,
 }
 
 
+/* Before posting a job: a refusal that needs the asker to act (a second
+ * factor, a fresh one) or that must reveal nothing (another tenant's) is
+ * answered now; a plain refusal goes on to the thread, which decides
+ * again and audits it. NGX_OK with the decision (GH_ADM_ALLOW or
+ * GH_ADM_DENY) in *answer, or NGX_DECLINED with the answer sent. */
+static ngx_int_t
+gh_api_predecide(ngx_http_request_t *r, gh_api_who_t *w,
+    gh_adm_action_t action, const char *tenant, ngx_int_t *answer)
+{
+    gh_adm_req_t  rq;
+    const char   *why;
+    int           d;
+
+    ngx_memzero(&rq, sizeof(rq));
+    rq.action = action;
+    rq.tenant = tenant;
+    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
+    if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
+        *answer = gh_api_refuse(r, d, why);
+        return NGX_DECLINED;
+    }
+    *answer = d;
+    return NGX_OK;
+}
+
+
 /* ---- reads ---- */
 
 static json_t *
@@ -1198,64 +1224,6 @@ gh_api_bg_finish(ngx_http_request_t *r, gh_job_t *job)
 
 /* ---- tenants and tokens ---- */
 
-/* Create a tenant: the API's own small job (the console's tenant job is
- * left to the console); decided again in the thread and audited. */
-typedef struct {
-    gh_adm_actor_t   actor;
-    gh_session_t     session;
-    char             session_ref[40];
-    char             name[GH_TENANT_MAX + 1];
-    char             display[GH_NAME_MAX + 1];
-    int              decision;
-    const char      *why;
-} gh_api_ten_job_t;
-
-
-static void
-gh_api_ten_thread(void *data, ngx_log_t *log)
-{
-    gh_job_t          *job = data;
-    gh_api_ten_job_t  *tj = job->ext;
-    gh_user_t          actor;
-
-    tj->decision = gh_admin_redecide(job, &tj->actor, &tj->session,
-                                     GH_ADM_TENANT_CREATE, NULL, &actor,
-                                     gh_now(), &tj->why);
-    if (job->rc != 0) {
-        return;
-    }
-    job->rc = tj->decision == GH_ADM_ALLOW
-              ? gh_tenant_add(gh_store, tj->name, tj->display) : GH_EDENIED;
-    gh_admin_record(job, &actor, tj->session_ref, "tenant.add", tj->name,
-                   job->rc, tj->why, "admin api", "",
-                   job->rc == 0 ? "created" : "");
-}
-
-
-static void
-gh_api_ten_finish(ngx_http_request_t *r, gh_job_t *job)
-{
-    gh_api_ten_job_t  *tj = job->ext;
-    ngx_int_t          rc;
-
-    if (tj->decision != GH_ADM_ALLOW) {
-        rc = gh_api_refuse(r, tj->decision, tj->why);
-    } else if (job->rc == GH_EEXIST) {
-        rc = gh_api_error(r, NGX_HTTP_CONFLICT, "that tenant exists");
-    } else if (job->rc == GH_EINVAL || job->rc == GH_EBADTENANT) {
-        rc = gh_api_error(r, NGX_HTTP_BAD_REQUEST,
-                          "tenant names: 1 to 63 of a-z, 0-9 and -");
-    } else if (job->rc != 0) {
-        rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                          "the store is unavailable, try again");
-    } else {
-        rc = gh_api_json(r, NGX_HTTP_CREATED, json_pack("{s:s,s:s}",
-                         "name", tj->name, "display", tj->display));
-    }
-    ngx_http_finalize_request(r, rc);
-}
-
-
 static int
 gh_api_collect_token(const gh_apitoken_t *t, void *arg)
 {
@@ -1489,21 +1457,17 @@ gh_api_bg_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_api_who_t *w, ngx_str_t *op)
 {
     static const char *const ops[] = { "request", "approve", "end" };
-    gh_adm_req_t  rq;
     gh_bg_job_t  *bj;
-    const char   *why;
+    ngx_int_t     answer;
     ngx_uint_t    i;
-    int           d;
 
     for (i = 0; i < 3 && !gh_api_is(op, ops[i]); i++) { /* void */ }
     if (i == 3) {
         return gh_api_error(r, NGX_HTTP_NOT_FOUND, "no such resource");
     }
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = GH_ADM_BREAKGLASS;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_predecide(r, w, GH_ADM_BREAKGLASS, NULL, &answer) != NGX_OK)
+    {
+        return answer;
     }
     bj = ngx_pcalloc(r->pool, sizeof(*bj));
     if (bj == NULL) {
@@ -1518,33 +1482,40 @@ gh_api_bg_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
 }
 
 
-/* POST tenants {"name","display"} (administrators). */
+static void gh_api_tset_finish(ngx_http_request_t *r, gh_job_t *job);
+
+
+/* POST tenants {"name","display"} (administrators): the console's
+ * tenant job, op create. */
 static ngx_int_t
 gh_api_tenant_write(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_api_who_t *w, json_t *o)
 {
-    gh_api_ten_job_t  *tj;
-    ngx_int_t          answer;
+    gh_ten_job_t  *tj;
+    ngx_int_t      answer;
 
     tj = ngx_pcalloc(r->pool, sizeof(*tj));
     if (tj == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (gh_api_str(o, "name", tj->name, GH_TENANT_MAX) != 0
-        || tj->name[0] == '\0'
+    if (gh_api_str(o, "name", tj->tenant, GH_TENANT_MAX) != 0
+        || tj->tenant[0] == '\0'
         || gh_api_str(o, "display", tj->display, GH_NAME_MAX) != 0)
     {
         return gh_api_error(r, NGX_HTTP_BAD_REQUEST,
                             "expected {\"name\": \"a-z0-9-\", "
                             "\"display\": \"...\"}");
     }
-    if (gh_api_allowed(r, w, GH_ADM_TENANT_CREATE, NULL, &answer) != NGX_OK)
+    if (gh_api_predecide(r, w, GH_ADM_TENANT_CREATE, NULL, &answer)
+        != NGX_OK)
     {
         return answer;
     }
+    tj->op = GH_TEN_CREATE;
+    tj->via = "admin api";
     return gh_api_post(r, ctx, w, tj, &tj->actor, &tj->session,
                        tj->session_ref, sizeof(tj->session_ref),
-                       gh_api_ten_thread, gh_api_ten_finish);
+                       gh_ten_thread, gh_api_tset_finish);
 }
 
 
@@ -1565,6 +1536,13 @@ gh_api_tset_finish(ngx_http_request_t *r, gh_job_t *job)
         rc = gh_api_refuse(r, tj->decision, tj->why);
     } else if (job->rc != 0 && tj->err[0]) {
         rc = gh_api_error(r, tj->status, tj->err);
+    } else if (tj->op == GH_TEN_CREATE && job->rc == GH_EEXIST) {
+        rc = gh_api_error(r, NGX_HTTP_CONFLICT, "that tenant exists");
+    } else if (tj->op == GH_TEN_CREATE
+               && (job->rc == GH_EINVAL || job->rc == GH_EBADTENANT))
+    {
+        rc = gh_api_error(r, NGX_HTTP_BAD_REQUEST,
+                          "tenant names: 1 to 63 of a-z, 0-9 and -");
     } else if (job->rc == GH_ENOTFOUND) {
         rc = gh_api_error(r, NGX_HTTP_NOT_FOUND, "not found");
     } else if (job->rc == GH_EINVAL || job->rc == GH_EBADTENANT) {
@@ -1572,6 +1550,9 @@ gh_api_tset_finish(ngx_http_request_t *r, gh_job_t *job)
     } else if (job->rc != 0) {
         rc = gh_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                           "the store is unavailable, try again");
+    } else if (tj->op == GH_TEN_CREATE) {
+        rc = gh_api_json(r, NGX_HTTP_CREATED, json_pack("{s:s,s:s}",
+                         "name", tj->tenant, "display", tj->display));
     } else {
         rc = gh_api_json(r, NGX_HTTP_OK, json_pack("{s:s,s:s,s:s,s:s}",
                          "tenant", tj->tenant, "setting",
@@ -1609,12 +1590,10 @@ gh_api_tenant_setting(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     ngx_uint_t del)
 {
     gh_ten_job_t  *tj;
-    gh_adm_req_t   rq;
     json_t        *o = NULL;
-    const char    *why;
     char           v[24];
-    int            d, op;
-    ngx_int_t      rc = NGX_OK;
+    int            op;
+    ngx_int_t      d, rc = NGX_OK;
 
     if (gh_api_is(what, "domains")) {
         op = del ? GH_TEN_DOMAIN_DEL : GH_TEN_DOMAIN_ADD;
@@ -1640,12 +1619,9 @@ gh_api_tenant_setting(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     ngx_memcpy(tj->tenant, name->data, name->len);
     /* who may ask comes first: another tenant's manager learns nothing
      * from the body's errors; a plain refusal is audited by the thread */
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = gh_ten_action(op);
-    rq.tenant = tj->tenant;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
-        return gh_api_refuse(r, d, why);
+    if (gh_api_predecide(r, w, gh_ten_action(op), tj->tenant, &d) != NGX_OK)
+    {
+        return d;
     }
     if (op == GH_TEN_DOMAIN_DEL) {
         ngx_memcpy(tj->text, domain->data, domain->len);
