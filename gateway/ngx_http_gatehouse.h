@@ -164,8 +164,15 @@ ngx_int_t gh_csrf_check(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     ngx_str_t *body);
 void gh_set_rd(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     ngx_str_t *rd);
+/* The whole request body copied into out (NUL-terminated), at most max
+ * bytes; a part in a temporary file is read when files is set. NGX_OK,
+ * NGX_DECLINED when larger (or in a file, without files), NGX_ERROR. */
+ngx_int_t gh_body_read(ngx_http_request_t *r, size_t max, ngx_uint_t files,
+    ngx_str_t *out);
 ngx_int_t gh_form_body(ngx_http_request_t *r, ngx_str_t *body,
     ngx_int_t *response);
+/* 503 "the gateway is busy": the thread pool refused a job. */
+ngx_int_t gh_send_busy(ngx_http_request_t *r);
 ngx_int_t gh_read_form(ngx_http_request_t *r,
     ngx_http_client_body_handler_pt handler);
 ngx_int_t gh_session_cookie(ngx_http_request_t *r,
@@ -294,6 +301,13 @@ ngx_int_t gh_cookie_header(ngx_pool_t *pool, const char *name,
 /* Find field in an application/x-www-form-urlencoded body and decode it
  * (first occurrence wins). NGX_DECLINED when absent, NGX_ERROR when
  * malformed or longer than max. */
+/* The index of a form field's value among values[0..n), dflt when the
+ * field is absent, -1 when it is none of them. */
+int gh_form_choice(ngx_pool_t *pool, ngx_str_t *body, const char *field,
+    const char *const *values, int n, int dflt);
+/* The index of v among values[0..n), or -1. */
+int gh_str_index(const u_char *v, size_t len, const char *const *values,
+    int n);
 ngx_int_t gh_form_field(ngx_pool_t *pool, ngx_str_t *body, const char *name,
     size_t max, ngx_str_t *out);
 

@@ -368,8 +368,7 @@ gh_admin_post(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     job->finish = finish;
     if (gh_job_post(r, job, thread) != NGX_OK) {
         ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                          "the gateway is busy, try again"));
+            gh_send_busy(r));
     }
 }
 
@@ -1349,22 +1348,8 @@ gh_admin_body(ngx_http_request_t *r)
     ngx_int_t                  rc;
     int                        d;
 
-    ctx = gh_ctx(r);
+    ctx = gh_admin_form(r, &body);
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    if (gh_form_body(r, &body, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "gatehouse: admin form refused: csrf check failed");
-        ngx_http_finalize_request(r,
-            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
-                            "This form expired or came from another site. "
-                            "Reload the page and try again."));
         return;
     }
 
@@ -1799,27 +1784,10 @@ gh_inv_body(ngx_http_request_t *r)
     gh_job_t                  *job;
     gh_inv_job_t              *ij;
     const char                *why;
-    ngx_uint_t                 i;
-    ngx_int_t                  rc;
-    int                        d;
+    int                        i, d;
 
-    ctx = gh_ctx(r);
+    ctx = gh_admin_form(r, &body);
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    if (gh_form_body(r, &body, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "gatehouse: invitation form refused: csrf check "
-                      "failed");
-        ngx_http_finalize_request(r,
-            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
-                            "This form expired or came from another site. "
-                            "Reload the page and try again."));
         return;
     }
     job = ngx_pcalloc(r->pool, sizeof(*job));
@@ -1828,17 +1796,8 @@ gh_inv_body(ngx_http_request_t *r)
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
-    if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
-        v.len = 0;
-    }
-    for (i = 0; i < 3; i++) {
-        if (v.len == ngx_strlen(ops[i])
-            && ngx_strncmp(v.data, ops[i], v.len) == 0)
-        {
-            break;
-        }
-    }
-    if (i == 3) {
+    i = gh_form_choice(r->pool, &body, "action", ops, 3, -1);
+    if (i < 0) {
         ngx_http_finalize_request(r,
             gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST, "Unknown action."));
         return;
@@ -1862,7 +1821,7 @@ gh_inv_body(ngx_http_request_t *r)
             ij->inv.name[v.len] = '\0';
         }
         if (gh_form_field(r->pool, &body, "roles", 512, &v) == NGX_OK) {
-            for (i = 0; i < v.len; i++) {
+            for (i = 0; (size_t) i < v.len; i++) {
                 if (v.data[i] != ' ') {
                     ij->inv.roles[ngx_strlen(ij->inv.roles)] =
                         (char) v.data[i];
@@ -2206,8 +2165,7 @@ gh_join_body(ngx_http_request_t *r)
     if (gh_job_post(r, job, gh_join_thread) != NGX_OK) {
         gh_wipe(jj->password.data, jj->password.len);
         ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                          "the gateway is busy, try again"));
+            gh_send_busy(r));
     }
 }
 
@@ -2964,30 +2922,20 @@ gh_bg_body(ngx_http_request_t *r)
 {
     static const char *const ops[] = { "request", "approve", "end" };
     ngx_http_gatehouse_ctx_t  *ctx;
-    ngx_str_t                  body, v;
+    ngx_str_t                  body;
     gh_adm_actor_t             a;
     gh_adm_req_t               rq;
     gh_job_t                  *job;
     gh_bg_job_t               *bj;
     const char                *why;
-    ngx_uint_t                 i;
-    int                        d;
+    int                        i, d;
 
     ctx = gh_admin_form(r, &body);
     if (ctx == NULL) {
         return;
     }
-    if (gh_form_field(r->pool, &body, "action", 16, &v) != NGX_OK) {
-        v.len = 0;
-    }
-    for (i = 0; i < 3; i++) {
-        if (v.len == ngx_strlen(ops[i])
-            && ngx_strncmp(v.data, ops[i], v.len) == 0)
-        {
-            break;
-        }
-    }
-    if (i == 3) {
+    i = gh_form_choice(r->pool, &body, "action", ops, 3, -1);
+    if (i < 0) {
         ngx_http_finalize_request(r,
             gh_admin_refuse(r, ctx, NGX_HTTP_BAD_REQUEST, "Unknown action."));
         return;
@@ -3386,8 +3334,7 @@ gh_admin_audit(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     gh_job_who(job, ctx);
     job->finish = gh_aud_finish;
     if (gh_job_post(r, job, gh_aud_thread) != NGX_OK) {
-        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                             "the gateway is busy, try again");
+        return gh_send_busy(r);
     }
     r->main->count++;       /* finalized by gh_aud_finish */
     return NGX_DONE;
@@ -3461,43 +3408,10 @@ gh_ten_action(int op)
 int
 gh_ten_value(int op, const u_char *v, size_t len)
 {
-    const char *const  *values;
-    int                 i, n;
-
-    values = op == GH_TEN_PROFILE ? gh_ten_profiles
-             : op == GH_TEN_MFA ? gh_ten_levels : gh_ten_signins;
-    n = op == GH_TEN_PROFILE ? 2 : 3;
-    for (i = 0; i < n; i++) {
-        if (len == ngx_strlen(values[i])
-            && ngx_strncmp(v, values[i], len) == 0)
-        {
-            return i;
-        }
-    }
-    return -1;
-}
-
-
-/* The index of a form field's value among values, or dflt when absent,
- * -1 when not one of them. */
-static int
-gh_admin_choice(ngx_http_request_t *r, ngx_str_t *body, const char *field,
-    const char *const *values, int n, int dflt)
-{
-    ngx_str_t  v;
-    int        i;
-
-    if (gh_form_field(r->pool, body, field, 16, &v) != NGX_OK) {
-        return dflt;
-    }
-    for (i = 0; i < n; i++) {
-        if (v.len == ngx_strlen(values[i])
-            && ngx_strncmp(v.data, values[i], v.len) == 0)
-        {
-            return i;
-        }
-    }
-    return -1;
+    return gh_str_index(v, len, op == GH_TEN_PROFILE ? gh_ten_profiles
+                                : op == GH_TEN_MFA ? gh_ten_levels
+                                : gh_ten_signins,
+                        op == GH_TEN_PROFILE ? 2 : 3);
 }
 
 
@@ -3792,7 +3706,7 @@ gh_ten_fields(ngx_http_request_t *r, ngx_str_t *body, gh_ten_job_t *tj)
     case GH_TEN_PROFILE:
     case GH_TEN_MFA:
     case GH_TEN_SIGNIN:
-        tj->value = gh_admin_choice(r, body, "value",
+        tj->value = gh_form_choice(r->pool, body, "value",
                                     tj->op == GH_TEN_PROFILE ? gh_ten_profiles
                                     : tj->op == GH_TEN_MFA ? gh_ten_levels
                                     : gh_ten_signins,
@@ -3824,30 +3738,18 @@ gh_ten_fields(ngx_http_request_t *r, ngx_str_t *body, gh_ten_job_t *tj)
 static void
 gh_ten_body(ngx_http_request_t *r)
 {
-    ngx_http_gatehouse_ctx_t  *ctx = gh_ctx(r);
+    ngx_http_gatehouse_ctx_t  *ctx;
     ngx_str_t                  body, v;
     gh_adm_actor_t             a;
     gh_adm_req_t               rq;
     gh_job_t                  *job;
     gh_ten_job_t              *tj;
     const char                *why, *bad;
-    ngx_int_t                  rc;
     int                        op;
     int                        d;
 
+    ctx = gh_admin_form(r, &body);
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    if (gh_form_body(r, &body, &rc) != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-    if (gh_csrf_check(r, ctx, &body) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            gh_admin_refuse(r, ctx, NGX_HTTP_FORBIDDEN,
-                            "This form expired or came from another site. "
-                            "Reload the page and try again."));
         return;
     }
     job = ngx_pcalloc(r->pool, sizeof(*job));
@@ -4409,7 +4311,7 @@ gh_tok_body(ngx_http_request_t *r)
     if (ctx == NULL) {
         return;
     }
-    op = gh_admin_choice(r, &body, "action", ops, 2, -1);
+    op = gh_form_choice(r->pool, &body, "action", ops, 2, -1);
     job = ngx_pcalloc(r->pool, sizeof(*job));
     tj = ngx_pcalloc(r->pool, sizeof(*tj));
     if (job == NULL || tj == NULL) {

@@ -764,8 +764,7 @@ gh_mfa_post_code(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx,
     job->finish = gh_mfa_finish;
     if (gh_job_post(r, job, gh_mfa_thread_verify) != NGX_OK) {
         gh_wipe(mj->code.data, mj->code.len);
-        status = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                               "the gateway is busy, try again");
+        status = gh_send_busy(r);
         ngx_http_finalize_request(r, status);
     }
 }
@@ -786,28 +785,6 @@ gh_mfa_body(ngx_http_request_t *r)
         return;
     }
     gh_mfa_post_code(r, ctx, &body, GH_MFA_VERIFY);
-}
-
-
-/* One choice of a small form enum: its index, or -1. */
-static int
-gh_choice(ngx_http_request_t *r, ngx_str_t *body, const char *field,
-    const char *const *values, int n, int dflt)
-{
-    ngx_str_t  v;
-    int        i;
-
-    if (gh_form_field(r->pool, body, field, 16, &v) != NGX_OK) {
-        return dflt;
-    }
-    for (i = 0; i < n; i++) {
-        if (v.len == ngx_strlen(values[i])
-            && ngx_strncmp(v.data, values[i], v.len) == 0)
-        {
-            return i;
-        }
-    }
-    return -1;
 }
 
 
@@ -832,14 +809,14 @@ gh_enrol_body(ngx_http_request_t *r)
     if (gh_mfa_form(r, ctx, &body, 1) != NGX_OK) {
         return;
     }
-    action = gh_choice(r, &body, "action", actions, 2, -1);
+    action = gh_form_choice(r->pool, &body, "action", actions, 2, -1);
     if (action == 1) {
         gh_mfa_post_code(r, ctx, &body, GH_MFA_ACTIVATE);
         return;
     }
-    t = gh_choice(r, &body, "type", types, 2, 0);
-    a = gh_choice(r, &body, "algorithm", algos, 3, 0);
-    d = gh_choice(r, &body, "digits", digits, 2, 0);
+    t = gh_form_choice(r->pool, &body, "type", types, 2, 0);
+    a = gh_form_choice(r->pool, &body, "algorithm", algos, 3, 0);
+    d = gh_form_choice(r->pool, &body, "digits", digits, 2, 0);
     gh_wipe(body.data, body.len);
     if (action != 0 || t < 0 || a < 0 || d < 0
         || (t == GH_OTP_HOTP && a != GH_OTP_SHA1))
@@ -866,8 +843,7 @@ gh_enrol_body(ngx_http_request_t *r)
     job->finish = gh_mfa_start_finish;
     if (gh_job_post(r, job, gh_mfa_thread_start) != NGX_OK) {
         ngx_http_finalize_request(r,
-            gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                          "the gateway is busy, try again"));
+            gh_send_busy(r));
     }
 }
 

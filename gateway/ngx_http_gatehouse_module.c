@@ -2621,40 +2621,75 @@ gh_same_origin(ngx_http_request_t *r)
 
 static void gh_login_finish(ngx_http_request_t *r, gh_job_t *job);
 
+ngx_int_t
+gh_body_read(ngx_http_request_t *r, size_t max, ngx_uint_t files,
+    ngx_str_t *out)
+{
+    ngx_chain_t  *cl;
+    size_t        len = 0, n;
+    u_char       *p;
+    ssize_t       got;
+
+    if (r->request_body == NULL) {
+        return NGX_ERROR;
+    }
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (cl->buf->in_file && !files) {
+            return NGX_DECLINED;
+        }
+        n = cl->buf->in_file ? (size_t) (cl->buf->file_last - cl->buf->file_pos)
+                             : (size_t) ngx_buf_size(cl->buf);
+        if (len + n > max) {
+            return NGX_DECLINED;
+        }
+        len += n;
+    }
+    out->data = ngx_pnalloc(r->pool, len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+    p = out->data;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (cl->buf->in_file) {
+            n = (size_t) (cl->buf->file_last - cl->buf->file_pos);
+            got = ngx_read_file(cl->buf->file, p, n, cl->buf->file_pos);
+            if (got < 0 || (size_t) got != n) {
+                return NGX_ERROR;
+            }
+            p += n;
+        } else {
+            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        }
+    }
+    out->len = p - out->data;
+    *p = '\0';
+    return NGX_OK;
+}
+
+
 /* The whole form body, in memory, within GH_FORM_MAX, copied into body
  * (the caller wipes it). NGX_OK, or NGX_DECLINED with *response what to
  * finalize the request with (an answer already sent, or a status). */
 ngx_int_t
 gh_form_body(ngx_http_request_t *r, ngx_str_t *body, ngx_int_t *response)
 {
-    ngx_chain_t  *cl;
-    size_t        len;
-    u_char       *p;
+    ngx_int_t  rc = gh_body_read(r, GH_FORM_MAX, 0, body);
 
-    if (r->request_body == NULL) {
+    if (rc == NGX_DECLINED) {
+        *response = gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                  "too_large", "the form is too large");
+    } else if (rc != NGX_OK) {
         *response = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        return NGX_DECLINED;
     }
-    len = 0;
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (cl->buf->in_file || len + ngx_buf_size(cl->buf) > GH_FORM_MAX) {
-            *response = gh_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      "too_large", "the form is too large");
-            return NGX_DECLINED;
-        }
-        len += ngx_buf_size(cl->buf);
-    }
-    body->data = ngx_pnalloc(r->pool, len + 1);
-    if (body->data == NULL) {
-        *response = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        return NGX_DECLINED;
-    }
-    p = body->data;
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-    }
-    body->len = len;
-    return NGX_OK;
+    return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
+}
+
+
+ngx_int_t
+gh_send_busy(ngx_http_request_t *r)
+{
+    return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                         "the gateway is busy, try again");
 }
 
 
@@ -2760,8 +2795,7 @@ gh_login_body(ngx_http_request_t *r)
     job->request = r;
     job->finish = gh_login_finish;
     if (gh_job_post(r, job, gh_job_thread_login) != NGX_OK) {
-        status = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                               "the gateway is busy, try again");
+        status = gh_send_busy(r);
         goto wipe;
     }
     gh_wipe(body.data, body.len);
@@ -3077,8 +3111,7 @@ gh_logout_endpoint(ngx_http_request_t *r, ngx_http_gatehouse_ctx_t *ctx)
     ngx_cpystrn((u_char *) job->tenant, (u_char *) ctx->user.tenant,
                 sizeof(job->tenant));
     if (gh_job_post(r, job, gh_job_thread_logout) != NGX_OK) {
-        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                             "the gateway is busy, try again");
+        return gh_send_busy(r);
     }
     r->main->count++;
     return NGX_DONE;
@@ -3294,8 +3327,7 @@ gh_password_body(ngx_http_request_t *r)
     job->request = r;
     job->finish = gh_password_finish;
     if (gh_job_post(r, job, gh_job_thread_password) != NGX_OK) {
-        status = gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                               "the gateway is busy, try again");
+        status = gh_send_busy(r);
         goto wipe;
     }
     gh_wipe(body.data, body.len);

@@ -652,6 +652,35 @@ gh_hexval(u_char c)
 }
 
 
+int
+gh_str_index(const u_char *v, size_t len, const char *const *values, int n)
+{
+    int  i;
+
+    for (i = 0; i < n; i++) {
+        if (len == ngx_strlen(values[i])
+            && ngx_strncmp(v, values[i], len) == 0)
+        {
+            return i;
+        }
+    }
+    return -1;
+}
+
+
+int
+gh_form_choice(ngx_pool_t *pool, ngx_str_t *body, const char *field,
+    const char *const *values, int n, int dflt)
+{
+    ngx_str_t  v;
+
+    if (gh_form_field(pool, body, field, 16, &v) != NGX_OK) {
+        return dflt;
+    }
+    return gh_str_index(v.data, v.len, values, n);
+}
+
+
 ngx_int_t
 gh_form_field(ngx_pool_t *pool, ngx_str_t *body, const char *name,
     size_t max, ngx_str_t *out)

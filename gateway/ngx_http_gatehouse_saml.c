@@ -101,8 +101,7 @@ gh_saml_run(ngx_http_request_t *r, gh_job_t *job,
 {
     job->finish = finish;
     if (gh_job_post(r, job, thread) != NGX_OK) {
-        return gh_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-                             "the gateway is busy, try again");
+        return gh_send_busy(r);
     }
     r->main->count++;
     return NGX_DONE;
@@ -351,50 +350,6 @@ gh_saml_acs_finish(ngx_http_request_t *r, gh_job_t *job)
 }
 
 
-/* The whole request body (memory or temporary file), at most max bytes.
- * NGX_DECLINED when larger. */
-static ngx_int_t
-gh_saml_body(ngx_http_request_t *r, size_t max, ngx_str_t *out)
-{
-    ngx_chain_t  *cl;
-    size_t        len = 0, n;
-    u_char       *p;
-    ssize_t       got;
-
-    if (r->request_body == NULL) {
-        return NGX_ERROR;
-    }
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        n = cl->buf->in_file ? (size_t) (cl->buf->file_last - cl->buf->file_pos)
-                             : (size_t) ngx_buf_size(cl->buf);
-        if (len + n > max) {
-            return NGX_DECLINED;
-        }
-        len += n;
-    }
-    out->data = ngx_pnalloc(r->pool, len + 1);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-    p = out->data;
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (cl->buf->in_file) {
-            n = (size_t) (cl->buf->file_last - cl->buf->file_pos);
-            got = ngx_read_file(cl->buf->file, p, n, cl->buf->file_pos);
-            if (got < 0 || (size_t) got != n) {
-                return NGX_ERROR;
-            }
-            p += n;
-        } else {
-            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-        }
-    }
-    out->len = p - out->data;
-    *p = '\0';
-    return NGX_OK;
-}
-
-
 static void
 gh_saml_acs_body(ngx_http_request_t *r)
 {
@@ -412,7 +367,7 @@ gh_saml_acs_body(ngx_http_request_t *r)
         return;
     }
     ngx_str_null(&ctx->username);
-    rc = gh_saml_body(r, GH_SAML_POST_MAX + 4096, &body);
+    rc = gh_body_read(r, GH_SAML_POST_MAX + 4096, 1, &body);
     if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r, gh_send_error(r,
             NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
@@ -457,9 +412,7 @@ gh_saml_acs_body(ngx_http_request_t *r)
     }
     job->finish = gh_saml_acs_finish;
     if (gh_job_post(r, job, gh_saml_thread_acs) != NGX_OK) {
-        ngx_http_finalize_request(r, gh_send_error(r,
-            NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-            "the gateway is busy, try again"));
+        ngx_http_finalize_request(r, gh_send_busy(r));
     }
 }
 
@@ -660,9 +613,7 @@ gh_saml_logout_body(ngx_http_request_t *r)
     ngx_memcpy(job->old_key, ctx->key, sizeof(job->old_key));
     job->finish = gh_saml_slo_finish;
     if (gh_job_post(r, job, gh_saml_thread_logout) != NGX_OK) {
-        ngx_http_finalize_request(r, gh_send_error(r,
-            NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
-            "the gateway is busy, try again"));
+        ngx_http_finalize_request(r, gh_send_busy(r));
     }
 }
 
