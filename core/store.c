@@ -1895,6 +1895,21 @@ int gh_store_int_err(int rc)
     return mdb_err(rc);
 }
 
+int gh_store_int_json(const MDB_val *v, json_t **o)
+{
+    return json_start(v, o);
+}
+
+int gh_store_int_jstr(json_t *o, const char *k, char *dst, size_t cap)
+{
+    return jget_str(o, k, dst, cap);
+}
+
+int gh_store_int_jint(json_t *o, const char *k, int64_t *out)
+{
+    return jget_int(o, k, out);
+}
+
 int gh_user_off(const gh_user_t *u, int64_t now)
 {
     return u == NULL || u->disabled || (u->expires > 0 && now >= u->expires);

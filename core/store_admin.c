@@ -97,30 +97,9 @@ static int encode(const gh_invite_t *iv, char **buf, size_t *len)
     return 0;
 }
 
-static int jstr(json_t *o, const char *k, char *dst, size_t cap)
-{
-    json_t *v = json_object_get(o, k);
-    size_t n;
-
-    if (!json_is_string(v))
-        return GH_ESTORE;
-    n = json_string_length(v);
-    if (n >= cap || memchr(json_string_value(v), '\0', n) != NULL)
-        return GH_ESTORE;
-    memcpy(dst, json_string_value(v), n);
-    dst[n] = '\0';
-    return 0;
-}
-
-static int jint(json_t *o, const char *k, int64_t *out)
-{
-    json_t *v = json_object_get(o, k);
-
-    if (!json_is_integer(v))
-        return GH_ESTORE;
-    *out = (int64_t)json_integer_value(v);
-    return 0;
-}
+/* store.c's strict record decoding (store_int.h) */
+#define jstr  gh_store_int_jstr
+#define jint  gh_store_int_jint
 
 static int decode(const MDB_val *v, gh_invite_t *iv)
 {
@@ -129,13 +108,8 @@ static int decode(const MDB_val *v, gh_invite_t *iv)
     int rc;
 
     memset(iv, 0, sizeof *iv);
-    if (v->mv_size == 0 || v->mv_size > INV_RECORD_MAX)
+    if (gh_store_int_json(v, &o) != 0)
         return GH_ESTORE;
-    o = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, NULL);
-    if (o == NULL || !json_is_object(o)) {
-        json_decref(o);
-        return GH_ESTORE;
-    }
     rc = jstr(o, "id", iv->id, sizeof iv->id);
     if (rc == 0) rc = jstr(o, "t", iv->tenant, sizeof iv->tenant);
     if (rc == 0) rc = jstr(o, "e", iv->email, sizeof iv->email);
@@ -713,9 +687,12 @@ int gh_review_last(gh_store_t *st, const char *tenant, char *reviewer,
         rc = GH_ENOTFOUND;
         goto out;
     }
-    o = json_loadb(v.mv_data, v.mv_size, JSON_REJECT_DUPLICATES, NULL);
-    by = o ? json_object_get(o, "by") : NULL;
-    at = o ? json_object_get(o, "at") : NULL;
+    if (gh_store_int_json(&v, &o) != 0) {
+        rc = GH_ESTORE;
+        goto out;
+    }
+    by = json_object_get(o, "by");
+    at = json_object_get(o, "at");
     if (!json_is_string(by) || !json_is_integer(at)) {
         rc = GH_ESTORE;
         goto out;
@@ -739,13 +716,8 @@ static int apitoken_decode(const MDB_val *v, gh_apitoken_t *t)
     int rc;
 
     memset(t, 0, sizeof *t);
-    if (v->mv_size == 0 || v->mv_size > INV_RECORD_MAX)
+    if (gh_store_int_json(v, &o) != 0)
         return GH_ESTORE;
-    o = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, NULL);
-    if (o == NULL || !json_is_object(o)) {
-        json_decref(o);
-        return GH_ESTORE;
-    }
     rc = jstr(o, "u", t->uid, sizeof t->uid);
     if (rc == 0) rc = jstr(o, "n", t->name, sizeof t->name);
     if (rc == 0) rc = jint(o, "c", &t->created);
@@ -918,13 +890,8 @@ static int bg_decode(const MDB_val *v, gh_breakglass_t *b)
     int rc;
 
     memset(b, 0, sizeof *b);
-    if (v->mv_size == 0 || v->mv_size > INV_RECORD_MAX)
+    if (gh_store_int_json(v, &o) != 0)
         return GH_ESTORE;
-    o = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, NULL);
-    if (o == NULL || !json_is_object(o)) {
-        json_decref(o);
-        return GH_ESTORE;
-    }
     rc = jstr(o, "u", b->uid, sizeof b->uid);
     if (rc == 0) rc = jint(o, "s", &state);
     if (rc == 0) rc = jstr(o, "rqu", b->requester, sizeof b->requester);

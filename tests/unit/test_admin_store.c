@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "gatehouse/error.h"
 #include "gatehouse/invite.h"
@@ -306,6 +307,80 @@ static void last_login_and_reviews_are_kept(void **state)
                                     &when), GH_ENOTFOUND);
 }
 
+/* ---- corrupt admin records fail closed ---- */
+
+/* Overwrite every "admin" record whose key starts with prefix (the store
+ * closed), as corruption or a hand-edit would. */
+static void raw_admin_put(const char *dir, const char *prefix, const char *v)
+{
+    char path[512];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, val, nv = { strlen(v), (void *)v };
+    int n = 0;
+
+    snprintf(path, sizeof path, "%s/%s", dir, GH_STORE_FILE);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "admin", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &val, n ? MDB_NEXT : MDB_FIRST) == 0) {
+        n++;
+        if (k.mv_size >= strlen(prefix) &&
+            memcmp(k.mv_data, prefix, strlen(prefix)) == 0)
+            assert_int_equal(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
+    }
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static int bg_on(gh_breakglass_t *b, int have, void *arg)
+{
+    (void)have;
+    snprintf(b->uid, sizeof b->uid, "%s", (const char *)arg);
+    b->state = GH_BG_OFF;
+    return 0;
+}
+
+static void corrupt_admin_records_are_store_errors(void **state)
+{
+    fx_t *fx = *state;
+    char token[GH_APITOKEN_LEN + 1], id[17];
+    gh_apitoken_t t;
+    gh_breakglass_t b;
+    static const char *const bad_tokens[] = {
+        /* duplicate key: which "u" would count? */
+        "{\"u\":\"00000000000000000000000000000001\",\"u\":\"x\","
+        "\"n\":\"ci\",\"c\":1,\"x\":4000000000}",
+        /* a NUL inside a string */
+        "{\"u\":\"0000000000000000000000000000000\\u0000\",\"n\":\"ci\","
+        "\"c\":1,\"x\":4000000000}",
+        "[]", "",
+    };
+    size_t i;
+
+    assert_int_equal(gh_apitoken_create(fx->st, fx->mgr1, "ci", 1,
+                                        4000000000LL, token, id), 0);
+    assert_int_equal(gh_apitoken_resolve(fx->st, token, strlen(token), 2, &t),
+                     0);
+    assert_int_equal(gh_breakglass_update(fx->st, bg_on, fx->mgr2, NULL), 0);
+    for (i = 0; i < sizeof bad_tokens / sizeof bad_tokens[0]; i++) {
+        gh_store_close(fx->st);
+        raw_admin_put(fx->dir, "k:", bad_tokens[i]);
+        raw_admin_put(fx->dir, "b:", bad_tokens[i]);
+        assert_int_equal(gh_store_open(&fx->st, fx->dir, GH_STORE_NOSYNC), 0);
+        assert_int_equal(gh_apitoken_resolve(fx->st, token, strlen(token), 2,
+                                             &t), GH_ESTORE);
+        assert_int_equal(gh_breakglass_get(fx->st, &b), GH_ESTORE);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +397,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(approved_link_sets_up_once_and_expires,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(rejected_invitation_frees_the_email,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(corrupt_admin_records_are_store_errors,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(last_login_and_reviews_are_kept,
                                         setup, teardown),
