@@ -39,16 +39,6 @@ int gh_mfa_login_step(gh_store_t *st, const gh_user_t *u, int *step)
     return rc;
 }
 
-int gh_mfa_enrol_allowed(gh_store_t *st, const char *tenant)
-{
-    gh_tenant_t t;
-    int rc = gh_tenant_get(st, tenant, &t);
-
-    if (rc != 0)
-        return rc;
-    return t.mfa == GH_MFA_OFF ? GH_EDENIED : 0;
-}
-
 /* The label a user's secrets are sealed under: a blob moved to another
  * user's record does not open. */
 static void seal_label(const char *uid, char out[64])

@@ -245,11 +245,18 @@ gh_api_csrf(ngx_http_request_t *r, gh_api_who_t *w)
 }
 
 
-/* The decision for action on tenant (NULL: none): NGX_OK, or NGX_DECLINED
- * with the refusal sent into *answer. */
+/* The decision for action on tenant (NULL: none). With plain set, every
+ * refusal is answered now (a read, or a write its thread does not decide
+ * again): NGX_OK means allowed. Without it, only a refusal that needs the
+ * asker to act (a second factor, a fresh one) or must reveal nothing
+ * (another tenant's) is answered now; a plain refusal goes on to the
+ * thread, which decides again and audits it: NGX_OK with the decision
+ * (GH_ADM_ALLOW or GH_ADM_DENY) in *answer. NGX_DECLINED: the refusal is
+ * in *answer. */
 static ngx_int_t
-gh_api_allowed(ngx_http_request_t *r, gh_api_who_t *w,
-    gh_adm_action_t action, const char *tenant, ngx_int_t *answer)
+gh_api_decide(ngx_http_request_t *r, gh_api_who_t *w,
+    gh_adm_action_t action, const char *tenant, ngx_uint_t plain,
+    ngx_int_t *answer)
 {
     gh_adm_req_t  rq;
     const char   *why;
@@ -259,38 +266,18 @@ gh_api_allowed(ngx_http_request_t *r, gh_api_who_t *w,
     rq.action = action;
     rq.tenant = tenant;
     d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d != GH_ADM_ALLOW) {
-        *answer = gh_api_refuse(r, d, why);
-        return NGX_DECLINED;
-    }
-    return NGX_OK;
-}
-
-
-/* Before posting a job: a refusal that needs the asker to act (a second
- * factor, a fresh one) or that must reveal nothing (another tenant's) is
- * answered now; a plain refusal goes on to the thread, which decides
- * again and audits it. NGX_OK with the decision (GH_ADM_ALLOW or
- * GH_ADM_DENY) in *answer, or NGX_DECLINED with the answer sent. */
-static ngx_int_t
-gh_api_predecide(ngx_http_request_t *r, gh_api_who_t *w,
-    gh_adm_action_t action, const char *tenant, ngx_int_t *answer)
-{
-    gh_adm_req_t  rq;
-    const char   *why;
-    int           d;
-
-    ngx_memzero(&rq, sizeof(rq));
-    rq.action = action;
-    rq.tenant = tenant;
-    d = gh_adm_decide(&w->a, &rq, gh_now(), &why);
-    if (d == GH_ADM_MFA || d == GH_ADM_STEPUP || d == GH_ADM_HIDDEN) {
+    if (d != GH_ADM_ALLOW && (plain || d != GH_ADM_DENY)) {
         *answer = gh_api_refuse(r, d, why);
         return NGX_DECLINED;
     }
     *answer = d;
     return NGX_OK;
 }
+
+#define gh_api_allowed(r, w, action, tenant, answer)                         \
+    gh_api_decide(r, w, action, tenant, 1, answer)
+#define gh_api_predecide(r, w, action, tenant, answer)                       \
+    gh_api_decide(r, w, action, tenant, 0, answer)
 
 
 /* ---- reads ---- */

@@ -42,10 +42,6 @@ enum {
  * Returns 0 and *step, or a store error (callers refuse). */
 int gh_mfa_login_step(gh_store_t *st, const gh_user_t *u, int *step);
 
-/* 0 when GH_MFA_OFF is not the tenant's level: enrolment is possible.
- * GH_EDENIED when it is off. */
-int gh_mfa_enrol_allowed(gh_store_t *st, const char *tenant);
-
 typedef struct {
     gh_otp_params_t params;
     char            secret_b32[GH_OTP_B32_MAX];
