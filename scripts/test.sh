@@ -33,13 +33,15 @@ run_unit() {
   done
 }
 
-run_integration() {
-  echo "== integration (pytest, sanitizer build)"
-  GATEHOUSE_BUILD="$top/build/san" /usr/bin/python3 -m pytest -p no:cacheprovider \
-      -q -rfE "$top/tests/integration" >"$log" 2>&1
-  local rc=$?
+# One pytest tier: run it into $log, show it, add its summary line's
+# counts (an exit status without failures counts as one failure).
+run_pytest() {
+  local what=$1 dir=$2 rc summary n_pass n_fail n_err
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 GATEHOUSE_BUILD="$top/build/san" \
+      /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE "$dir" \
+      >"$log" 2>&1
+  rc=$?
   cat "$log"
-  local summary n_pass n_fail n_err
   summary=$(grep -E '^=*.*[0-9]+ (passed|failed|error)' "$log" | tail -1)
   n_pass=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
   n_fail=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
@@ -47,9 +49,14 @@ run_integration() {
   passed=$((passed + ${n_pass:-0}))
   failed=$((failed + ${n_fail:-0} + ${n_err:-0}))
   if [ $rc -ne 0 ] && [ $((${n_fail:-0} + ${n_err:-0})) -eq 0 ]; then
-    echo "!! pytest exited $rc"
+    echo "!! $what exited $rc"
     failed=$((failed + 1))
   fi
+}
+
+run_integration() {
+  echo "== integration (pytest, sanitizer build)"
+  run_pytest pytest "$top/tests/integration"
 }
 
 # Fuzz corpus replay: every committed seed of tests/fuzz/corpus/<driver>/
@@ -88,22 +95,7 @@ run_fuzz() {
 # in tests/browser/package-lock.json; no browser download).
 run_browser() {
   echo "== browser (pytest + node + chromium, sanitizer build)"
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 GATEHOUSE_BUILD="$top/build/san" \
-      /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE \
-      "$top/tests/browser" >"$log" 2>&1
-  local rc=$?
-  cat "$log"
-  local summary n_pass n_fail n_err
-  summary=$(grep -E '^=*.*[0-9]+ (passed|failed|error)' "$log" | tail -1)
-  n_pass=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
-  n_fail=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
-  n_err=$(echo "$summary" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+')
-  passed=$((passed + ${n_pass:-0}))
-  failed=$((failed + ${n_fail:-0} + ${n_err:-0}))
-  if [ $rc -ne 0 ] && [ $((${n_fail:-0} + ${n_err:-0})) -eq 0 ]; then
-    echo "!! browser tests exited $rc"
-    failed=$((failed + 1))
-  fi
+  run_pytest "browser tests" "$top/tests/browser"
 }
 
 case "$mode" in

@@ -8,12 +8,11 @@ browser."""
 import json
 import os
 import subprocess
-import time
 
-import lmdb
 import pytest
 
-from gh_integration_conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT
+from gh_integration_conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, ROOT,
+                                     plant_last_login)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.environ.get("GATEHOUSE_BROWSER_OUT",
@@ -61,19 +60,6 @@ def acme(gateway):
         gateway.add_user(email, PW, tenant="acme", roles="manager")
     gateway.add_user(STALE, PW, tenant="acme", roles="member")
     return gateway
-
-
-def plant_last_login(gw, email, days_ago):
-    uid = [l.split("\t")[2] for l in gw.cli("user", "list").stdout.splitlines()
-           if l.split("\t")[0] == email][0]
-    env = lmdb.open(os.path.join(gw.data, "gatehouse.mdb"), max_dbs=32)
-    try:
-        db = env.open_db(b"admin", create=False)
-        with env.begin(write=True, db=db) as txn:
-            txn.put(b"l:" + uid.encode(),
-                    str(int(time.time()) - days_ago * 86400).encode())
-    finally:
-        env.close()
 
 
 def run(gw, scenario):

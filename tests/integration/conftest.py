@@ -16,6 +16,7 @@ gateway's server block, e.g. a second listen).
 Environment: GATEHOUSE_BUILD (default <root>/build/san) holds
 ngx_http_gatehouse_module.so and the gatehouse CLI.
 """
+import contextlib
 import glob
 import html
 import http.client
@@ -163,6 +164,36 @@ def assert_hsts(resp):
 
 
 # ---- the gateway ------------------------------------------------------------
+
+@contextlib.contextmanager
+def raw_store(gw, db):
+    """A write transaction on one database of gw's store, behind the
+    gateway's back (python3-lmdb): for what the clock cannot do under a
+    running gateway, e.g. make an account look inactive."""
+    import lmdb
+    env = lmdb.open(os.path.join(gw.data, "gatehouse.mdb"), max_dbs=32,
+                    subdir=True, lock=True)
+    try:
+        with env.begin(write=True, db=env.open_db(db, create=False)) as txn:
+            yield txn
+    finally:
+        env.close()
+
+
+def user_id(gw, email):
+    for line in gw.cli("user", "list").stdout.splitlines():
+        f = line.split("\t")
+        if f[0] == email:
+            return f[2]
+    raise AssertionError("no user %s" % email)
+
+
+def plant_last_login(gw, email, days_ago):
+    """Record the account's last sign-in days_ago days back."""
+    with raw_store(gw, b"admin") as txn:
+        txn.put(b"l:" + user_id(gw, email).encode(),
+                str(int(time.time()) - days_ago * 86400).encode())
+
 
 class Gateway:
     """nginx + module + recording backend over a fresh data directory."""

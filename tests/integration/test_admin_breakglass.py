@@ -3,13 +3,9 @@ requests it and a second, different administrator approves — each with a
 fresh second factor; it then holds gatehouse-admin for 4 hours; every step
 and every console request of the account is logged at critical level."""
 import json
-import os
 import time
 
-import lmdb
-import pytest
-
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER, input_value
+from conftest import API, BROWSER, input_value, raw_store
 from test_admin_console import enrol_totp
 
 PW = "break glass test password 4242"
@@ -37,19 +33,12 @@ def act(gw, s, action):
 def set_user_end(gw, email, end):
     """Move the account's end (its "z" member) behind the gateway's back:
     the clock cannot be moved under a running gateway."""
-    uid = user_row(gw, email)[2]
-    env = lmdb.open(os.path.join(gw.data, "gatehouse.mdb"), max_dbs=32,
-                    subdir=True, lock=True)
-    try:
-        db = env.open_db(b"users", create=False)
-        with env.begin(write=True, db=db) as txn:
-            rec = json.loads(txn.get(uid.encode()))
-            assert rec["z"] > time.time() + 3 * 3600   # 4 h from approval
-            rec["z"] = end
-            txn.put(uid.encode(), json.dumps(rec, separators=(",", ":"))
-                    .encode())
-    finally:
-        env.close()
+    uid = user_row(gw, email)[2].encode()
+    with raw_store(gw, b"users") as txn:
+        rec = json.loads(txn.get(uid))
+        assert rec["z"] > time.time() + 3 * 3600   # 4 h from approval
+        rec["z"] = end
+        txn.put(uid, json.dumps(rec, separators=(",", ":")).encode())
 
 
 def audit_records(gw):

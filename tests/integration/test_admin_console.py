@@ -13,8 +13,7 @@ import re
 import pyotp
 import pytest
 
-from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, API, BROWSER,
-                      input_value)
+from conftest import ADMIN_EMAIL, API, BROWSER, input_value
 
 PW = "admin console test password 9"
 ADMIN = "/.gatehouse/admin/"

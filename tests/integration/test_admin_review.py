@@ -6,14 +6,11 @@ An old last sign-in is planted straight into the store's admin database
 (python3-lmdb), as the clock cannot be moved under a running gateway."""
 import itertools
 import json
-import os
 import re
-import time
 
-import lmdb
 import pytest
 
-from conftest import API, BROWSER, input_value
+from conftest import BROWSER, input_value, plant_last_login  # noqa: F401
 
 PW = "access review test password 5"
 REVIEW = "/.gatehouse/admin/review"
@@ -39,19 +36,6 @@ def user_row(gw, email):
         if f[0] == email:
             return f
     return None
-
-
-def plant_last_login(gw, email, days_ago):
-    uid = user_row(gw, email)[2]
-    env = lmdb.open(os.path.join(gw.data, "gatehouse.mdb"), max_dbs=32,
-                    subdir=True, lock=True)
-    try:
-        db = env.open_db(b"admin", create=False)
-        with env.begin(write=True, db=db) as txn:
-            txn.put(b"l:" + uid.encode(),
-                    str(int(time.time()) - days_ago * 86400).encode())
-    finally:
-        env.close()
 
 
 def audit_records(gw):

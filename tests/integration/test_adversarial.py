@@ -20,8 +20,8 @@ import subprocess
 
 import pytest
 
-from conftest import (ADMIN_EMAIL, API, BROWSER, LOGIN, SESSION_COOKIE,
-                      WHOAMI, Gateway, free_port, start_gateway)
+from conftest import (ADMIN_EMAIL, BROWSER, LOGIN, SESSION_COOKIE, Gateway,
+                      start_gateway)
 
 PW = "an adversarial test password 9"
 

@@ -6,7 +6,6 @@ import base64
 import glob
 import html
 import itertools
-import json
 import os
 import re
 import subprocess
@@ -18,8 +17,8 @@ import jwt
 import pyotp
 import pytest
 
-from conftest import (API, BROWSER, CSRF_COOKIE, LIBASAN, LOGOUT, NGINX,
-                      SESSION_COOKIE, WHOAMI, assert_hsts, input_value)
+from conftest import (API, BROWSER, LIBASAN, LOGOUT, NGINX, SESSION_COOKIE,
+                      WHOAMI, assert_hsts, input_value)
 
 PW = "mfa test password 2026!"
 MFA = "/.gatehouse/mfa"

@@ -15,7 +15,6 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 import zlib
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit, urlencode
