@@ -44,6 +44,9 @@ int tenant_access_set(gh_store_t *st, const char *dir, const char *tenant,
 /* policy apply: the access settings a tenant section states, into the
  * record. 0 or 1. */
 int tenant_access_from_policy(gh_store_t *st, const gh_policy_tenant_t *t);
+/* policy apply, before anything is written: 1 (with its line printed)
+ * when what the section states could not go into the record as it is. */
+int tenant_access_check(const gh_policy_tenant_t *t, void *st);
 /* policy explain: the record's networks compiled, or NULL when unset. */
 int tenant_nets_load(gh_store_t *st, const char *tenant, gh_netset_t **out);
 

@@ -178,7 +178,11 @@ static int policy_apply(gh_store_t *st, const char *path)
         rc = fail(1, "%s: %s", path, rc == GH_EINVAL ? err : gh_strerror(rc));
         goto out;
     }
-    rc = gh_policy_tenants(p, ensure_tenant, st);
+    /* what the tenant sections copy into the records is checked against
+     * them first too: a refusal half-way would leave half of it applied */
+    rc = gh_policy_tenants(p, tenant_access_check, st);
+    if (rc == 0)
+        rc = gh_policy_tenants(p, ensure_tenant, st);
     if (rc != 0)
         goto out;
     {

@@ -174,6 +174,32 @@ int tenant_access_from_policy(gh_store_t *st, const gh_policy_tenant_t *pt)
                              " (from the policy file)");
 }
 
+int tenant_access_check(const gh_policy_tenant_t *pt, void *arg)
+{
+    char canon[GH_TENANT_NETS_MAX + 1];
+    gh_tenant_t t;
+    int rc;
+
+    if (pt->networks_text != NULL && pt->networks_text[0] != '\0' &&
+        gh_tenant_networks_canon(pt->networks_text, canon, sizeof canon) != 0)
+        return fail(1, "tenant %s: its networks cannot go into the tenant "
+                    "record (no host bits, at most %d): nothing applied",
+                    pt->name, GH_TENANT_NETS_COUNT);
+    rc = gh_tenant_get(arg, pt->name, &t);
+    if (rc == GH_ENOTFOUND)
+        memset(&t, 0, sizeof t);   /* created by the apply: nothing set */
+    else if (rc != 0)
+        return fail(1, "cannot read tenant %s: %s", pt->name,
+                    gh_strerror(rc));
+    if (!gh_tenant_session_ok(pt->idle > 0 ? pt->idle : t.idle,
+                              pt->lifetime > 0 ? pt->lifetime : t.lifetime))
+        return fail(1, "tenant %s: its session idle and lifetime, with "
+                    "the record's, are out of bounds (each from 1m to "
+                    "3650d, idle no longer than lifetime): nothing applied",
+                    pt->name);
+    return 0;
+}
+
 /* policy explain: the tenant record's networks, compiled, when it sets
  * them (*out NULL otherwise; the caller frees). Prints its own error. */
 int tenant_nets_load(gh_store_t *st, const char *tenant, gh_netset_t **out)

@@ -507,7 +507,7 @@ static int pwsettings_decode(json_t *p, gh_pwsettings_t *s)
 
 /* The session bounds of store.h: 0 (unset) or within them, idle no
  * longer than lifetime when both are set. */
-static int tenant_session_ok(int64_t idle, int64_t lifetime)
+int gh_tenant_session_ok(int64_t idle, int64_t lifetime)
 {
     if (idle != 0 && (idle < GH_TENANT_IDLE_MIN ||
                       idle > GH_TENANT_LIFETIME_MAX))
@@ -553,7 +553,7 @@ static int tenant_access_decode(json_t *o, gh_tenant_t *t)
     if ((json_object_get(o, "i") != NULL && jget_int(o, "i", &t->idle) != 0) ||
         (json_object_get(o, "l") != NULL &&
          jget_int(o, "l", &t->lifetime) != 0) ||
-        !tenant_session_ok(t->idle, t->lifetime))
+        !gh_tenant_session_ok(t->idle, t->lifetime))
         return GH_ESTORE;
     return 0;
 }
@@ -1466,7 +1466,7 @@ static int set_session(gh_tenant_t *t, const void *arg)
     int64_t idle = v[0] == GH_TENANT_KEEP ? t->idle : v[0];
     int64_t lifetime = v[1] == GH_TENANT_KEEP ? t->lifetime : v[1];
 
-    if (!tenant_session_ok(idle, lifetime))
+    if (!gh_tenant_session_ok(idle, lifetime))
         return GH_EINVAL;
     t->idle = idle;
     t->lifetime = lifetime;

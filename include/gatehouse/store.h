@@ -133,6 +133,10 @@ int gh_tenant_set_mfa(gh_store_t *st, const char *name, int level);
  * gh_netset_add accepts) into out (cap bytes): 0, or GH_EINVAL (an empty
  * list among them) / GH_ETOOBIG. */
 int gh_tenant_networks_canon(const char *list, char *out, size_t cap);
+/* 1 when idle and lifetime (seconds, 0: unset) may stand in a record:
+ * each within GH_TENANT_IDLE_MIN..GH_TENANT_LIFETIME_MAX, idle no longer
+ * than lifetime. */
+int gh_tenant_session_ok(int64_t idle, int64_t lifetime);
 /* Set the tenant's networks (list: as gh_tenant_networks_canon accepts) or
  * unset them (list NULL: the policy file's apply again), and bump the
  * policy version in the same transaction. GH_ENOTFOUND, GH_EINVAL. */

@@ -5,7 +5,6 @@ worker, without a reload; `policy apply` copies what its file states into
 the record."""
 import json
 import os
-import re
 import time
 
 import pytest
@@ -365,6 +364,38 @@ def test_policy_apply_copies_networks_and_lifetimes_into_the_record(
     recs = audit_records(gateway, "tenant.networks")
     assert any(x.get("detail") == "policy file"
                and x["after"] == "10.9.0.0/16" for x in recs), recs
+
+
+def test_policy_apply_that_cannot_fit_the_record_changes_nothing(gateway):
+    """The tenant copy is checked against the records before anything is
+    written: a file whose idle exceeds the record's lifetime, or whose
+    networks cannot be stored, must not leave half of itself applied."""
+    assert gateway.cli("tenant", "set", "--tenant", "demo", "--networks",
+                       "none", "--idle", "none", "--lifetime",
+                       "1h").returncode == 0
+    ver = gateway.cli("policy", "show").stdout
+    for name, section in (("idle-too-long.yaml",
+                           "    networks: [10.7.0.0/16]\n"
+                           "    session: {idle: 2h}\n"),
+                          ("65-networks.yaml",   # the file may, a record not
+                           "    networks: [%s]\n" % ", ".join(
+                               "10.7.0.%d" % i for i in range(1, 66)) +
+                           "    session: {idle: 20m}\n")):
+        path = os.path.join(gateway.base, name)
+        with open(path, "w") as f:
+            f.write("version: 1\ntenants:\n  demo:\n" + section +
+                    "apps:\n  demo:\n    tenants: [demo]\n    rules:\n"
+                    "      - {name: staff, effect: allow, roles: [member]}\n")
+        p = gateway.cli("policy", "apply", path)
+        assert p.returncode == 1, (name, p.stdout, p.stderr)
+        assert "nothing applied" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        out = show(gateway)
+        assert "networks: policy file" in out, (name, out)
+        assert "session: idle policy file, lifetime 1h" in out, (name, out)
+        assert gateway.cli("policy", "show").stdout == ver
+    assert gateway.cli("tenant", "set", "--tenant", "demo", "--lifetime",
+                       "none").returncode == 0
 
 
 @pytest.mark.parametrize("args", [
